@@ -1,0 +1,529 @@
+"""The only module that touches disk or the network.
+
+Reading: OSM extracts (``.osm``, ``.osm.bz2``, ``.osm.pbf`` through pyosmium,
+never osmnx's XML parser), boundaries, POI tables, zones and population
+layers. Downloading: Overpass through osmnx's polite request machinery (rate
+limiting against ``/status``, retries on 429/504, response cache) and the
+Nominatim geocoder through osmnx. Writing: GeoPackage, GeoParquet, JSON,
+text and figures, always to a temporary file in the target folder that is
+then renamed, so a failed run leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from lifecircle import settings
+from lifecircle.errors import CRSError, DataError, InputError, OutputError
+from lifecircle.osmdata import FEATURE_KEYS, HighwayWays, OSMData
+
+logger = logging.getLogger(__name__)
+
+OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.pbf", ".pbf")
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".parquet", ".geoparquet", ".fgb")
+RASTER_SUFFIXES = (".tif", ".tiff")
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def file_sha256(path: Path) -> str:
+    """Return the hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- OSM files
+
+
+def is_osm_file(path: Path) -> bool:
+    """Tell whether `path` has an OSM file suffix."""
+    return Path(path).name.lower().endswith(OSM_SUFFIXES)
+
+
+def find_osm_files(folder: Path) -> list[Path]:
+    """Return the OSM files directly in `folder`, sorted by name."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_osm_file(p))
+
+
+def _read_osm_base(path: Path) -> str | None:
+    """Return the data timestamp of an OSM file (Overpass ``osm_base`` or PBF header)."""
+    import osmium
+
+    name = path.name.lower()
+    if name.endswith(".pbf"):
+        reader = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING)
+        try:
+            header = reader.header()
+            stamp = header.get("osmosis_replication_timestamp") or header.get("timestamp")
+        finally:
+            reader.close()
+        return str(stamp) if stamp else None
+    opener: Callable[..., Any] = bz2.open if name.endswith(".bz2") else Path.open
+    with opener(path, "rb") as fh:
+        head = fh.read(4096).decode("utf-8", errors="replace")
+    match = re.search(r'osm_base="([^"]+)"', head) or re.search(r'timestamp="([^"]+)"', head)
+    return match.group(1) if match else None
+
+
+def read_osm(path: Path) -> OSMData:
+    """Read an OSM extract with pyosmium into flat arrays and a feature table.
+
+    Parameters
+    ----------
+    path
+        A ``.osm``, ``.osm.bz2`` or ``.osm.pbf`` file.
+
+    Returns
+    -------
+    OSMData
+        Highway ways (node ids and WGS-84 coordinates) and tagged nodes and
+        areas (polygons for closed ways and multipolygon relations).
+    """
+    import osmium
+    from osmium.geom import WKBFactory
+
+    path = Path(path)
+    if not path.is_file():
+        msg = f"OSM file {path} does not exist: check --osm-file or LIFECIRCLE_DATA_DIR"
+        raise DataError(msg)
+    if not is_osm_file(path):
+        msg = f"{path.name} is not an OSM file: give a .osm, .osm.bz2 or .osm.pbf file"
+        raise InputError(msg)
+
+    way_ids: list[int] = []
+    offsets: list[int] = [0]
+    refs: list[int] = []
+    lons: list[float] = []
+    lats: list[float] = []
+    way_tags: list[dict[str, str]] = []
+    f_type: list[str] = []
+    f_id: list[int] = []
+    f_tags: list[dict[str, str]] = []
+    f_wkb: list[bytes] = []
+    factory = WKBFactory()
+    processor = (
+        osmium.FileProcessor(str(path))
+        .with_locations()
+        .with_areas(osmium.filter.KeyFilter(*FEATURE_KEYS))
+        .with_filter(osmium.filter.EmptyTagFilter())
+    )
+    try:
+        for obj in processor:
+            if obj.is_node():
+                if any(k in obj.tags for k in FEATURE_KEYS) and obj.location.valid():
+                    f_type.append("node")
+                    f_id.append(obj.id)
+                    f_tags.append(dict(obj.tags))
+                    f_wkb.append(factory.create_point(obj.location))
+            elif obj.is_way():
+                if "highway" not in obj.tags:
+                    continue
+                tags = dict(obj.tags)
+                piece: list[tuple[int, float, float]] = []
+                for nd in obj.nodes:
+                    if nd.location.valid():
+                        piece.append((nd.ref, nd.lon, nd.lat))
+                        continue
+                    _flush_way(obj.id, piece, tags, way_ids, offsets, refs, lons, lats, way_tags)
+                    piece = []
+                _flush_way(obj.id, piece, tags, way_ids, offsets, refs, lons, lats, way_tags)
+            elif obj.is_area():
+                try:
+                    wkb = factory.create_multipolygon(obj)
+                except RuntimeError:  # broken ring in the extract: skip, as osmnx does
+                    continue
+                f_type.append("way" if obj.from_way() else "relation")
+                f_id.append(obj.orig_id())
+                f_tags.append(dict(obj.tags))
+                f_wkb.append(wkb)
+    except RuntimeError as exc:
+        msg = f"cannot read OSM file {path}: {exc}; check that it is a complete OSM extract"
+        raise DataError(msg) from exc
+
+    ways = HighwayWays(
+        way_ids=np.asarray(way_ids, dtype=np.int64),
+        offsets=np.asarray(offsets, dtype=np.int64),
+        node_ids=np.asarray(refs, dtype=np.int64),
+        lon=np.asarray(lons, dtype=np.float64),
+        lat=np.asarray(lats, dtype=np.float64),
+        tags=way_tags,
+    )
+    geoms = shapely.from_wkb(np.asarray(f_wkb, dtype=object)) if f_wkb else []
+    features = gpd.GeoDataFrame(
+        {"osm_type": f_type, "osm_id": np.asarray(f_id, dtype=np.int64), "tags": f_tags},
+        geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"),
+        crs="EPSG:4326",
+    )
+    if len(ways) == 0 and features.empty:
+        msg = f"OSM file {path} holds no highways and no tagged features: give a non-empty extract"
+        raise DataError(msg)
+    logger.info(
+        "read %s: %d highway ways, %d tagged features", path.name, len(ways), len(features)
+    )
+    return OSMData(ways=ways, features=features, osm_base=_read_osm_base(path), source=str(path))
+
+
+def _flush_way(
+    way_id: int,
+    piece: list[tuple[int, float, float]],
+    tags: dict[str, str],
+    way_ids: list[int],
+    offsets: list[int],
+    refs: list[int],
+    lons: list[float],
+    lats: list[float],
+    way_tags: list[dict[str, str]],
+) -> None:
+    """Append one run of located nodes of a way (a way is split where nodes are missing)."""
+    if len(piece) < 2:
+        return
+    way_ids.append(way_id)
+    for ref, lon, lat in piece:
+        refs.append(ref)
+        lons.append(lon)
+        lats.append(lat)
+    offsets.append(len(refs))
+    way_tags.append(tags)
+
+
+# --------------------------------------------------------------------------- Overpass
+
+
+def _configure_osmnx(cache_folder: Path) -> None:
+    import osmnx as ox
+
+    ox.settings.overpass_url = settings.overpass_url()
+    ox.settings.nominatim_url = settings.nominatim_url()
+    ox.settings.cache_folder = str(cache_folder)
+    ox.settings.use_cache = True
+    ox.settings.http_user_agent = "lifecircle (15-minute life circle coverage; osmnx)"
+
+
+def build_overpass_query(poly_str: str, overpass_settings: str, walk_filter: str) -> str:
+    """Return the Overpass QL query for one polygon piece.
+
+    It asks for the walking network (osmnx's ``walk`` filter), every object
+    that may be a facility, buildings and residential land use, plus the
+    nodes and ways they reference.
+    """
+    area = f'(poly:"{poly_str}")'
+    parts = [
+        f"way{walk_filter}{area};",
+        f'nwr["amenity"~"school|kindergarten|childcare|hospital|clinic|doctors|nursing_home|'
+        f'social_facility|library|community_centre|arts_centre|theatre"]{area};',
+        f"nwr[healthcare]{area};",
+        f"nwr[social_facility]{area};",
+        f'nwr["tourism"~"museum|gallery"]{area};',
+        f"way[building]{area};",
+        f"relation[building]{area};",
+        f'nwr["landuse"="residential"]{area};',
+    ]
+    return f"{overpass_settings};({''.join(parts)});(._;>;);out;"
+
+
+def download_osm(polygon: BaseGeometry, out_path: Path, *, cache_folder: Path) -> Path:
+    """Download the OSM data of a WGS-84 polygon from Overpass and save it as ``.osm.pbf``.
+
+    The request goes through osmnx (``osmnx._overpass._overpass_request``):
+    it waits for a free slot on the server's ``/status``, retries on 429 and
+    504, and caches raw responses in `cache_folder`. Large polygons are split
+    into pieces as osmnx does.
+
+    Parameters
+    ----------
+    polygon
+        Area to download, WGS-84 (already buffered by the caller's margin).
+    out_path
+        Target ``.osm.pbf`` file.
+    cache_folder
+        Folder for osmnx's HTTP response cache.
+
+    Returns
+    -------
+    Path
+        `out_path`, written atomically.
+    """
+    import osmium
+    from osmnx import _overpass
+
+    _configure_osmnx(cache_folder)
+    walk_filter = _overpass._get_network_filter("walk")
+    nodes: dict[int, dict[str, Any]] = {}
+    ways: dict[int, dict[str, Any]] = {}
+    relations: dict[int, dict[str, Any]] = {}
+    osm_base = None
+    try:
+        for poly_str in _overpass._make_overpass_polygon_coord_strs(polygon):
+            query = build_overpass_query(poly_str, _overpass._make_overpass_settings(), walk_filter)
+            response = _overpass._overpass_request(OrderedDict(data=query))
+            osm_base = response.get("osm3s", {}).get("timestamp_osm_base", osm_base)
+            for el in response.get("elements", []):
+                table = {"node": nodes, "way": ways, "relation": relations}.get(el.get("type"))
+                if table is not None:
+                    table[int(el["id"])] = el
+    except Exception as exc:  # requests/osmnx errors: one line for the user
+        msg = (
+            f"Overpass download failed ({type(exc).__name__}: {exc}); "
+            "check the network or LIFECIRCLE_OVERPASS_URL, or use --osm-file"
+        )
+        raise DataError(msg) from exc
+    if not ways:
+        msg = "Overpass returned no ways for this area: check the boundary or the server"
+        raise DataError(msg)
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_path(out_path) as tmp:
+        writer = osmium.SimpleWriter(str(tmp))
+        try:
+            for nid in sorted(nodes):
+                el = nodes[nid]
+                writer.add_node(
+                    osmium.osm.mutable.Node(
+                        id=nid, location=(el["lon"], el["lat"]), tags=el.get("tags", {})
+                    )
+                )
+            for wid in sorted(ways):
+                el = ways[wid]
+                writer.add_way(
+                    osmium.osm.mutable.Way(id=wid, nodes=el["nodes"], tags=el.get("tags", {}))
+                )
+            for rid in sorted(relations):
+                el = relations[rid]
+                members = [(m["type"][0], m["ref"], m.get("role", "")) for m in el["members"]]
+                writer.add_relation(
+                    osmium.osm.mutable.Relation(id=rid, members=members, tags=el.get("tags", {}))
+                )
+        finally:
+            writer.close()
+    if osm_base:
+        save_text(str(osm_base), out_path.with_name(out_path.name + ".osm_base"))
+    logger.info(
+        "downloaded %d nodes, %d ways, %d relations to %s",
+        len(nodes),
+        len(ways),
+        len(relations),
+        out_path,
+    )
+    return out_path
+
+
+def geocode_boundary(query: str, *, cache_folder: Path) -> gpd.GeoDataFrame:
+    """Geocode a place name to its boundary polygon with osmnx (Nominatim), in WGS-84."""
+    import osmnx as ox
+
+    _configure_osmnx(cache_folder)
+    try:
+        gdf = ox.geocode_to_gdf(query)
+    except Exception as exc:
+        msg = (
+            f"cannot geocode {query!r} ({type(exc).__name__}: {exc}); "
+            "check the network or LIFECIRCLE_NOMINATIM_URL, or give --boundary FILE"
+        )
+        raise DataError(msg) from exc
+    return gpd.GeoDataFrame(gdf[["geometry"]].assign(name=query), crs=gdf.crs).to_crs(4326)
+
+
+# --------------------------------------------------------------------------- vector layers
+
+
+def read_vector(path: Path, *, layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read a vector layer (GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf)."""
+    path = Path(path)
+    if not path.is_file():
+        msg = f"file {path} does not exist: check the path"
+        raise InputError(msg)
+    try:
+        if path.suffix.lower() in {".parquet", ".geoparquet"}:
+            return gpd.read_parquet(path)
+        if path.suffix.lower() == ".json":
+            return _read_json_features(path)
+        return gpd.read_file(path, layer=layer)
+    except (ValueError, OSError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = f"cannot read {path}: {first}; give a valid GeoJSON/GeoPackage file"
+        raise DataError(msg) from exc
+
+
+def _read_json_features(path: Path) -> gpd.GeoDataFrame:
+    """Read GeoJSON, also the bare feature lists that DataV publishes."""
+    data = json.loads(path.read_text("utf-8"))
+    if isinstance(data, list):
+        data = {"type": "FeatureCollection", "features": data}
+    if isinstance(data, dict) and data.get("type") == "Feature":
+        data = {"type": "FeatureCollection", "features": [data]}
+    if not isinstance(data, dict) or "features" not in data:
+        msg = f"{path} is not GeoJSON (no features)"
+        raise ValueError(msg)
+    crs = "EPSG:4326"
+    gdf = gpd.GeoDataFrame.from_features(data["features"], crs=crs)
+    return gdf
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV table (UTF-8, with or without BOM)."""
+    path = Path(path)
+    if not path.is_file():
+        msg = f"file {path} does not exist: check the path"
+        raise InputError(msg)
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    except (ValueError, OSError) as exc:
+        msg = f"cannot read CSV {path}: {exc}"
+        raise DataError(msg) from exc
+
+
+def read_raster_cells(path: Path) -> gpd.GeoDataFrame:
+    """Read a population GeoTIFF as one polygon per cell with a positive value."""
+    import rasterio
+    from rasterio.transform import xy
+
+    try:
+        with rasterio.open(path) as src:
+            band = src.read(1, masked=True)
+            transform = src.transform
+            crs = src.crs
+    except (rasterio.errors.RasterioIOError, OSError) as exc:
+        msg = f"cannot read raster {path}: {exc}"
+        raise DataError(msg) from exc
+    if crs is None:
+        msg = f"raster {path} has no CRS: set one (e.g. gdal_edit.py -a_srs EPSG:4326)"
+        raise CRSError(msg)
+    values = np.ma.filled(band.astype("float64"), 0.0)
+    rows, cols = np.nonzero(values > 0)
+    x0, y0 = xy(transform, rows, cols, offset="ul")
+    x1, y1 = xy(transform, rows, cols, offset="lr")
+    boxes = shapely.box(np.asarray(x0), np.asarray(y1), np.asarray(x1), np.asarray(y0))
+    return gpd.GeoDataFrame(
+        {"population": values[rows, cols]}, geometry=boxes, crs=crs.to_wkt()
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def ensure_writable_dir(folder: Path) -> Path:
+    """Create `folder` if needed and check that files can be written in it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        msg = f"cannot write to {folder} ({exc.strerror}): choose a writable folder with --out"
+        raise OutputError(msg) from exc
+    return folder
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` on success only."""
+    path = Path(path)
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # writers such as GDAL and osmium want to create the file themselves
+    try:
+        yield tmp
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_gdf(gdf: gpd.GeoDataFrame, path: Path, *, layer: str | None = None) -> Path:
+    """Write a GeoDataFrame to GeoPackage (``.gpkg``) or GeoParquet (``.parquet``), atomically."""
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    with _atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            gdf.to_parquet(tmp, index=True)
+        else:
+            gdf.to_file(tmp, driver="GPKG", layer=layer or path.stem, engine="pyogrio")
+    return path
+
+
+def load_gdf(path: Path) -> gpd.GeoDataFrame:
+    """Read a layer written by :func:`save_gdf`."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return gpd.read_parquet(path)
+    return gpd.read_file(path, engine="pyogrio")
+
+
+def save_json(data: dict[str, Any], path: Path) -> Path:
+    """Write a JSON document atomically (UTF-8, indented)."""
+    return save_text(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default), path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Path):
+        return str(value)
+    msg = f"cannot serialise {type(value).__name__} to JSON"
+    raise TypeError(msg)
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    """Read a JSON document; a missing or corrupt file reads as an empty dict."""
+    try:
+        data = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_text(text: str, path: Path) -> Path:
+    """Write text atomically (UTF-8)."""
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    with _atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def save_figure(fig: Any, path: Path, *, dpi: int = 150) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix)."""
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    with _atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip("."))
+    return path
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 text file."""
+    return Path(path).read_text("utf-8")
+
+
+def path_exists(path: Path) -> bool:
+    """Tell whether a path exists (kept here so the core never touches disk)."""
+    return Path(path).exists()

@@ -1,0 +1,359 @@
+"""Walking network: pedestrian filter, metric CRS, compact arrays for routing.
+
+The network is unsimplified: every OSM node of a walkable way is a network
+node and every pair of consecutive nodes is a straight edge, so an edge's
+geometry is its two end points and its length is their distance in the
+metric CRS. Walking is undirected (one-way tags do not apply to people).
+
+Walk filter (the same semantics as osmnx's ``network_type="walk"``, each test
+a regular-expression search on the tag value, as Overpass does): keep ways
+with a ``highway`` tag, except ``area~yes``, ``access~private``,
+``highway~abandoned|bus_guideway|construction|cycleway|motor|no|planned|
+platform|proposed|raceway|razed|rest_area|services``, ``foot~no``,
+``service~private`` and ``sidewalk``/``sidewalk:both``/``sidewalk:left``/
+``sidewalk:right~separate`` (the separately mapped sidewalk carries the
+walking instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import scipy.sparse as sp
+import shapely
+from pyproj import Transformer
+from scipy.sparse.csgraph import connected_components
+from shapely.geometry.base import BaseGeometry
+
+from lifecircle.errors import NoDataError
+from lifecircle.osmdata import HighwayWays
+
+logger = logging.getLogger(__name__)
+
+WALK_EXCLUDE: dict[str, str] = {
+    "area": "yes",
+    "access": "private",
+    "highway": (
+        "abandoned|bus_guideway|construction|cycleway|motor|no|planned|platform|proposed|"
+        "raceway|razed|rest_area|services"
+    ),
+    "foot": "no",
+    "service": "private",
+    "sidewalk": "separate",
+    "sidewalk:both": "separate",
+    "sidewalk:left": "separate",
+    "sidewalk:right": "separate",
+}
+_WALK_EXCLUDE_RE = {key: re.compile(pattern) for key, pattern in WALK_EXCLUDE.items()}
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass
+class WalkNetwork:
+    """An undirected walking network as arrays, in a metric CRS.
+
+    Nodes are positions ``0..n_nodes-1``; edge ``i`` joins ``u[i]`` and
+    ``v[i]`` with a straight segment of ``length_m[i]`` metres.
+    """
+
+    node_osmid: IntArray
+    x: FloatArray
+    y: FloatArray
+    u: IntArray
+    v: IntArray
+    length_m: FloatArray
+    way_id: IntArray
+    highway: npt.NDArray[np.object_]
+    crs: str
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return len(self.node_osmid)
+
+    @property
+    def n_edges(self) -> int:
+        """Number of (undirected) edges."""
+        return len(self.u)
+
+
+def is_walkable(tags: dict[str, str]) -> bool:
+    """Tell whether a highway way's tags pass the walk filter.
+
+    Examples
+    --------
+    >>> is_walkable({"highway": "footway"}), is_walkable({"highway": "motorway"})
+    (True, False)
+    >>> is_walkable({"highway": "service", "service": "private"})
+    False
+    """
+    if "highway" not in tags:
+        return False
+    return not any(
+        key in tags and pattern.search(tags[key]) for key, pattern in _WALK_EXCLUDE_RE.items()
+    )
+
+
+def build_walk_network(
+    ways: HighwayWays, *, crs: str, clip: BaseGeometry | None = None
+) -> WalkNetwork:
+    """Build the walking network from highway ways.
+
+    Parameters
+    ----------
+    ways
+        Highway ways from :func:`lifecircle.io.read_osm`.
+    crs
+        Metric CRS for the network (e.g. ``"EPSG:32651"``, UTM 51N).
+    clip
+        Optional WGS-84 polygon: edges with neither end inside are dropped
+        (edges crossing it are kept whole, like osmnx's ``truncate_by_edge``).
+
+    Returns
+    -------
+    WalkNetwork
+    """
+    n_ways = len(ways)
+    keep_way = np.fromiter((is_walkable(t) for t in ways.tags), dtype=bool, count=n_ways)
+    counts = np.diff(ways.offsets)
+    way_of_pos = np.repeat(np.arange(n_ways), counts)
+    last_pos = ways.offsets[1:] - 1
+    is_last = np.zeros(len(ways.node_ids), dtype=bool)
+    is_last[last_pos[counts > 0]] = True
+    start = np.flatnonzero(~is_last & keep_way[way_of_pos]) if n_ways else np.array([], int)
+    end = start + 1
+    if clip is not None and len(start):
+        inside = shapely.contains_xy(clip, ways.lon, ways.lat)
+        start_mask = inside[start] | inside[end]
+        start, end = start[start_mask], end[start_mask]
+    u_id, v_id = ways.node_ids[start], ways.node_ids[end]
+    not_loop = u_id != v_id
+    start, end, u_id, v_id = start[not_loop], end[not_loop], u_id[not_loop], v_id[not_loop]
+    if len(start) == 0:
+        msg = "no walkable street inside the area: check the boundary, --bbox or the OSM extract"
+        raise NoDataError(msg)
+
+    all_ids = np.concatenate([u_id, v_id])
+    all_pos = np.concatenate([start, end])
+    node_osmid, first, inverse = np.unique(all_ids, return_index=True, return_inverse=True)
+    node_pos = all_pos[first]
+    transformer = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    x, y = transformer.transform(ways.lon[node_pos], ways.lat[node_pos])
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    m = len(start)
+    u = inverse[:m].astype(np.int64)
+    v = inverse[m:].astype(np.int64)
+    highway_of_way = np.array([t.get("highway", "") for t in ways.tags], dtype=object)
+    net = WalkNetwork(
+        node_osmid=node_osmid.astype(np.int64),
+        x=x,
+        y=y,
+        u=u,
+        v=v,
+        length_m=np.hypot(x[u] - x[v], y[u] - y[v]),
+        way_id=ways.way_ids[way_of_pos[start]],
+        highway=highway_of_way[way_of_pos[start]],
+        crs=crs,
+    )
+    logger.info(
+        "walking network: %d nodes, %d edges, %.1f km",
+        net.n_nodes,
+        net.n_edges,
+        net.length_m.sum() / 1000,
+    )
+    return net
+
+
+def network_csr(net: WalkNetwork, *, extra_nodes: int = 0) -> sp.csr_matrix:
+    """Return the symmetric sparse adjacency matrix, weights in metres.
+
+    Parallel edges between the same two nodes keep the shortest length (a
+    scipy sparse matrix would otherwise *sum* duplicates). Zero-length edges
+    stay explicit entries, which scipy's csgraph routines treat as edges.
+
+    Parameters
+    ----------
+    net
+        The network.
+    extra_nodes
+        Extra empty rows/columns to append (for virtual source nodes).
+    """
+    rows = np.concatenate([net.u, net.v])
+    cols = np.concatenate([net.v, net.u])
+    weights = np.concatenate([net.length_m, net.length_m])
+    return _csr_min(rows, cols, weights, net.n_nodes + extra_nodes)
+
+
+def _csr_min(rows: IntArray, cols: IntArray, weights: FloatArray, n: int) -> sp.csr_matrix:
+    """Build a CSR matrix keeping the minimum weight of duplicate (row, col) pairs."""
+    order = np.lexsort((weights, cols, rows))
+    rows, cols, weights = rows[order], cols[order], weights[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    return sp.csr_matrix((weights[first], (rows[first], cols[first])), shape=(n, n))
+
+
+def component_labels(net: WalkNetwork) -> IntArray:
+    """Return the connected-component label of every node (0 = the longest component)."""
+    _, labels = connected_components(network_csr(net), directed=False)
+    length_by_label = np.bincount(labels[net.u], weights=net.length_m)
+    rank = np.empty(len(length_by_label), dtype=np.int64)
+    rank[np.argsort(-length_by_label, kind="stable")] = np.arange(len(length_by_label))
+    return rank[labels]
+
+
+def component_lengths_m(net: WalkNetwork, labels: IntArray) -> FloatArray:
+    """Return the total street length of each component label."""
+    return np.bincount(labels[net.u], weights=net.length_m, minlength=int(labels.max()) + 1)
+
+
+def summarize_network(net: WalkNetwork) -> dict[str, Any]:
+    """Count nodes, edges, kilometres and components.
+
+    Returns
+    -------
+    dict
+        ``nodes``, ``edges``, ``length_km``, ``components`` and
+        ``largest_component_share`` (of street length).
+    """
+    labels = component_labels(net)
+    lengths = component_lengths_m(net, labels)
+    total = float(net.length_m.sum())
+    return {
+        "nodes": net.n_nodes,
+        "edges": net.n_edges,
+        "length_km": round(total / 1000, 3),
+        "components": len(lengths),
+        "largest_component_share": round(float(lengths[0]) / total, 4) if total else 0.0,
+    }
+
+
+def analysed_extent(net: WalkNetwork, *, cell_m: float = 200.0) -> gpd.GeoDataFrame:
+    """Return the area the network covers: the grid cells holding a node or an edge midpoint.
+
+    Parameters
+    ----------
+    net
+        The network.
+    cell_m
+        Grid cell size in metres.
+
+    Returns
+    -------
+    GeoDataFrame
+        One (multi)polygon in the network's CRS with ``area_km2``.
+    """
+    px = np.concatenate([net.x, (net.x[net.u] + net.x[net.v]) / 2])
+    py = np.concatenate([net.y, (net.y[net.u] + net.y[net.v]) / 2])
+    cells = np.unique(np.column_stack([np.floor(px / cell_m), np.floor(py / cell_m)]), axis=0)
+    boxes = shapely.box(
+        cells[:, 0] * cell_m,
+        cells[:, 1] * cell_m,
+        (cells[:, 0] + 1) * cell_m,
+        (cells[:, 1] + 1) * cell_m,
+    )
+    union = shapely.coverage_union_all(boxes)
+    return gpd.GeoDataFrame(
+        {"area_km2": [len(cells) * cell_m * cell_m / 1e6], "cell_m": [cell_m]},
+        geometry=[union],
+        crs=net.crs,
+    )
+
+
+def network_to_gdfs(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Convert the network to node and edge GeoDataFrames (the cached form).
+
+    Returns
+    -------
+    nodes, edges
+        ``nodes`` indexed by OSM id with ``x``, ``y``; ``edges`` with ``u``,
+        ``v`` (OSM node ids), ``osmid`` (way id), ``highway``, ``length_m``.
+    """
+    nodes = gpd.GeoDataFrame(
+        {"osmid": net.node_osmid, "x": net.x, "y": net.y},
+        geometry=shapely.points(net.x, net.y),
+        crs=net.crs,
+    )
+    coords = np.stack(
+        [np.column_stack([net.x[net.u], net.y[net.u]]), np.column_stack([net.x[net.v], net.y[net.v]])],
+        axis=1,
+    )
+    edges = gpd.GeoDataFrame(
+        {
+            "u": net.node_osmid[net.u],
+            "v": net.node_osmid[net.v],
+            "osmid": net.way_id,
+            "highway": net.highway.astype(str),
+            "length_m": net.length_m,
+        },
+        geometry=shapely.linestrings(coords),
+        crs=net.crs,
+    )
+    return nodes, edges
+
+
+def network_from_gdfs(nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame) -> WalkNetwork:
+    """Rebuild a :class:`WalkNetwork` from :func:`network_to_gdfs` output."""
+    if nodes.crs is None or not nodes.crs.is_projected:
+        msg = f"network nodes must have a projected CRS, got {nodes.crs!r}"
+        raise NoDataError(msg)
+    node_osmid = nodes["osmid"].to_numpy(dtype=np.int64)
+    order = np.argsort(node_osmid)
+    node_osmid = node_osmid[order]
+    u = np.searchsorted(node_osmid, edges["u"].to_numpy(dtype=np.int64))
+    v = np.searchsorted(node_osmid, edges["v"].to_numpy(dtype=np.int64))
+    return WalkNetwork(
+        node_osmid=node_osmid,
+        x=nodes["x"].to_numpy(dtype=np.float64)[order],
+        y=nodes["y"].to_numpy(dtype=np.float64)[order],
+        u=u.astype(np.int64),
+        v=v.astype(np.int64),
+        length_m=edges["length_m"].to_numpy(dtype=np.float64),
+        way_id=edges["osmid"].to_numpy(dtype=np.int64),
+        highway=edges["highway"].to_numpy(dtype=object),
+        crs=nodes.crs.to_string(),
+    )
+
+
+def network_to_graph(net: WalkNetwork) -> nx.MultiDiGraph[int]:
+    """Convert to an osmnx-style ``MultiDiGraph`` (both directions of every edge).
+
+    Nodes are OSM ids with ``x``/``y`` in the network CRS; edges carry
+    ``osmid`` (way id), ``highway``, ``length`` (metres), ``oneway=False`` and
+    ``reversed``. The graph's ``crs`` attribute makes it usable with
+    ``osmnx.graph_to_gdfs`` and ``osmnx.distance.nearest_nodes``.
+    """
+    G: nx.MultiDiGraph[int] = nx.MultiDiGraph(crs=net.crs, simplified=False)
+    G.add_nodes_from(
+        (int(i), {"x": float(x), "y": float(y)})
+        for i, x, y in zip(net.node_osmid, net.x, net.y, strict=True)
+    )
+    ids = net.node_osmid
+    for reverse in (False, True):
+        a, b = (net.v, net.u) if reverse else (net.u, net.v)
+        G.add_edges_from(
+            (
+                int(ids[i]),
+                int(ids[j]),
+                {"osmid": int(w), "highway": str(h), "length": float(length), "oneway": False,
+                 "reversed": reverse},
+            )
+            for i, j, w, h, length in zip(a, b, net.way_id, net.highway, net.length_m, strict=True)
+        )
+    return G
+
+
+def edges_frame(net: WalkNetwork) -> pd.DataFrame:
+    """Return the edges as a plain DataFrame of positions (for array work)."""
+    return pd.DataFrame({"u": net.u, "v": net.v, "length_m": net.length_m})

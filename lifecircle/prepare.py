@@ -1,0 +1,491 @@
+"""Build or reuse the processed cache of an area: boundary, network, facilities, residents.
+
+This is the ``fetch`` step. It combines :mod:`lifecircle.io` (reading and
+writing) with the pure core. The cache in ``<cache>/processed/<key>/`` is
+reused while every input file's hash and every parameter are unchanged,
+and rebuilt otherwise; ``manifest.json`` is written last, so an interrupted
+build is never mistaken for a complete one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from lifecircle import __version__, io, settings
+from lifecircle.areas import area_key, boundary_to_wgs84, dissolve, parse_bbox, utm_crs_for
+from lifecircle.coords import Datum
+from lifecircle.districts import District, get_district
+from lifecircle.errors import DataError, InputError, NoDataError
+from lifecircle.facilities import (
+    PoiMapping,
+    CATEGORIES,
+    amap_mapping,
+    combine_facilities,
+    deduplicate,
+    default_tag_rules,
+    facilities_from_osm,
+    facilities_from_table,
+    parse_poi_mapping,
+    parse_tag_table,
+)
+from lifecircle.network import (
+    WalkNetwork,
+    analysed_extent,
+    build_walk_network,
+    network_from_gdfs,
+    network_to_gdfs,
+    summarize_network,
+)
+from lifecircle.residents import build_residents
+
+logger = logging.getLogger(__name__)
+
+PROCESSING_VERSION = "1"
+DEFAULT_MARGIN_M = 1000.0
+
+
+@dataclass(frozen=True)
+class PoiSource:
+    """An external POI file and how to read it."""
+
+    path: Path
+    datum: Datum = "wgs84"
+    lon_col: str = "lon"
+    lat_col: str = "lat"
+    name_col: str = "name"
+    category_field: str = "type"
+    mapping_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class AreaRequest:
+    """What the user asked for: one of district, boundary file or bbox, plus data options."""
+
+    district: str | None = None
+    boundary_file: Path | None = None
+    bbox: str | None = None
+    osm_file: Path | None = None
+    name: str | None = None
+    pois: tuple[PoiSource, ...] = ()
+    population_file: Path | None = None
+    population_column: str = "population"
+    tags_file: Path | None = None
+    margin_m: float = DEFAULT_MARGIN_M
+    offline: bool = False
+
+
+@dataclass
+class PreparedArea:
+    """Everything the analysis steps need, loaded from or written to the cache."""
+
+    key: str
+    folder: Path
+    crs: str
+    boundary: gpd.GeoDataFrame
+    network: WalkNetwork
+    facilities: gpd.GeoDataFrame
+    residents: gpd.GeoDataFrame
+    extent: gpd.GeoDataFrame
+    manifest: dict[str, Any]
+    district: District | None = None
+    zones: gpd.GeoDataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def boundary_m(self) -> BaseGeometry:
+        """The boundary polygon in the metric CRS."""
+        return dissolve(self.boundary.to_crs(self.crs))
+
+
+# --------------------------------------------------------------------------- resolving
+
+
+def _data_file(relative: str | None) -> Path | None:
+    root = settings.data_dir()
+    if relative is None or root is None:
+        return None
+    path = root / relative
+    return path if path.is_file() else None
+
+
+def _district_boundary(district: District, *, offline: bool) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    src = district.boundary
+    local = _data_file(src.file)
+    if local is not None:
+        gdf = io.read_vector(local)
+        if src.filter_field is not None:
+            gdf = gdf.loc[gdf[src.filter_field].astype(str) == str(src.filter_value)]
+        datum: Datum = src.datum  # type: ignore[assignment]
+        info = {"path": str(local), "sha256": io.file_sha256(local), "datum": src.datum}
+        return boundary_to_wgs84(gdf, datum=datum), info
+    cached = settings.raw_dir() / district.key / "boundary.geojson"
+    if cached.is_file():
+        info = {"path": str(cached), "sha256": io.file_sha256(cached), "datum": "wgs84"}
+        return boundary_to_wgs84(io.read_vector(cached)), info
+    if offline or not src.geocode:
+        msg = (
+            f"no boundary for {district.key}: set LIFECIRCLE_DATA_DIR to a data folder "
+            "holding it, go online, or give --boundary FILE"
+        )
+        raise DataError(msg)
+    gdf = io.geocode_boundary(src.geocode, cache_folder=settings.raw_dir() / "http")
+    io.save_text(gdf.to_json(), cached)
+    info = {"path": str(cached), "sha256": io.file_sha256(cached), "geocoded": src.geocode}
+    return gdf, info
+
+
+def _resolve_area(
+    req: AreaRequest,
+) -> tuple[str, str, gpd.GeoDataFrame, dict[str, Any], District | None]:
+    given = [x is not None for x in (req.district, req.boundary_file, req.bbox)]
+    if sum(given) != 1:
+        msg = "give exactly one of --district, --boundary FILE or --bbox W,S,E,N"
+        raise InputError(msg)
+    if req.district is not None:
+        district = get_district(req.district)
+        boundary, info = _district_boundary(district, offline=req.offline)
+        return district.key, district.crs, boundary, info, district
+    if req.boundary_file is not None:
+        path = Path(req.boundary_file)
+        boundary = boundary_to_wgs84(io.read_vector(path))
+        sha = io.file_sha256(path)
+        key = req.name or area_key("area", sha)
+        info = {"path": str(path), "sha256": sha}
+    else:
+        assert req.bbox is not None
+        west, south, east, north = parse_bbox(req.bbox)
+        boundary = gpd.GeoDataFrame(
+            {"name": [req.bbox]}, geometry=[shapely.box(west, south, east, north)], crs=4326
+        )
+        key = req.name or area_key("bbox", req.bbox)
+        info = {"bbox": [west, south, east, north]}
+    return key, utm_crs_for(dissolve(boundary)), boundary, info, None
+
+
+def _osm_source(req: AreaRequest, key: str) -> Path | None:
+    """Find the OSM file: --osm-file, then the data folder, then the raw cache."""
+    if req.osm_file is not None:
+        if not Path(req.osm_file).is_file():
+            msg = f"--osm-file {req.osm_file} does not exist: check the path"
+            raise InputError(msg)
+        return Path(req.osm_file)
+    root = settings.data_dir()
+    if root is not None:
+        found = io.find_osm_files(root / key / "osm")
+        if found:
+            if len(found) > 1:
+                logger.warning("several OSM files in %s: using %s", found[0].parent, found[0].name)
+            return found[0]
+    cached = settings.raw_dir() / key / "overpass.osm.pbf"
+    return cached if cached.is_file() else None
+
+
+def _buffered_wgs84(boundary_m: BaseGeometry, crs: str, margin_m: float) -> BaseGeometry:
+    buffered = gpd.GeoSeries([boundary_m.buffer(margin_m)], crs=crs).to_crs(4326)
+    return buffered.iloc[0]
+
+
+def _file_info(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    return {"path": str(path), "sha256": io.file_sha256(path)}
+
+
+def _cache_key(inputs: dict[str, Any], params: dict[str, Any]) -> str:
+    def strip(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k != "path"}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+
+    text = json.dumps({"inputs": strip(inputs), "params": params}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _load_pois(req: AreaRequest, crs: str, clip_wgs84: BaseGeometry) -> list[gpd.GeoDataFrame]:
+    out = []
+    for i, poi in enumerate(req.pois):
+        path = Path(poi.path)
+        table = (
+            io.read_table(path) if path.suffix.lower() in {".csv", ".txt"} else io.read_vector(path)
+        )
+        mapping = (
+            parse_poi_mapping(io.read_text(poi.mapping_file), field=poi.category_field)
+            if poi.mapping_file is not None
+            else PoiMapping(field=poi.category_field, rules=amap_mapping().rules)
+        )
+        pts = facilities_from_table(
+            table,
+            mapping,
+            lon_col=poi.lon_col,
+            lat_col=poi.lat_col,
+            name_col=poi.name_col,
+            datum=poi.datum,
+            source=f"pois{i + 1}:{path.name}",
+        )
+        inside = shapely.within(pts.geometry.to_numpy(), clip_wgs84)
+        out.append(pts.loc[inside].reset_index(drop=True))
+        logger.info("%s: %d of %d POIs mapped inside the area", path.name, int(inside.sum()), len(table))
+    return out
+
+
+def _zones_layer(district: District | None, crs: str) -> gpd.GeoDataFrame | None:
+    if district is None:
+        return None
+    path = _data_file(district.zones.file)
+    if path is None:
+        return None
+    gdf = boundary_to_wgs84(io.read_vector(path), datum=district.zones.datum)  # type: ignore[arg-type]
+    names = gdf[district.zones.name_field].astype(str) if district.zones.name_field in gdf else (
+        gdf.index.astype(str)
+    )
+    return gpd.GeoDataFrame({"zone": names.to_numpy()}, geometry=gdf.geometry.to_numpy(), crs=4326).to_crs(crs)
+
+
+def _facility_counts(fac: gpd.GeoDataFrame) -> dict[str, Any]:
+    counts: dict[str, Any] = {}
+    for cat in CATEGORIES:
+        sub = fac.loc[fac["category"] == cat]
+        counts[cat] = {
+            "total": len(sub),
+            "osm": int((sub["source"] == "osm").sum()),
+            "imported": int((sub["source"] != "osm").sum()),
+            "subtypes": {str(k): int(v) for k, v in sub["subtype"].value_counts().sort_index().items()},
+        }
+    return counts
+
+
+def _build(
+    req: AreaRequest,
+    key: str,
+    crs: str,
+    boundary: gpd.GeoDataFrame,
+    osm_path: Path,
+    folder: Path,
+    district: District | None,
+) -> tuple[WalkNetwork, gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame, dict[str, Any]]:
+    boundary_m = dissolve(boundary.to_crs(crs))
+    clip = _buffered_wgs84(boundary_m, crs, req.margin_m)
+    osm = io.read_osm(osm_path)
+    net = build_walk_network(osm.ways, crs=crs, clip=clip)
+    rules = parse_tag_table(io.read_text(req.tags_file)) if req.tags_file else default_tag_rules()
+    feats = osm.features
+    in_clip = shapely.within(shapely.point_on_surface(feats.geometry.to_numpy()), clip)
+    osm_fac = facilities_from_osm(feats.loc[in_clip], rules)
+    imported = _load_pois(req, crs, clip)
+    dropped = 0
+    kept_parts = []
+    for part in imported:
+        kept, n = deduplicate(osm_fac, part, crs=crs)
+        dropped += n
+        kept_parts.append(kept)
+    facilities = combine_facilities([osm_fac, *kept_parts]).to_crs(crs)
+    extent = analysed_extent(net)
+    extent_geom = shapely.intersection(extent.geometry.iloc[0], boundary_m)
+    population = None
+    if req.population_file is not None:
+        path = Path(req.population_file)
+        population = (
+            io.read_raster_cells(path)
+            if path.suffix.lower() in io.RASTER_SUFFIXES
+            else io.read_vector(path)
+        )
+    residents = build_residents(
+        feats,
+        crs=crs,
+        area=boundary_m,
+        analysed=extent_geom,
+        population=population,
+        population_column=req.population_column if req.population_file else "population",
+    )
+    analysed_km2 = float(extent_geom.area) / 1e6
+    district_km2 = (
+        float(district.land_area_km2)
+        if district is not None and district.land_area_km2
+        else float(boundary_m.area) / 1e6
+    )
+    info = {
+        "osm": {"path": str(osm_path), "osm_base": osm.osm_base},
+        "network": summarize_network(net),
+        "facilities": _facility_counts(facilities),
+        "duplicates_dropped": dropped,
+        "residents": {
+            "basis": str(residents["basis"].iloc[0]),
+            "count": len(residents),
+            "weight_unit": residents.attrs.get("weight_unit"),
+            "total_weight": float(residents["weight"].sum()),
+        },
+        "extent": {
+            "analysed_area_km2": round(analysed_km2, 3),
+            "district_area_km2": round(district_km2, 3),
+            "district_area_source": (
+                district.land_area_source
+                if district is not None and district.land_area_km2
+                else "area of the boundary polygon"
+            ),
+            "boundary_area_km2": round(float(boundary_m.area) / 1e6, 3),
+            "analysed_share": round(analysed_km2 / district_km2, 5) if district_km2 else None,
+            "method": f"{int(extent['cell_m'].iloc[0])} m grid cells holding a walkable street, "
+            "clipped to the boundary",
+        },
+    }
+    extent = gpd.GeoDataFrame({"area_km2": [analysed_km2]}, geometry=[extent_geom], crs=crs)
+    return net, facilities, residents, extent, info
+
+
+def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
+    """Build or reuse the processed cache for an area.
+
+    Parameters
+    ----------
+    req
+        The area and data options.
+    rebuild
+        Rebuild even when the cache is current.
+
+    Returns
+    -------
+    PreparedArea
+    """
+    if req.margin_m < 0:
+        msg = f"margin must be >= 0 m, got {req.margin_m}"
+        raise InputError(msg)
+    key, crs, boundary, boundary_info, district = _resolve_area(req)
+    folder = settings.processed_dir() / key
+    osm_path = _osm_source(req, key)
+    if osm_path is None:
+        if req.offline:
+            msg = (
+                f"no OSM data for {key}: give --osm-file, set LIFECIRCLE_DATA_DIR to a folder "
+                f"with {key}/osm/*.osm.pbf, or run online"
+            )
+            raise DataError(msg)
+        boundary_m = dissolve(boundary.to_crs(crs))
+        osm_path = io.download_osm(
+            _buffered_wgs84(boundary_m, crs, req.margin_m),
+            settings.raw_dir() / key / "overpass.osm.pbf",
+            cache_folder=settings.raw_dir() / "http",
+        )
+    inputs: dict[str, Any] = {
+        "boundary": boundary_info,
+        "osm": _file_info(osm_path),
+        "pois": [
+            {**(_file_info(p.path) or {}), "datum": p.datum, "lon": p.lon_col, "lat": p.lat_col,
+             "name": p.name_col, "field": p.category_field,
+             "mapping": _file_info(p.mapping_file)}
+            for p in req.pois
+        ],
+        "population": _file_info(req.population_file),
+        "population_column": req.population_column if req.population_file else None,
+        "tags": _file_info(req.tags_file),
+    }
+    params = {"crs": crs, "margin_m": req.margin_m, "processing_version": PROCESSING_VERSION}
+    cache_key = _cache_key(inputs, params)
+    manifest = io.load_json(folder / "manifest.json")
+    if not rebuild and manifest.get("cache_key") == cache_key:
+        try:
+            prepared = _load(folder, key, crs, manifest, district)
+            logger.info("reusing the processed cache in %s", folder)
+            return prepared
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("processed cache in %s is unreadable (%s): rebuilding", folder, exc)
+
+    io.ensure_writable_dir(folder)
+    net, facilities, residents, extent, info = _build(
+        req, key, crs, boundary, osm_path, folder, district
+    )
+    zones = _zones_layer(district, crs)
+    nodes, edges = network_to_gdfs(net)
+    io.save_gdf(boundary, folder / "boundary.gpkg")
+    io.save_gdf(nodes, folder / "network_nodes.parquet")
+    io.save_gdf(edges, folder / "network_edges.parquet")
+    io.save_gdf(facilities, folder / "facilities.gpkg")
+    io.save_gdf(residents, folder / "residents.gpkg")
+    io.save_gdf(extent, folder / "extent.gpkg")
+    if zones is not None:
+        io.save_gdf(zones, folder / "zones.gpkg")
+    manifest = {
+        "lifecircle_version": __version__,
+        "key": key,
+        "cache_key": cache_key,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "crs": crs,
+        "district": district.key if district else None,
+        "inputs": inputs,
+        "parameters": params,
+        "zones": zones is not None,
+        **info,
+    }
+    io.save_json(manifest, folder / "manifest.json")
+    return PreparedArea(
+        key=key,
+        folder=folder,
+        crs=crs,
+        boundary=boundary,
+        network=net,
+        facilities=facilities,
+        residents=residents,
+        extent=extent,
+        manifest=manifest,
+        district=district,
+        zones=zones,
+    )
+
+
+def _load(
+    folder: Path, key: str, crs: str, manifest: dict[str, Any], district: District | None
+) -> PreparedArea:
+    net = network_from_gdfs(
+        io.load_gdf(folder / "network_nodes.parquet"), io.load_gdf(folder / "network_edges.parquet")
+    )
+    residents = io.load_gdf(folder / "residents.gpkg")
+    if "resident_id" in residents.columns:
+        residents = residents.set_index("resident_id")
+    residents.attrs["weight_unit"] = manifest["residents"]["weight_unit"]
+    facilities = io.load_gdf(folder / "facilities.gpkg")
+    if "facility_id" in facilities.columns:
+        facilities = facilities.set_index("facility_id")
+    zones = io.load_gdf(folder / "zones.gpkg") if manifest.get("zones") else None
+    return PreparedArea(
+        key=key,
+        folder=folder,
+        crs=crs,
+        boundary=io.load_gdf(folder / "boundary.gpkg"),
+        network=net,
+        facilities=facilities,
+        residents=residents,
+        extent=io.load_gdf(folder / "extent.gpkg"),
+        manifest=manifest,
+        district=district,
+        zones=zones,
+    )
+
+
+def check_nonempty(prepared: PreparedArea) -> None:
+    """Raise if the prepared area has no network or no residents."""
+    if prepared.network.n_edges == 0:
+        msg = "the walking network is empty: check the boundary and the OSM extract"
+        raise NoDataError(msg)
+    if prepared.residents.empty:
+        msg = "no residents in the area: check the boundary or give --population"
+        raise NoDataError(msg)
+
+
+def float_or_none(value: float) -> float | None:
+    """Return a JSON-safe float (None for inf/NaN)."""
+    return float(value) if np.isfinite(value) else None
