@@ -1,0 +1,184 @@
+"""The ``lifecircle`` command line: a thin click layer over :mod:`lifecircle.pipeline`.
+
+Every command parses its options, calls the pipeline, and turns a
+:class:`~lifecircle.errors.LifecircleError` into a one-line message and exit
+code 1 (no traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from lifecircle import __version__
+from lifecircle.errors import LifecircleError
+
+F = TypeVar("F", bound=Callable[..., Any])
+CATEGORY_CHOICES = ["school", "health", "elderly_care", "culture"]
+
+
+def _handle_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            try:
+                result = func(*args, **kwargs)
+            except LifecircleError as exc:
+                raise click.ClickException(str(exc)) from None
+            finally:
+                for w in caught:
+                    if issubclass(w.category, RuntimeWarning):
+                        click.echo(f"Warning: {w.message}", err=True)
+        return result
+
+    return wrapper  # type: ignore[return-value]
+
+
+def area_options(func: F) -> F:
+    """Options that say which area and which data to use (shared by fetch/coverage)."""
+    options = [
+        click.option("--district", help="Registry district: name, alias or adcode (e.g. pudong)."),
+        click.option("--boundary", "boundary_file", type=click.Path(path_type=Path),
+                     help="Boundary polygon file (GeoJSON/GeoPackage)."),
+        click.option("--bbox", help="Bounding box W,S,E,N in WGS-84 degrees."),
+        click.option("--name", help="Cache name for a --boundary/--bbox area."),
+        click.option("--osm-file", type=click.Path(path_type=Path),
+                     help="Local .osm, .osm.bz2 or .osm.pbf extract (first in line)."),
+        click.option("--pois", multiple=True, type=click.Path(path_type=Path),
+                     help="External POI file (CSV, GeoJSON, GeoPackage); repeatable."),
+        click.option("--pois-crs", type=click.Choice(["wgs84", "gcj02", "bd09"]),
+                     default="wgs84", show_default=True, help="Datum of the POI coordinates."),
+        click.option("--pois-lat", default="lat", show_default=True, help="CSV latitude column."),
+        click.option("--pois-lon", default="lon", show_default=True, help="CSV longitude column."),
+        click.option("--pois-name", default="name", show_default=True, help="POI name column."),
+        click.option("--pois-field", default="type", show_default=True,
+                     help="POI column holding the source's category."),
+        click.option("--pois-mapping", type=click.Path(path_type=Path),
+                     help="CSV pattern,category,subtype mapping (default: Amap types)."),
+        click.option("--population", "population_file", type=click.Path(path_type=Path),
+                     help="Population layer: GeoTIFF, or points/polygons with a population column."),
+        click.option("--population-column", default="population", show_default=True),
+        click.option("--tags", "tags_file", type=click.Path(path_type=Path),
+                     help="Facility tag table CSV (default: the packaged one)."),
+        click.option("--margin-m", type=float, default=1000.0, show_default=True,
+                     help="Margin around the boundary for streets and facilities."),
+        click.option("--offline/--online", default=False, show_default=True,
+                     help="Never download (Overpass/Nominatim)."),
+        click.option("--rebuild/--reuse", default=False, show_default=True,
+                     help="Rebuild the processed cache even when it is current."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _area_request(kw: dict[str, Any]) -> Any:
+    from lifecircle.prepare import AreaRequest, PoiSource
+
+    pois = tuple(
+        PoiSource(
+            path=p,
+            datum=kw["pois_crs"],
+            lon_col=kw["pois_lon"],
+            lat_col=kw["pois_lat"],
+            name_col=kw["pois_name"],
+            category_field=kw["pois_field"],
+            mapping_file=kw["pois_mapping"],
+        )
+        for p in kw["pois"]
+    )
+    return AreaRequest(
+        district=kw["district"],
+        boundary_file=kw["boundary_file"],
+        bbox=kw["bbox"],
+        osm_file=kw["osm_file"],
+        name=kw["name"],
+        pois=pois,
+        population_file=kw["population_file"],
+        population_column=kw["population_column"],
+        tags_file=kw["tags_file"],
+        margin_m=kw["margin_m"],
+        offline=kw["offline"],
+    )
+
+
+@click.group()
+@click.version_option(__version__)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", count=True, help="Less output.")
+def main(verbose: int, quiet: int) -> None:
+    """Measure 15-minute community life circle coverage from OpenStreetMap."""
+    level = logging.WARNING - 10 * verbose + 10 * quiet
+    logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+def districts() -> None:
+    """List the registered districts."""
+    from lifecircle.districts import load_registry
+
+    for key, d in sorted(load_registry().items()):
+        click.echo(f"{key:<12} {d.adcode:<8} {d.name_zh}  {d.name}")
+
+
+@main.command()
+@area_options
+@_handle_errors
+def fetch(**kw: Any) -> None:
+    """Obtain and cache the walking network, facilities and residents of an area."""
+    from lifecircle.pipeline import run_fetch
+    from lifecircle.report import format_fetch_summary
+
+    prepared = run_fetch(_area_request(kw), rebuild=kw["rebuild"])
+    click.echo(format_fetch_summary(prepared.manifest))
+    click.echo(f"cache: {prepared.folder}")
+
+
+@main.command()
+@area_options
+@click.option("--minutes", type=float, default=15.0, show_default=True)
+@click.option("--speed-kmh", type=float, default=4.0, show_default=True)
+@click.option("--target", type=float, default=0.99, show_default=True,
+              help="Coverage target as a share (0.99 = 99%).")
+@click.option("--profile", default="default", show_default=True,
+              help="Standard profile: default, shanghai, or a CSV file.")
+@click.option("--category", "categories", multiple=True, type=click.Choice(CATEGORY_CHOICES),
+              help="Limit to these categories (repeatable; default all).")
+@click.option("--max-snap-m", type=float, default=300.0, show_default=True,
+              help="Points farther from any street are unreachable.")
+@click.option("--isochrones/--no-isochrones", default=True, show_default=True)
+@click.option("--map/--no-map", "make_map", default=True, show_default=True)
+@click.option("--isochrone-buffer-m", type=float, default=25.0, show_default=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path),
+              help="Output folder (default: data/processed/<area>/).")
+@click.option("--overwrite", is_flag=True, help="Replace outputs in an existing --out folder.")
+@_handle_errors
+def coverage(**kw: Any) -> None:
+    """Coverage of each facility category against the target (default 99% within 15 min)."""
+    from lifecircle.pipeline import CoverageOptions, run_coverage
+    from lifecircle.report import format_coverage_table
+
+    options = CoverageOptions(
+        minutes=kw["minutes"],
+        speed_kmh=kw["speed_kmh"],
+        target=kw["target"],
+        profile=kw["profile"],
+        categories=tuple(kw["categories"]) or tuple(CATEGORY_CHOICES),
+        max_snap_m=kw["max_snap_m"],
+        isochrones=kw["isochrones"],
+        make_map=kw["make_map"],
+        isochrone_buffer_m=kw["isochrone_buffer_m"],
+    )
+    result = run_coverage(
+        _area_request(kw), options, out_dir=kw["out"], overwrite=kw["overwrite"],
+        rebuild=kw["rebuild"],
+    )
+    click.echo(format_coverage_table(result.summary))
+    click.echo(f"outputs: {result.out_dir}")
