@@ -72,6 +72,9 @@ def _read_osm_base(path: Path) -> str | None:
     """Return the data timestamp of an OSM file (Overpass ``osm_base`` or PBF header)."""
     import osmium
 
+    sidecar = path.with_name(path.name + ".osm_base")  # written by download_osm
+    if sidecar.is_file():
+        return sidecar.read_text("utf-8").strip() or None
     name = path.name.lower()
     if name.endswith(".pbf"):
         reader = osmium.io.Reader(str(path), osmium.osm.osm_entity_bits.NOTHING)

@@ -286,9 +286,12 @@ def build_residents(
         else:
             base = area if analysed is None else shapely.intersection(analysed, area)
             pts_s, basis = grid_points(base, spacing_m=grid_spacing_m), "area_grid"
+        n_pts = len(pts_s)
         residents = gpd.GeoDataFrame(
-            {"weight": 1.0, "source_id": basis}, geometry=pts_s.to_numpy(), crs=crs
-        ).assign(basis=basis)
+            {"weight": np.ones(n_pts), "source_id": [basis] * n_pts, "basis": [basis] * n_pts},
+            geometry=pts_s.to_numpy(),
+            crs=crs,
+        )
         unit = "grid_point"
     residents = residents.loc[shapely.within(residents.geometry.to_numpy(), area)]
     residents = residents.loc[residents["weight"].to_numpy(dtype=float) > 0]

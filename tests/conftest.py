@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lifecircle.network import WalkNetwork
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA_DIR = Path(os.environ.get("LIFECIRCLE_DATA_DIR", SHARED))
+LUJIAZUI = DATA_DIR / "pudong" / "osm" / "lujiazui.osm"
+POIS = DATA_DIR / "pudong" / "pois"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not LUJIAZUI.is_file():
+        pytest.fail(f"real data not found in {DATA_DIR}: set LIFECIRCLE_DATA_DIR to ../shared/data")
+    return DATA_DIR
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets the real data folder and a cache of its own (session-shared)."""
+    monkeypatch.setenv("LIFECIRCLE_DATA_DIR", str(DATA_DIR))
+    monkeypatch.setenv("LIFECIRCLE_CACHE_DIR", str(_session_cache(tmp_path_factory)))
+    monkeypatch.setenv("LIFECIRCLE_OVERPASS_URL", "http://127.0.0.1:9/api")
+    monkeypatch.setenv("LIFECIRCLE_NOMINATIM_URL", "http://127.0.0.1:9/")
+
+
+_CACHE: list[Path] = []
+
+
+def _session_cache(factory: pytest.TempPathFactory) -> Path:
+    if not _CACHE:
+        _CACHE.append(factory.mktemp("cache"))
+    return _CACHE[0]
+
+
+@pytest.fixture(scope="session")
+def lujiazui_osm(data_dir: Path):  # type: ignore[no-untyped-def]
+    from lifecircle.io import read_osm
+
+    return read_osm(LUJIAZUI)
+
+
+@pytest.fixture(scope="session")
+def lujiazui_net(lujiazui_osm):  # type: ignore[no-untyped-def]
+    from lifecircle.network import build_walk_network
+
+    return build_walk_network(lujiazui_osm.ways, crs="EPSG:32651")
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def toy_network(
+    nodes: list[tuple[float, float]], edges: list[tuple[int, int]], *, lengths: list[float] | None = None
+) -> WalkNetwork:
+    """A hand-made network in a metric CRS; lengths default to straight-line distance."""
+    xy = np.array(nodes, dtype=float)
+    u = np.array([e[0] for e in edges], dtype=np.int64)
+    v = np.array([e[1] for e in edges], dtype=np.int64)
+    length = (
+        np.hypot(xy[u, 0] - xy[v, 0], xy[u, 1] - xy[v, 1]) if lengths is None else np.array(lengths)
+    )
+    return WalkNetwork(
+        node_osmid=np.arange(1, len(nodes) + 1, dtype=np.int64),
+        x=xy[:, 0],
+        y=xy[:, 1],
+        u=u,
+        v=v,
+        length_m=length,
+        way_id=np.arange(len(edges), dtype=np.int64),
+        highway=np.array(["footway"] * len(edges), dtype=object),
+        crs="EPSG:32651",
+    )
+
+
+def overpass_json_from_osm(path: Path) -> dict:  # type: ignore[type-arg]
+    """Turn a recorded Overpass XML response into the JSON form osmnx asks Overpass for."""
+    import osmium
+
+    elements: list[dict] = []  # type: ignore[type-arg]
+    for obj in osmium.FileProcessor(str(path)):
+        tags = dict(obj.tags)
+        if obj.is_node():
+            el = {"type": "node", "id": obj.id, "lat": obj.location.lat, "lon": obj.location.lon}
+        elif obj.is_way():
+            el = {"type": "way", "id": obj.id, "nodes": [n.ref for n in obj.nodes]}
+        else:
+            el = {"type": "relation", "id": obj.id, "members": [
+                {"type": {"n": "node", "w": "way", "r": "relation"}[m.type], "ref": m.ref,
+                 "role": m.role} for m in obj.members]}
+        if tags:
+            el["tags"] = tags
+        elements.append(el)
+    return {
+        "version": 0.6,
+        "generator": "Overpass API (recorded)",
+        "osm3s": {"timestamp_osm_base": "2026-08-15T11:23:42Z"},
+        "elements": elements,
+    }
+
+
+class ReplayServer:
+    """A local HTTP server replaying recorded Overpass and Nominatim responses."""
+
+    def __init__(self, responses: dict[str, bytes]) -> None:
+        self.responses = responses
+        self.requests: list[tuple[str, str, bytes]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                server.requests.append((method, self.path, body))
+                key = self.path.split("?")[0]
+                payload = server.responses.get(key)
+                if payload is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                ctype = "text/plain" if key.endswith("status") else "application/json"
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                self._reply("GET")
+
+            def do_POST(self) -> None:
+                self._reply("POST")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> ReplayServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+STATUS = (
+    "Connected as: 1\nCurrent time: 2026-08-15T11:30:00Z\nAnnounced endpoint: none\n"
+    "Rate limit: 2\n2 slots available now.\nCurrently running queries (pid, space limit, "
+    "time limit, start time):\n"
+).encode()
+
+
+@pytest.fixture(scope="session")
+def overpass_recording(data_dir: Path) -> bytes:
+    return json.dumps(overpass_json_from_osm(LUJIAZUI)).encode()
+
+
+@pytest.fixture
+def replay_server(overpass_recording: bytes) -> Iterator[ReplayServer]:
+    with ReplayServer(
+        {"/api/status": STATUS, "/api/interpreter": overpass_recording}
+    ) as server:
+        yield server
