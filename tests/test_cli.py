@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lifecircle.cli import main
+from tests.conftest import LUJIAZUI, POIS
+
+POI_ARGS = ["--pois", str(POIS / "shanghai_school.csv"), "--pois", str(POIS / "shanghai_hospital.csv")]
+
+
+def test_fetch_pudong_summary(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["fetch", "--district", "pudong", *POI_ARGS])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "network: 6,0" in out
+    assert "components" in out
+    assert "school" in out and "imported" in out
+    assert "basis buildings" in out
+    assert "km² of 1,210.4 km²" in out
+
+
+def test_coverage_pudong_end_to_end(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["coverage", "--district", "pudong", *POI_ARGS, "--out", str(out)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "PARTIAL" in result.output
+    assert "BELOW" in result.output
+    summary = json.loads((out / "coverage.json").read_text())
+    p = summary["parameters"]
+    assert (p["threshold_m"], p["target"], p["minutes"], p["speed_kmh"]) == (1000.0, 0.99, 15.0, 4.0)
+    for cat in ("school", "health", "elderly_care", "culture"):
+        c = summary["categories"][cat]
+        assert 0 <= c["coverage"] <= 1
+        assert c["meets_target"] is (c["coverage"] >= 0.99)
+        assert c["gap_points"] == pytest.approx(max(0, 99 - 100 * c["coverage"]), abs=1e-3)
+        assert c["facilities"] >= 1
+    assert summary["all_categories"]["coverage"] <= min(
+        summary["categories"][c]["coverage"] for c in summary["categories"]
+    )
+    data = summary["data"]
+    assert data["partial"] is True
+    assert data["analysed_area_km2"] < 10 < data["district_area_km2"]
+    assert data["residents"]["basis"] == "buildings"
+    assert data["osm"]["osm_base"] == "2026-08-15T11:23:42Z"
+    assert summary["lifecircle_version"]
+    assert [r["zone"] for r in summary["zones"]["rings"]][0] == "0-3 km"
+    for name in ("coverage_map.png", "isochrones.gpkg", "residents_coverage.gpkg"):
+        assert (out / name).stat().st_size > 1000
+    # refuses to clobber without --overwrite
+    again = runner.invoke(main, args)
+    assert again.exit_code == 1
+    assert "--overwrite" in again.output
+    assert runner.invoke(main, [*args, "--overwrite", "--no-isochrones"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--district", "atlantis"], "unknown district 'atlantis'"),
+        (["--district", "pudong", "--target", "1.5"], "--target must be in (0, 1]"),
+        (["--district", "pudong", "--minutes", "0"], "--minutes must be > 0"),
+        (["--district", "pudong", "--profile", "nowhere"], "unknown standard profile"),
+        (["--bbox", "1,2,3"], "W,S,E,N"),
+        (["--district", "pudong", "--osm-file", "/nonexistent.osm.pbf"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_line(runner: CliRunner, args: list[str], message: str) -> None:
+    result = runner.invoke(main, ["coverage", *args, "--no-map", "--no-isochrones"])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_unknown_category_is_refused(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["coverage", "--district", "pudong", "--category", "shops"])
+    assert result.exit_code == 2
+    assert "shops" in result.output
+
+
+def test_malformed_osm_file_leaves_no_output(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.osm"
+    bad.write_text("<osm><way id='1'><nd ref=")
+    out = tmp_path / "out"
+    result = runner.invoke(main, ["coverage", "--bbox", "121.49,31.22,121.51,31.24",
+                                  "--osm-file", str(bad), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "bad.osm" in result.output
+    assert not (out / "coverage.json").exists()
+
+
+def test_unwritable_output(runner: CliRunner, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = runner.invoke(main, ["coverage", "--district", "pudong", "--osm-file", str(LUJIAZUI),
+                                  "--out", str(blocker / "out")])
+    assert result.exit_code == 1
+    assert "writable folder" in result.output
+
+
+def test_no_facilities_of_a_category_warns_and_reports_zero(runner: CliRunner, tmp_path: Path) -> None:
+    tags = tmp_path / "tags.csv"
+    tags.write_text("category,subtype,key,value,name_pattern\nschool,school,amenity,school,\n")
+    result = runner.invoke(main, ["coverage", "--district", "pudong", "--tags", str(tags),
+                                  "--out", str(tmp_path / "o"), "--no-map", "--no-isochrones"])
+    assert result.exit_code == 0, result.output
+    assert "Warning: no elderly_care facilities" in result.output
+    summary = json.loads((tmp_path / "o" / "coverage.json").read_text())
+    assert summary["categories"]["elderly_care"]["coverage"] == 0.0
+
+
+def test_districts_command(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["districts"])
+    assert "pudong" in result.output and "浦东新区" in result.output
