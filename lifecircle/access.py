@@ -84,7 +84,7 @@ class Router:
         if not (sources["edge"].to_numpy() >= 0).any():
             return np.full(n, np.inf)
         graph = self._with_sources(sources)
-        dist = dijkstra(graph, directed=True, indices=n, limit=limit_m)
+        dist = dijkstra(graph, directed=True, indices=n, limit=limit_m)  # type: ignore[call-overload]
         return np.asarray(dist[:n], dtype=np.float64)
 
     def point_distances(
@@ -121,8 +121,9 @@ class Router:
         # origin and source on the same edge: walk straight along it
         src = sources.loc[sources["edge"].to_numpy() >= 0, ["edge", "along_m", "offset_m"]]
         if len(src):
-            org = pd.DataFrame({"edge": eo, "along_o": along, "offset_o": offset,
-                                "pos": np.arange(len(eo))})
+            org = pd.DataFrame(
+                {"edge": eo, "along_o": along, "offset_o": offset, "pos": np.arange(len(eo))}
+            )
             pairs = org.merge(src, on="edge", how="inner")
             if len(pairs):
                 direct = (

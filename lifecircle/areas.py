@@ -41,7 +41,7 @@ def convert_geometry_datum(geom: BaseGeometry, datum: Datum) -> BaseGeometry:
     if datum == "wgs84":
         return geom
 
-    def _fn(coords: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    def _fn(coords: np.ndarray) -> np.ndarray:
         lon, lat = to_wgs84(coords[:, 0], coords[:, 1], datum)
         return np.column_stack([lon, lat])
 

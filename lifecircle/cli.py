@@ -45,34 +45,78 @@ def area_options(func: F) -> F:
     """Options that say which area and which data to use (shared by fetch/coverage)."""
     options = [
         click.option("--district", help="Registry district: name, alias or adcode (e.g. pudong)."),
-        click.option("--boundary", "boundary_file", type=click.Path(path_type=Path),
-                     help="Boundary polygon file (GeoJSON/GeoPackage)."),
+        click.option(
+            "--boundary",
+            "boundary_file",
+            type=click.Path(path_type=Path),
+            help="Boundary polygon file (GeoJSON/GeoPackage).",
+        ),
         click.option("--bbox", help="Bounding box W,S,E,N in WGS-84 degrees."),
         click.option("--name", help="Cache name for a --boundary/--bbox area."),
-        click.option("--osm-file", type=click.Path(path_type=Path),
-                     help="Local .osm, .osm.bz2 or .osm.pbf extract (first in line)."),
-        click.option("--pois", multiple=True, type=click.Path(path_type=Path),
-                     help="External POI file (CSV, GeoJSON, GeoPackage); repeatable."),
-        click.option("--pois-crs", type=click.Choice(["wgs84", "gcj02", "bd09"]),
-                     default="wgs84", show_default=True, help="Datum of the POI coordinates."),
+        click.option(
+            "--osm-file",
+            type=click.Path(path_type=Path),
+            help="Local .osm, .osm.bz2 or .osm.pbf extract (first in line).",
+        ),
+        click.option(
+            "--pois",
+            multiple=True,
+            type=click.Path(path_type=Path),
+            help="External POI file (CSV, GeoJSON, GeoPackage); repeatable.",
+        ),
+        click.option(
+            "--pois-crs",
+            type=click.Choice(["wgs84", "gcj02", "bd09"]),
+            default="wgs84",
+            show_default=True,
+            help="Datum of the POI coordinates.",
+        ),
         click.option("--pois-lat", default="lat", show_default=True, help="CSV latitude column."),
         click.option("--pois-lon", default="lon", show_default=True, help="CSV longitude column."),
         click.option("--pois-name", default="name", show_default=True, help="POI name column."),
-        click.option("--pois-field", default="type", show_default=True,
-                     help="POI column holding the source's category."),
-        click.option("--pois-mapping", type=click.Path(path_type=Path),
-                     help="CSV pattern,category,subtype mapping (default: Amap types)."),
-        click.option("--population", "population_file", type=click.Path(path_type=Path),
-                     help="Population layer: GeoTIFF, or points/polygons with a population column."),
+        click.option(
+            "--pois-field",
+            default="type",
+            show_default=True,
+            help="POI column holding the source's category.",
+        ),
+        click.option(
+            "--pois-mapping",
+            type=click.Path(path_type=Path),
+            help="CSV pattern,category,subtype mapping (default: Amap types).",
+        ),
+        click.option(
+            "--population",
+            "population_file",
+            type=click.Path(path_type=Path),
+            help="Population layer: GeoTIFF, or points/polygons with a population column.",
+        ),
         click.option("--population-column", default="population", show_default=True),
-        click.option("--tags", "tags_file", type=click.Path(path_type=Path),
-                     help="Facility tag table CSV (default: the packaged one)."),
-        click.option("--margin-m", type=float, default=1000.0, show_default=True,
-                     help="Margin around the boundary for streets and facilities."),
-        click.option("--offline/--online", default=False, show_default=True,
-                     help="Never download (Overpass/Nominatim)."),
-        click.option("--rebuild/--reuse", default=False, show_default=True,
-                     help="Rebuild the processed cache even when it is current."),
+        click.option(
+            "--tags",
+            "tags_file",
+            type=click.Path(path_type=Path),
+            help="Facility tag table CSV (default: the packaged one).",
+        ),
+        click.option(
+            "--margin-m",
+            type=float,
+            default=1000.0,
+            show_default=True,
+            help="Margin around the boundary for streets and facilities.",
+        ),
+        click.option(
+            "--offline/--online",
+            default=False,
+            show_default=True,
+            help="Never download (Overpass/Nominatim).",
+        ),
+        click.option(
+            "--rebuild/--reuse",
+            default=False,
+            show_default=True,
+            help="Rebuild the processed cache even when it is current.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -116,7 +160,9 @@ def _area_request(kw: dict[str, Any]) -> Any:
 def main(verbose: int, quiet: int) -> None:
     """Measure 15-minute community life circle coverage from OpenStreetMap."""
     level = logging.WARNING - 10 * verbose + 10 * quiet
-    logging.basicConfig(level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 @main.command()
@@ -145,19 +191,42 @@ def fetch(**kw: Any) -> None:
 @area_options
 @click.option("--minutes", type=float, default=15.0, show_default=True)
 @click.option("--speed-kmh", type=float, default=4.0, show_default=True)
-@click.option("--target", type=float, default=0.99, show_default=True,
-              help="Coverage target as a share (0.99 = 99%).")
-@click.option("--profile", default="default", show_default=True,
-              help="Standard profile: default, shanghai, or a CSV file.")
-@click.option("--category", "categories", multiple=True, type=click.Choice(CATEGORY_CHOICES),
-              help="Limit to these categories (repeatable; default all).")
-@click.option("--max-snap-m", type=float, default=300.0, show_default=True,
-              help="Points farther from any street are unreachable.")
+@click.option(
+    "--target",
+    type=float,
+    default=0.99,
+    show_default=True,
+    help="Coverage target as a share (0.99 = 99%).",
+)
+@click.option(
+    "--profile",
+    default="default",
+    show_default=True,
+    help="Standard profile: default, shanghai, or a CSV file.",
+)
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    type=click.Choice(CATEGORY_CHOICES),
+    help="Limit to these categories (repeatable; default all).",
+)
+@click.option(
+    "--max-snap-m",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Points farther from any street are unreachable.",
+)
 @click.option("--isochrones/--no-isochrones", default=True, show_default=True)
 @click.option("--map/--no-map", "make_map", default=True, show_default=True)
 @click.option("--isochrone-buffer-m", type=float, default=25.0, show_default=True)
-@click.option("-o", "--out", type=click.Path(path_type=Path),
-              help="Output folder (default: data/processed/<area>/).")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Output folder (default: data/processed/<area>/).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace outputs in an existing --out folder.")
 @_handle_errors
 def coverage(**kw: Any) -> None:
@@ -177,8 +246,15 @@ def coverage(**kw: Any) -> None:
         isochrone_buffer_m=kw["isochrone_buffer_m"],
     )
     result = run_coverage(
-        _area_request(kw), options, out_dir=kw["out"], overwrite=kw["overwrite"],
+        _area_request(kw),
+        options,
+        out_dir=kw["out"],
+        overwrite=kw["overwrite"],
         rebuild=kw["rebuild"],
     )
     click.echo(format_coverage_table(result.summary))
     click.echo(f"outputs: {result.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -140,9 +140,7 @@ def bd09_to_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, F
     return _invert(wgs84_to_bd09, lon, lat)
 
 
-def to_wgs84(
-    lon: npt.ArrayLike, lat: npt.ArrayLike, datum: Datum
-) -> tuple[FloatArray, FloatArray]:
+def to_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike, datum: Datum) -> tuple[FloatArray, FloatArray]:
     """Convert coordinates in `datum` ("wgs84", "gcj02" or "bd09") to WGS-84."""
     if datum == "gcj02":
         return gcj02_to_wgs84(lon, lat)

@@ -90,7 +90,11 @@ def check_target(target: float) -> float:
 def read_profile_text(name_or_path: str) -> str:
     """Return the CSV text of a packaged profile name or a profile file path."""
     if name_or_path in PROFILES:
-        return resources.files("lifecircle").joinpath(f"data/standards/{name_or_path}.csv").read_text("utf-8")
+        return (
+            resources.files("lifecircle")
+            .joinpath(f"data/standards/{name_or_path}.csv")
+            .read_text("utf-8")
+        )
     path = Path(name_or_path)
     if not path.is_file():
         msg = f"unknown standard profile {name_or_path!r}: use {', '.join(PROFILES)} or a CSV file"
@@ -130,7 +134,9 @@ def parse_profile(
         if cat not in categories:
             continue
         dist, mins = row.get("distance_m", "").strip(), row.get("minutes", "").strip()
-        threshold = float(dist) if dist else threshold_from(float(mins), speed_kmh) if mins else glob
+        threshold = (
+            float(dist) if dist else threshold_from(float(mins), speed_kmh) if mins else glob
+        )
         if threshold <= 0:
             msg = f"standard profile: threshold for {cat}/{row['subtype']} must be > 0"
             raise InputError(msg)
@@ -156,9 +162,10 @@ def target_mask(facilities: pd.DataFrame, target: Target) -> npt.NDArray[np.bool
     """Return which facilities serve a target (subtype ``primary+secondary`` serves both)."""
     in_cat = facilities["category"].to_numpy() == target.category
     if target.subtype == "*":
-        return in_cat
+        return np.asarray(in_cat, dtype=bool)
     subs = facilities["subtype"].astype(str).to_numpy()
-    return in_cat & np.array([target.subtype in subtype_set(s) for s in subs], dtype=bool)
+    wanted = np.array([target.subtype in subtype_set(s) for s in subs], dtype=bool)
+    return np.asarray(in_cat & wanted, dtype=bool)
 
 
 def covered_frame(residents: pd.DataFrame, targets: list[Target]) -> pd.DataFrame:
@@ -298,7 +305,7 @@ def coverage_by_zone(
     w = residents["weight"].to_numpy(dtype=float)
     out = []
     lab = labels.reindex(residents.index)
-    for zone in [z for z in pd.unique(lab.dropna())]:
+    for zone in list(pd.unique(lab.dropna())):
         sel = (lab == zone).to_numpy()
         entry: dict[str, Any] = {"zone": str(zone), "residents": round(float(w[sel].sum()), 3)}
         for col in covered.columns:
@@ -308,9 +315,7 @@ def coverage_by_zone(
     return out
 
 
-def ring_labels(
-    distance_km: npt.NDArray[np.float64], edges_km: tuple[float, ...]
-) -> pd.Series:
+def ring_labels(distance_km: npt.NDArray[np.float64], edges_km: tuple[float, ...]) -> pd.Series:
     """Label distances with rings ``"a-b km"``; beyond the last edge: NaN.
 
     Examples

@@ -117,7 +117,6 @@ def get_district(name: str) -> District:
             return district
     known = ", ".join(list_districts())
     msg = (
-        f"unknown district {name!r}: use one of {known}, "
-        "or give --boundary FILE or --bbox W,S,E,N"
+        f"unknown district {name!r}: use one of {known}, or give --boundary FILE or --bbox W,S,E,N"
     )
     raise InputError(msg)

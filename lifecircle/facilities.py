@@ -65,7 +65,7 @@ def _read_package_csv(name: str) -> str:
 
 
 def parse_tag_table(text: str) -> list[TagRule]:
-    """Parse a tag table (CSV text) into rules, validating categories.
+    r"""Parse a tag table (CSV text) into rules, validating categories.
 
     Examples
     --------
@@ -157,7 +157,9 @@ def facilities_from_osm(
             "subtype": [p[1] for p in pairs],
             "name": [t.get("name", "") for t in kept["tags"]],
             "source": "osm",
-            "source_id": [f"{t}/{i}" for t, i in zip(kept["osm_type"], kept["osm_id"], strict=True)],
+            "source_id": [
+                f"{t}/{i}" for t, i in zip(kept["osm_type"], kept["osm_id"], strict=True)
+            ],
         },
         geometry=gpd.GeoSeries(points, crs=features.crs),
         crs=features.crs,

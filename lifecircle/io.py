@@ -125,7 +125,7 @@ def read_osm(path: Path) -> OSMData:
     f_type: list[str] = []
     f_id: list[int] = []
     f_tags: list[dict[str, str]] = []
-    f_wkb: list[bytes] = []
+    f_wkb: list[Any] = []
     factory = WKBFactory()
     processor = (
         osmium.FileProcessor(str(path))
@@ -134,7 +134,8 @@ def read_osm(path: Path) -> OSMData:
         .with_filter(osmium.filter.EmptyTagFilter())
     )
     try:
-        for obj in processor:
+        for item in processor:
+            obj: Any = item
             if obj.is_node():
                 if any(k in obj.tags for k in FEATURE_KEYS) and obj.location.valid():
                     f_type.append("node")
@@ -174,7 +175,7 @@ def read_osm(path: Path) -> OSMData:
         lat=np.asarray(lats, dtype=np.float64),
         tags=way_tags,
     )
-    geoms = shapely.from_wkb(np.asarray(f_wkb, dtype=object)) if f_wkb else []
+    geoms: Any = shapely.from_wkb(np.asarray(f_wkb, dtype=object)) if f_wkb else []
     features = gpd.GeoDataFrame(
         {"osm_type": f_type, "osm_id": np.asarray(f_id, dtype=np.int64), "tags": f_tags},
         geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"),
@@ -183,9 +184,7 @@ def read_osm(path: Path) -> OSMData:
     if len(ways) == 0 and features.empty:
         msg = f"OSM file {path} holds no highways and no tagged features: give a non-empty extract"
         raise DataError(msg)
-    logger.info(
-        "read %s: %d highway ways, %d tagged features", path.name, len(ways), len(features)
-    )
+    logger.info("read %s: %d highway ways, %d tagged features", path.name, len(ways), len(features))
     return OSMData(ways=ways, features=features, osm_base=_read_osm_base(path), source=str(path))
 
 
@@ -279,7 +278,7 @@ def download_osm(polygon: BaseGeometry, out_path: Path, *, cache_folder: Path) -
     relations: dict[int, dict[str, Any]] = {}
     osm_base = None
     try:
-        for poly_str in _overpass._make_overpass_polygon_coord_strs(polygon):
+        for poly_str in _overpass._make_overpass_polygon_coord_strs(polygon):  # type: ignore[arg-type]
             query = build_overpass_query(poly_str, _overpass._make_overpass_settings(), walk_filter)
             response = _overpass._overpass_request(OrderedDict(data=query))
             osm_base = response.get("osm3s", {}).get("timestamp_osm_base", osm_base)
@@ -419,9 +418,7 @@ def read_raster_cells(path: Path) -> gpd.GeoDataFrame:
     x0, y0 = xy(transform, rows, cols, offset="ul")
     x1, y1 = xy(transform, rows, cols, offset="lr")
     boxes = shapely.box(np.asarray(x0), np.asarray(y1), np.asarray(x1), np.asarray(y0))
-    return gpd.GeoDataFrame(
-        {"population": values[rows, cols]}, geometry=boxes, crs=crs.to_wkt()
-    )
+    return gpd.GeoDataFrame({"population": values[rows, cols]}, geometry=boxes, crs=crs.to_wkt())
 
 
 # --------------------------------------------------------------------------- writing

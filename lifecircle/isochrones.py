@@ -13,8 +13,9 @@ Speed: the reachable segments of one facility are first merged into
 polylines (``line_merge``) and simplified by 1 m, then buffered with 3
 segments per quarter circle and unioned; shapely releases the GIL, so
 facilities are buffered on a thread pool (measured overlap with the exact
-method: intersection over union above 0.99). ``method="exact"`` buffers each segment with round caps and unions them
-(the slow reference the benchmark compares against).
+method: intersection over union above 0.99). ``method="exact"`` buffers
+each segment with round caps and unions them (the slow reference the
+benchmark compares against).
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def segments_to_polygon(
     """
     if len(segs) == 0:
         return shapely.Polygon()
-    lines = shapely.linestrings(segs)
+    lines = np.asarray(shapely.linestrings(segs), dtype=object)
     if method == "exact":
         return shapely.union_all(shapely.buffer(lines, buffer_m, quad_segs=8))
     merged = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(lines)))
@@ -199,7 +200,9 @@ def facility_isochrones(
         dist = dijkstra(graph, directed=True, indices=n + np.arange(k), limit=threshold_m)
         for j, fi in enumerate(part):
             all_segs.append(
-                reachable_segments(net, dist[j, :n], threshold_m, snapped[fi : fi + 1], points[[fi]])
+                reachable_segments(
+                    net, dist[j, :n], threshold_m, snapped[fi : fi + 1], points[[fi]]
+                )
             )
 
     def _poly(segs: npt.NDArray[np.float64]) -> shapely.Geometry:

@@ -215,7 +215,8 @@ def component_labels(net: WalkNetwork) -> IntArray:
 
 def component_lengths_m(net: WalkNetwork, labels: IntArray) -> FloatArray:
     """Return the total street length of each component label."""
-    return np.bincount(labels[net.u], weights=net.length_m, minlength=int(labels.max()) + 1)
+    counts = np.bincount(labels[net.u], weights=net.length_m, minlength=int(labels.max()) + 1)
+    return np.asarray(counts, dtype=np.float64)
 
 
 def summarize_network(net: WalkNetwork) -> dict[str, Any]:
@@ -286,7 +287,10 @@ def network_to_gdfs(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFram
         crs=net.crs,
     )
     coords = np.stack(
-        [np.column_stack([net.x[net.u], net.y[net.u]]), np.column_stack([net.x[net.v], net.y[net.v]])],
+        [
+            np.column_stack([net.x[net.u], net.y[net.u]]),
+            np.column_stack([net.x[net.v], net.y[net.v]]),
+        ],
         axis=1,
     )
     edges = gpd.GeoDataFrame(
@@ -346,8 +350,13 @@ def network_to_graph(net: WalkNetwork) -> nx.MultiDiGraph[int]:
             (
                 int(ids[i]),
                 int(ids[j]),
-                {"osmid": int(w), "highway": str(h), "length": float(length), "oneway": False,
-                 "reversed": reverse},
+                {
+                    "osmid": int(w),
+                    "highway": str(h),
+                    "length": float(length),
+                    "oneway": False,
+                    "reversed": reverse,
+                },
             )
             for i, j, w, h, length in zip(a, b, net.way_id, net.highway, net.length_m, strict=True)
         )

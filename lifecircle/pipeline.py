@@ -17,8 +17,10 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from lifecircle import __version__, io
 from lifecircle.access import Router
@@ -96,14 +98,16 @@ def run_fetch(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
     return prepared
 
 
-def _facility_threshold(fac: pd.DataFrame, targets: list[Target]) -> np.ndarray:  # type: ignore[type-arg]
+def _facility_threshold(fac: pd.DataFrame, targets: list[Target]) -> npt.NDArray[np.float64]:
     """Each facility's own walking threshold: its subtype's row, else its category's ``*`` row."""
     out = np.full(len(fac), np.nan)
     cats = fac["category"].to_numpy()
     subs = fac["subtype"].astype(str).to_numpy()
     for i, (cat, sub) in enumerate(zip(cats, subs, strict=True)):
         rows = [t for t in targets if t.category == cat]
-        specific = [t.threshold_m for t in rows if t.subtype != "*" and t.subtype in subtype_set(sub)]
+        specific = [
+            t.threshold_m for t in rows if t.subtype != "*" and t.subtype in subtype_set(sub)
+        ]
         general = [t.threshold_m for t in rows if t.subtype == "*"]
         chosen = specific or general or [max((t.threshold_m for t in rows), default=np.nan)]
         out[i] = max(chosen)
@@ -156,12 +160,12 @@ def compute_coverage(
         columns[t.column] = t
     for cat in categories:
         columns.setdefault(distance_column(cat), None)
-    for col, t in columns.items():
-        if t is None:
+    for col, tgt in columns.items():
+        if tgt is None:
             cat = col[len("dist_") : -len("_m")]
             mask = facilities["category"].to_numpy() == cat
         else:
-            mask = target_mask(facilities, t)
+            mask = target_mask(facilities, tgt)
         if not mask.any():
             label = col[len("dist_") : -len("_m")]
             msg = f"no {label} facilities in the area: its coverage is 0%; add some with --pois"
@@ -188,8 +192,12 @@ def compute_coverage(
     # zones: administrative units with boundaries, then distance rings from the core
     zones_out: dict[str, Any] = {}
     if prepared.zones is not None and not prepared.zones.empty:
-        joined = gpd.sjoin(residents[["geometry"]], prepared.zones[["zone", "geometry"]],
-                           how="left", predicate="within")
+        joined = gpd.sjoin(
+            residents[["geometry"]],
+            prepared.zones[["zone", "geometry"]],
+            how="left",
+            predicate="within",
+        )
         zone_labels = joined.loc[~joined.index.duplicated(), "zone"]
         zones_out["admin"] = [
             {**z, "kind": _unit_kind(z["zone"])}
@@ -221,14 +229,14 @@ def compute_coverage(
                     buffer_m=options.isochrone_buffer_m,
                 )
             )
-        isochrones = (
-            gpd.GeoDataFrame(pd.concat(parts), crs=net.crs) if parts else None
-        )
+        isochrones = gpd.GeoDataFrame(pd.concat(parts), crs=net.crs) if parts else None
 
     w = residents["weight"].to_numpy(dtype=float)
     man = prepared.manifest
     extent = man["extent"]
-    partial = bool(extent["analysed_share"] is not None and extent["analysed_share"] < PARTIAL_SHARE)
+    partial = bool(
+        extent["analysed_share"] is not None and extent["analysed_share"] < PARTIAL_SHARE
+    )
     summary = {
         "lifecircle_version": __version__,
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -290,7 +298,7 @@ def _unit_kind(name: str) -> str:
     return "other"
 
 
-def _core_point(prepared: PreparedArea) -> shapely.Point:
+def _core_point(prepared: PreparedArea) -> BaseGeometry:
     if prepared.district is not None:
         lon, lat = prepared.district.core_lonlat
         pt = gpd.GeoSeries([shapely.Point(lon, lat)], crs=4326).to_crs(prepared.crs)
@@ -302,8 +310,13 @@ def dissolve_isochrones(isochrones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Dissolve facility isochrones into one polygon per category."""
     rows = []
     for cat, group in isochrones.groupby("category", sort=False):
-        rows.append({"category": cat, "facilities": len(group),
-                     "geometry": shapely.union_all(group.geometry.to_numpy())})
+        rows.append(
+            {
+                "category": cat,
+                "facilities": len(group),
+                "geometry": shapely.union_all(group.geometry.to_numpy()),
+            }
+        )
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=isochrones.crs)
 
 

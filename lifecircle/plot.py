@@ -82,24 +82,42 @@ def plot_coverage_map(
     edges.plot(ax=ax, color="#bbbbbb", linewidth=0.4, zorder=1)
     handles: list[Any] = [Line2D([], [], color="#bbbbbb", label="walkable streets")]
     if category_isochrones is not None:
-        for row in category_isochrones.itertuples():
-            color = CATEGORY_COLORS.get(str(row.category), "grey")
-            gpd.GeoSeries([row.geometry], crs=crs).plot(
+        for cat, geom in zip(
+            category_isochrones["category"], category_isochrones.geometry, strict=True
+        ):
+            color = CATEGORY_COLORS.get(str(cat), "grey")
+            gpd.GeoSeries([geom], crs=crs).plot(
                 ax=ax, color=color, alpha=0.15, edgecolor=color, linewidth=0.5, zorder=2
             )
-            handles.append(Patch(facecolor=color, alpha=0.3, label=f"{row.category} reach"))
+            handles.append(Patch(facecolor=color, alpha=0.3, label=f"{cat} reach"))
     fac = prepared.facilities
     for cat, color in CATEGORY_COLORS.items():
         sub = fac.loc[fac["category"] == cat]
         if len(sub):
-            sub.plot(ax=ax, color=color, markersize=18, marker="^", edgecolor="black",
-                     linewidth=0.3, zorder=4)
+            sub.plot(
+                ax=ax,
+                color=color,
+                markersize=18,
+                marker="^",
+                edgecolor="black",
+                linewidth=0.3,
+                zorder=4,
+            )
             handles.append(Line2D([], [], marker="^", color=color, linestyle="", label=cat))
     uncovered = residents.loc[~residents["covered_all_categories"].to_numpy()]
     if len(uncovered):
         uncovered.plot(ax=ax, color="black", markersize=6, zorder=3)
-    handles.append(Line2D([], [], marker="o", color="black", linestyle="", markersize=3,
-                          label="residents not covered (all categories)"))
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="o",
+            color="black",
+            linestyle="",
+            markersize=3,
+            label="residents not covered (all categories)",
+        )
+    )
     boundary = prepared.boundary.to_crs(crs)
     boundary.boundary.plot(ax=ax, color="black", linewidth=1.2, zorder=5)
     handles.append(Line2D([], [], color="black", label="district boundary"))
@@ -122,6 +140,14 @@ def plot_coverage_map(
     ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
     add_scale_bar(ax)
     add_north_arrow(ax)
-    ax.text(0.99, 0.01, ATTRIBUTION, transform=ax.transAxes, ha="right", va="bottom", fontsize=7,
-            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"})
+    ax.text(
+        0.99,
+        0.01,
+        ATTRIBUTION,
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"},
+    )
     return fig, ax

@@ -28,8 +28,8 @@ from lifecircle.coords import Datum
 from lifecircle.districts import District, get_district
 from lifecircle.errors import DataError, InputError, NoDataError
 from lifecircle.facilities import (
-    PoiMapping,
     CATEGORIES,
+    PoiMapping,
     amap_mapping,
     combine_facilities,
     deduplicate,
@@ -119,7 +119,9 @@ def _data_file(relative: str | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def _district_boundary(district: District, *, offline: bool) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+def _district_boundary(
+    district: District, *, offline: bool
+) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     src = district.boundary
     local = _data_file(src.file)
     if local is not None:
@@ -240,7 +242,9 @@ def _load_pois(req: AreaRequest, crs: str, clip_wgs84: BaseGeometry) -> list[gpd
         )
         inside = shapely.within(pts.geometry.to_numpy(), clip_wgs84)
         out.append(pts.loc[inside].reset_index(drop=True))
-        logger.info("%s: %d of %d POIs mapped inside the area", path.name, int(inside.sum()), len(table))
+        logger.info(
+            "%s: %d of %d POIs mapped inside the area", path.name, int(inside.sum()), len(table)
+        )
     return out
 
 
@@ -251,10 +255,14 @@ def _zones_layer(district: District | None, crs: str) -> gpd.GeoDataFrame | None
     if path is None:
         return None
     gdf = boundary_to_wgs84(io.read_vector(path), datum=district.zones.datum)  # type: ignore[arg-type]
-    names = gdf[district.zones.name_field].astype(str) if district.zones.name_field in gdf else (
-        gdf.index.astype(str)
+    names = (
+        gdf[district.zones.name_field].astype(str)
+        if district.zones.name_field in gdf
+        else (gdf.index.astype(str))
     )
-    return gpd.GeoDataFrame({"zone": names.to_numpy()}, geometry=gdf.geometry.to_numpy(), crs=4326).to_crs(crs)
+    return gpd.GeoDataFrame(
+        {"zone": names.to_numpy()}, geometry=gdf.geometry.to_numpy(), crs=4326
+    ).to_crs(crs)
 
 
 def _facility_counts(fac: gpd.GeoDataFrame) -> dict[str, Any]:
@@ -265,7 +273,9 @@ def _facility_counts(fac: gpd.GeoDataFrame) -> dict[str, Any]:
             "total": len(sub),
             "osm": int((sub["source"] == "osm").sum()),
             "imported": int((sub["source"] != "osm").sum()),
-            "subtypes": {str(k): int(v) for k, v in sub["subtype"].value_counts().sort_index().items()},
+            "subtypes": {
+                str(k): int(v) for k, v in sub["subtype"].value_counts().sort_index().items()
+            },
         }
     return counts
 
@@ -385,9 +395,15 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         "boundary": boundary_info,
         "osm": _file_info(osm_path),
         "pois": [
-            {**(_file_info(p.path) or {}), "datum": p.datum, "lon": p.lon_col, "lat": p.lat_col,
-             "name": p.name_col, "field": p.category_field,
-             "mapping": _file_info(p.mapping_file)}
+            {
+                **(_file_info(p.path) or {}),
+                "datum": p.datum,
+                "lon": p.lon_col,
+                "lat": p.lat_col,
+                "name": p.name_col,
+                "field": p.category_field,
+                "mapping": _file_info(p.mapping_file),
+            }
             for p in req.pois
         ],
         "population": _file_info(req.population_file),

@@ -15,7 +15,8 @@ def format_fetch_summary(manifest: dict[str, Any]) -> str:
     ext = manifest["extent"]
     res = manifest["residents"]
     lines = [
-        f"area: {manifest['key']}  (CRS {manifest['crs']}; OSM data of {manifest['osm']['osm_base']})",
+        f"area: {manifest['key']}  (CRS {manifest['crs']}; "
+        f"OSM data of {manifest['osm']['osm_base']})",
         f"network: {net['nodes']:,} nodes, {net['edges']:,} edges, {net['length_km']:,.1f} km, "
         f"{net['components']} components (largest holds {net['largest_component_share'] * 100:.1f}%"
         " of street length)",
@@ -24,16 +25,20 @@ def format_fetch_summary(manifest: dict[str, Any]) -> str:
     for cat, info in manifest["facilities"].items():
         subs = ", ".join(f"{k} {v}" for k, v in info["subtypes"].items()) or "none"
         lines.append(
-            f"  {cat:<13} {info['total']:>5}  ({info['osm']} OSM, {info['imported']} imported): {subs}"
+            f"  {cat:<13} {info['total']:>5}  ({info['osm']} OSM, "
+            f"{info['imported']} imported): {subs}"
         )
     if manifest.get("duplicates_dropped"):
-        lines.append(f"  imported POIs dropped as duplicates of OSM: {manifest['duplicates_dropped']}")
+        lines.append(
+            f"  imported POIs dropped as duplicates of OSM: {manifest['duplicates_dropped']}"
+        )
     lines.append(
         f"residents: {res['count']:,} points, basis {res['basis']}, "
         f"total weight {res['total_weight']:,.0f} {res['weight_unit']}"
     )
     lines.append(
-        f"analysed extent: {ext['analysed_area_km2']:,.2f} km² of {ext['district_area_km2']:,.1f} km²"
+        f"analysed extent: {ext['analysed_area_km2']:,.2f} km² of "
+        f"{ext['district_area_km2']:,.1f} km²"
         f" district land ({(ext['analysed_share'] or 0) * 100:.2f}%)"
     )
     return "\n".join(lines)
@@ -50,7 +55,9 @@ def format_coverage_table(summary: dict[str, Any]) -> str:
     lines = [header]
     if data["partial"]:
         lines.append(f"PARTIAL: {data['note']}")
-    lines.append(f"{'category':<15}{'facilities':>11}{'coverage':>10}{'target':>8}{'gap':>9}  verdict")
+    lines.append(
+        f"{'category':<15}{'facilities':>11}{'coverage':>10}{'target':>8}{'gap':>9}  verdict"
+    )
     target = params["target"]
     rows = [(k, v) for k, v in summary["categories"].items()]
     rows.append(("all categories", {**summary["all_categories"], "facilities": None}))

@@ -177,6 +177,7 @@ def spread_population(
         Resident points in the buildings' CRS with ``weight`` (persons).
     """
     crs = buildings.crs
+    assert crs is not None
     pop = population.to_crs(crs)
     values = pd.to_numeric(pop[column], errors="coerce").fillna(0.0).to_numpy()
     geoms = pop.geometry.to_numpy()
@@ -185,8 +186,11 @@ def spread_population(
     if is_point.any():
         parts.append(
             pd.DataFrame(
-                {"weight": values[is_point], "source_id": "population/point",
-                 "geometry": geoms[is_point]}
+                {
+                    "weight": values[is_point],
+                    "source_id": "population/point",
+                    "geometry": geoms[is_point],
+                }
             )
         )
     poly_idx = np.flatnonzero(~is_point & (values > 0))
@@ -203,19 +207,27 @@ def spread_population(
             w = values[poly_idx][p_of] * floor[b_of] / share_den[p_of]
         parts.append(
             pd.DataFrame(
-                {"weight": w, "source_id": buildings["source_id"].to_numpy()[b_of],
-                 "geometry": bpoints[b_of]}
+                {
+                    "weight": w,
+                    "source_id": buildings["source_id"].to_numpy()[b_of],
+                    "geometry": bpoints[b_of],
+                }
             )
         )
         empty = np.setdiff1d(np.arange(len(poly_idx)), p_of)
         parts.append(
             pd.DataFrame(
-                {"weight": values[poly_idx][empty], "source_id": "population/cell",
-                 "geometry": shapely.point_on_surface(geoms[poly_idx][empty])}
+                {
+                    "weight": values[poly_idx][empty],
+                    "source_id": "population/cell",
+                    "geometry": shapely.point_on_surface(geoms[poly_idx][empty]),
+                }
             )
         )
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        {"weight": [], "source_id": [], "geometry": []}
+    frame = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame({"weight": [], "source_id": [], "geometry": []})
     )
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
 

@@ -64,7 +64,10 @@ def runner() -> CliRunner:
 
 
 def toy_network(
-    nodes: list[tuple[float, float]], edges: list[tuple[int, int]], *, lengths: list[float] | None = None
+    nodes: list[tuple[float, float]],
+    edges: list[tuple[int, int]],
+    *,
+    lengths: list[float] | None = None,
 ) -> WalkNetwork:
     """A hand-made network in a metric CRS; lengths default to straight-line distance."""
     xy = np.array(nodes, dtype=float)
@@ -98,9 +101,18 @@ def overpass_json_from_osm(path: Path) -> dict:  # type: ignore[type-arg]
         elif obj.is_way():
             el = {"type": "way", "id": obj.id, "nodes": [n.ref for n in obj.nodes]}
         else:
-            el = {"type": "relation", "id": obj.id, "members": [
-                {"type": {"n": "node", "w": "way", "r": "relation"}[m.type], "ref": m.ref,
-                 "role": m.role} for m in obj.members]}
+            el = {
+                "type": "relation",
+                "id": obj.id,
+                "members": [
+                    {
+                        "type": {"n": "node", "w": "way", "r": "relation"}[m.type],
+                        "ref": m.ref,
+                        "role": m.role,
+                    }
+                    for m in obj.members
+                ],
+            }
         if tags:
             el["tags"] = tags
         elements.append(el)
@@ -161,10 +173,10 @@ class ReplayServer:
 
 
 STATUS = (
-    "Connected as: 1\nCurrent time: 2026-08-15T11:30:00Z\nAnnounced endpoint: none\n"
-    "Rate limit: 2\n2 slots available now.\nCurrently running queries (pid, space limit, "
-    "time limit, start time):\n"
-).encode()
+    b"Connected as: 1\nCurrent time: 2026-08-15T11:30:00Z\nAnnounced endpoint: none\n"
+    b"Rate limit: 2\n2 slots available now.\nCurrently running queries (pid, space limit, "
+    b"time limit, start time):\n"
+)
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +186,5 @@ def overpass_recording(data_dir: Path) -> bytes:
 
 @pytest.fixture
 def replay_server(overpass_recording: bytes) -> Iterator[ReplayServer]:
-    with ReplayServer(
-        {"/api/status": STATUS, "/api/interpreter": overpass_recording}
-    ) as server:
+    with ReplayServer({"/api/status": STATUS, "/api/interpreter": overpass_recording}) as server:
         yield server

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import geopandas as gpd
 import networkx as nx
 import numpy as np
@@ -38,24 +40,29 @@ def test_same_edge_walks_straight_along_it() -> None:
 
 
 def test_parallel_edges_use_the_shortest() -> None:
-    net = toy_network([(0, 0), (100, 0), (200, 0)], [(0, 1), (0, 1), (1, 2)],
-                      lengths=[300.0, 100.0, 100.0])
-    out = Router.from_network(net).distances(_snap([2], [100.0], [0.0]), _snap([1], [0.0], [0.0]),
-                                             limit_m=1000)
+    net = toy_network(
+        [(0, 0), (100, 0), (200, 0)], [(0, 1), (0, 1), (1, 2)], lengths=[300.0, 100.0, 100.0]
+    )
+    out = Router.from_network(net).distances(
+        _snap([2], [100.0], [0.0]), _snap([1], [0.0], [0.0]), limit_m=1000
+    )
     assert out.tolist() == [200.0]
 
 
 def test_unreachable_and_no_sources() -> None:
     net = toy_network([(0, 0), (100, 0)], [(0, 1)])
     router = Router.from_network(net)
-    out = router.distances(_snap([-1, 0], [np.nan, 1.0], [np.nan, 0.0]), _snap([-1], [0], [0]),
-                           limit_m=1000)
+    out = router.distances(
+        _snap([-1, 0], [np.nan, 1.0], [np.nan, 0.0]), _snap([-1], [0], [0]), limit_m=1000
+    )
     assert np.isinf(out).all()
 
 
 def test_snapping_to_edge_position_not_node() -> None:
     net = toy_network([(0, 0), (100, 0)], [(0, 1)])
-    pts = gpd.GeoDataFrame(geometry=[shapely.Point(30, 8), shapely.Point(50, 400)], crs="EPSG:32651")
+    pts = gpd.GeoDataFrame(
+        geometry=[shapely.Point(30, 8), shapely.Point(50, 400)], crs="EPSG:32651"
+    )
     snapped = snap_points(pts, net, max_snap_m=300)
     assert snapped["edge"].tolist() == [0, -1]
     assert snapped["along_m"].iloc[0] == pytest.approx(30.0)
@@ -66,8 +73,10 @@ def _networkx_distances(net, res_geom, res_snap, fac_geom, fac_snap):  # type: i
     """Independent check: split edges at every snapped point, then networkx Dijkstra."""
     G = nx.Graph()
     by_edge: dict[int, list[tuple[float, object]]] = {}
-    for kind, snap, geoms in (("r", res_snap, res_geom), ("f", fac_snap, fac_geom)):
-        for i, (e, a, o) in enumerate(snap[["edge", "along_m", "offset_m"]].itertuples(index=False)):
+    for kind, snap, _geoms in (("r", res_snap, res_geom), ("f", fac_snap, fac_geom)):
+        for i, (e, a, o) in enumerate(
+            snap[["edge", "along_m", "offset_m"]].itertuples(index=False)
+        ):
             if e < 0:
                 continue
             on = (kind, "on", i)
@@ -76,7 +85,7 @@ def _networkx_distances(net, res_geom, res_snap, fac_geom, fac_snap):  # type: i
     for e in range(net.n_edges):
         u, v, length = int(net.u[e]), int(net.v[e]), float(net.length_m[e])
         chain = [(0.0, u), *sorted(by_edge.get(e, []), key=lambda t: t[0]), (length, v)]
-        for (a0, n0), (a1, n1) in zip(chain[:-1], chain[1:], strict=True):
+        for (a0, n0), (a1, n1) in itertools.pairwise(chain):
             w = a1 - a0
             if G.has_edge(n0, n1):
                 w = min(w, G[n0][n1]["weight"])

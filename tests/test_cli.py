@@ -9,7 +9,12 @@ from click.testing import CliRunner
 from lifecircle.cli import main
 from tests.conftest import LUJIAZUI, POIS
 
-POI_ARGS = ["--pois", str(POIS / "shanghai_school.csv"), "--pois", str(POIS / "shanghai_hospital.csv")]
+POI_ARGS = [
+    "--pois",
+    str(POIS / "shanghai_school.csv"),
+    "--pois",
+    str(POIS / "shanghai_hospital.csv"),
+]
 
 
 def test_fetch_pudong_summary(runner: CliRunner) -> None:
@@ -18,7 +23,8 @@ def test_fetch_pudong_summary(runner: CliRunner) -> None:
     out = result.output
     assert "network: 6,0" in out
     assert "components" in out
-    assert "school" in out and "imported" in out
+    assert "school" in out
+    assert "imported" in out
     assert "basis buildings" in out
     assert "km² of 1,210.4 km²" in out
 
@@ -32,7 +38,12 @@ def test_coverage_pudong_end_to_end(runner: CliRunner, tmp_path: Path) -> None:
     assert "BELOW" in result.output
     summary = json.loads((out / "coverage.json").read_text())
     p = summary["parameters"]
-    assert (p["threshold_m"], p["target"], p["minutes"], p["speed_kmh"]) == (1000.0, 0.99, 15.0, 4.0)
+    assert (p["threshold_m"], p["target"], p["minutes"], p["speed_kmh"]) == (
+        1000.0,
+        0.99,
+        15.0,
+        4.0,
+    )
     for cat in ("school", "health", "elderly_care", "culture"):
         c = summary["categories"][cat]
         assert 0 <= c["coverage"] <= 1
@@ -48,7 +59,7 @@ def test_coverage_pudong_end_to_end(runner: CliRunner, tmp_path: Path) -> None:
     assert data["residents"]["basis"] == "buildings"
     assert data["osm"]["osm_base"] == "2026-08-15T11:23:42Z"
     assert summary["lifecircle_version"]
-    assert [r["zone"] for r in summary["zones"]["rings"]][0] == "0-3 km"
+    assert next(r["zone"] for r in summary["zones"]["rings"]) == "0-3 km"
     for name in ("coverage_map.png", "isochrones.gpkg", "residents_coverage.gpkg"):
         assert (out / name).stat().st_size > 1000
     # refuses to clobber without --overwrite
@@ -87,8 +98,18 @@ def test_malformed_osm_file_leaves_no_output(runner: CliRunner, tmp_path: Path) 
     bad = tmp_path / "bad.osm"
     bad.write_text("<osm><way id='1'><nd ref=")
     out = tmp_path / "out"
-    result = runner.invoke(main, ["coverage", "--bbox", "121.49,31.22,121.51,31.24",
-                                  "--osm-file", str(bad), "--out", str(out)])
+    result = runner.invoke(
+        main,
+        [
+            "coverage",
+            "--bbox",
+            "121.49,31.22,121.51,31.24",
+            "--osm-file",
+            str(bad),
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 1
     assert "bad.osm" in result.output
     assert not (out / "coverage.json").exists()
@@ -97,17 +118,41 @@ def test_malformed_osm_file_leaves_no_output(runner: CliRunner, tmp_path: Path) 
 def test_unwritable_output(runner: CliRunner, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = runner.invoke(main, ["coverage", "--district", "pudong", "--osm-file", str(LUJIAZUI),
-                                  "--out", str(blocker / "out")])
+    result = runner.invoke(
+        main,
+        [
+            "coverage",
+            "--district",
+            "pudong",
+            "--osm-file",
+            str(LUJIAZUI),
+            "--out",
+            str(blocker / "out"),
+        ],
+    )
     assert result.exit_code == 1
     assert "writable folder" in result.output
 
 
-def test_no_facilities_of_a_category_warns_and_reports_zero(runner: CliRunner, tmp_path: Path) -> None:
+def test_no_facilities_of_a_category_warns_and_reports_zero(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     tags = tmp_path / "tags.csv"
     tags.write_text("category,subtype,key,value,name_pattern\nschool,school,amenity,school,\n")
-    result = runner.invoke(main, ["coverage", "--district", "pudong", "--tags", str(tags),
-                                  "--out", str(tmp_path / "o"), "--no-map", "--no-isochrones"])
+    result = runner.invoke(
+        main,
+        [
+            "coverage",
+            "--district",
+            "pudong",
+            "--tags",
+            str(tags),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-map",
+            "--no-isochrones",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Warning: no elderly_care facilities" in result.output
     summary = json.loads((tmp_path / "o" / "coverage.json").read_text())
@@ -116,4 +161,5 @@ def test_no_facilities_of_a_category_warns_and_reports_zero(runner: CliRunner, t
 
 def test_districts_command(runner: CliRunner) -> None:
     result = runner.invoke(main, ["districts"])
-    assert "pudong" in result.output and "浦东新区" in result.output
+    assert "pudong" in result.output
+    assert "浦东新区" in result.output

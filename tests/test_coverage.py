@@ -38,19 +38,22 @@ def test_profile_errors() -> None:
 
 def test_coverage_by_hand() -> None:
     targets = parse_profile(read_profile_text("shanghai"), categories=("school",))
-    res = pd.DataFrame({
-        "weight": [1.0, 2.0, 3.0, 4.0],
-        "status": ["ok", "ok", "ok", "island"],
-        "dist_school_kindergarten_m": [200, 400, 100, 10],
-        "dist_school_primary_m": [450, 100, 100, 10],
-        "dist_school_secondary_m": [900, 100, 1200, 10],
-        "dist_school_m": [200, 100, 100, 10],
-    })
+    res = pd.DataFrame(
+        {
+            "weight": [1.0, 2.0, 3.0, 4.0],
+            "status": ["ok", "ok", "ok", "island"],
+            "dist_school_kindergarten_m": [200, 400, 100, 10],
+            "dist_school_primary_m": [450, 100, 100, 10],
+            "dist_school_secondary_m": [900, 100, 1200, 10],
+            "dist_school_m": [200, 100, 100, 10],
+        }
+    )
     cov = covered_frame(res, targets)
     # 1st meets every tier; 2nd misses the kindergarten tier; 3rd misses secondary; 4th is an island
     assert cov["school"].tolist() == [True, False, False, False]
-    s = summarize_coverage(res, cov, targets, target=0.99,
-                           facility_counts={"school": {"reachable": 3, "total": 5}})
+    s = summarize_coverage(
+        res, cov, targets, target=0.99, facility_counts={"school": {"reachable": 3, "total": 5}}
+    )
     school = s["categories"]["school"]
     assert school["coverage"] == pytest.approx(0.1)
     assert school["gap_points"] == pytest.approx(89.0)
@@ -60,9 +63,13 @@ def test_coverage_by_hand() -> None:
 
 
 def test_target_mask_compound_subtypes() -> None:
-    fac = pd.DataFrame({"category": ["school", "school", "health"],
-                        "subtype": ["primary+secondary", "kindergarten", "clinic"]})
-    t = [x for x in parse_profile(read_profile_text("shanghai")) if x.subtype == "secondary"][0]
+    fac = pd.DataFrame(
+        {
+            "category": ["school", "school", "health"],
+            "subtype": ["primary+secondary", "kindergarten", "clinic"],
+        }
+    )
+    t = next(x for x in parse_profile(read_profile_text("shanghai")) if x.subtype == "secondary")
     assert target_mask(fac, t).tolist() == [True, False, False]
 
 

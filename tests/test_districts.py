@@ -20,5 +20,5 @@ def test_all_sixteen_shanghai_districts_are_data_entries() -> None:
 
 
 def test_unknown_district_lists_known_ones() -> None:
-    with pytest.raises(InputError, match="unknown district 'atlantis'.*pudong"):
+    with pytest.raises(InputError, match=r"unknown district .atlantis.*pudong"):
         get_district("atlantis")

@@ -27,14 +27,19 @@ from tests.conftest import POIS
         ({"amenity": "school", "name": "金陵中学"}, ("school", "secondary")),
         ({"amenity": "school", "name": "洋泾菊园实验学校"}, ("school", "primary+secondary")),
         ({"amenity": "school", "name": "某中学宿舍区"}, None),
-        ({"building": "yes", "name": "花木社区卫生服务中心"}, ("health", "community_health_centre")),
+        (
+            {"building": "yes", "name": "花木社区卫生服务中心"},
+            ("health", "community_health_centre"),
+        ),
         ({"amenity": "hospital", "name": "上海东方医院"}, ("health", "hospital")),
         ({"amenity": "clinic", "name": "某口腔诊所"}, None),
         ({"amenity": "nursing_home"}, ("elderly_care", "nursing_home")),
         ({"name": "浦东新区敬老院"}, ("elderly_care", "nursing_home")),
         ({"name": "陆家嘴长者照护之家"}, ("elderly_care", "day_care")),
-        ({"social_facility": "day_care", "social_facility:for": "senior"},
-         ("elderly_care", "day_care")),
+        (
+            {"social_facility": "day_care", "social_facility:for": "senior"},
+            ("elderly_care", "day_care"),
+        ),
         ({"name": "塘桥社区文化活动中心"}, ("culture", "community_centre")),
         ({"amenity": "library"}, ("culture", "library")),
         ({"tourism": "museum"}, ("culture", "museum")),
@@ -74,13 +79,27 @@ def test_amap_import_and_dedup(lujiazui_osm) -> None:  # type: ignore[no-untyped
 
 
 def test_dedup_by_hand() -> None:
-    osm = gpd.GeoDataFrame({"category": ["school"], "subtype": ["primary"], "name": ["崂山小学"],
-                            "source": "osm", "source_id": "way/1"},
-                           geometry=[shapely.Point(121.5, 31.2)], crs=4326)
+    osm = gpd.GeoDataFrame(
+        {
+            "category": ["school"],
+            "subtype": ["primary"],
+            "name": ["崂山小学"],
+            "source": "osm",
+            "source_id": "way/1",
+        },
+        geometry=[shapely.Point(121.5, 31.2)],
+        crs=4326,
+    )
     pois = gpd.GeoDataFrame(
-        {"category": ["school", "school", "health"], "subtype": ["primary"] * 3,
-         "name": ["上海市崂山小学", "金陵中学", "崂山小学"], "source": "p", "source_id": "p"},
-        geometry=[shapely.Point(121.5003, 31.2)] * 3, crs=4326,
+        {
+            "category": ["school", "school", "health"],
+            "subtype": ["primary"] * 3,
+            "name": ["上海市崂山小学", "金陵中学", "崂山小学"],
+            "source": "p",
+            "source_id": "p",
+        },
+        geometry=[shapely.Point(121.5003, 31.2)] * 3,
+        crs=4326,
     )
     kept, dropped = deduplicate(osm, pois, crs="EPSG:32651")
     assert dropped == 1
@@ -88,8 +107,9 @@ def test_dedup_by_hand() -> None:
 
 
 def test_gcj02_import_moves_points() -> None:
-    table = pd.DataFrame({"name": ["a"], "type": ["科教文化服务;学校;小学"], "lat": ["31.2400"],
-                          "lon": ["121.5050"]})
+    table = pd.DataFrame(
+        {"name": ["a"], "type": ["科教文化服务;学校;小学"], "lat": ["31.2400"], "lon": ["121.5050"]}
+    )
     wgs = facilities_from_table(table, amap_mapping(), datum="wgs84")
     gcj = facilities_from_table(table, amap_mapping(), datum="gcj02")
     shift = wgs.to_crs(32651).distance(gcj.to_crs(32651)).iloc[0]

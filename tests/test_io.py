@@ -45,7 +45,7 @@ def test_read_bz2_and_pbf_give_the_same_network(tmp_path: Path, lujiazui_osm) ->
 def test_malformed_and_empty_osm(tmp_path: Path) -> None:
     bad = tmp_path / "bad.osm"
     bad.write_text("<osm><node id='1' lat='x'")
-    with pytest.raises(DataError, match="bad.osm"):
+    with pytest.raises(DataError, match=r"bad\.osm"):
         io.read_osm(bad)
     empty = tmp_path / "empty.osm"
     empty.write_text("<?xml version='1.0'?><osm version='0.6'></osm>")
@@ -100,18 +100,36 @@ def test_overpass_download_through_osmnx_against_replay(
 def test_geocoder_and_overpass_replay_for_a_district(
     overpass_recording: bytes, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_dir: Path
 ) -> None:
-    boundary = io.read_vector(data_dir / "pudong" / "boundaries" / "pudong_4_towns_osm_wgs84.geojson")
+    boundary = io.read_vector(
+        data_dir / "pudong" / "boundaries" / "pudong_4_towns_osm_wgs84.geojson"
+    )
     poly = shapely.box(121.49, 31.22, 121.515, 31.245)
-    nominatim = [{
-        "place_id": 1, "osm_type": "relation", "osm_id": 1, "lat": "31.23", "lon": "121.50",
-        "boundingbox": ["31.22", "31.245", "121.49", "121.515"], "class": "boundary",
-        "type": "administrative", "place_rank": 12, "importance": 0.7, "addresstype": "city",
-        "name": "浦东新区", "display_name": "浦东新区, 上海市, 中国",
-        "geojson": json.loads(gpd.GeoSeries([poly]).to_json())["features"][0]["geometry"],
-    }]
+    nominatim = [
+        {
+            "place_id": 1,
+            "osm_type": "relation",
+            "osm_id": 1,
+            "lat": "31.23",
+            "lon": "121.50",
+            "boundingbox": ["31.22", "31.245", "121.49", "121.515"],
+            "class": "boundary",
+            "type": "administrative",
+            "place_rank": 12,
+            "importance": 0.7,
+            "addresstype": "city",
+            "name": "浦东新区",
+            "display_name": "浦东新区, 上海市, 中国",
+            "geojson": json.loads(gpd.GeoSeries([poly]).to_json())["features"][0]["geometry"],
+        }
+    ]
     assert not boundary.empty
-    with ReplayServer({"/api/status": STATUS, "/api/interpreter": overpass_recording,
-                       "/search": json.dumps(nominatim).encode()}) as server:
+    with ReplayServer(
+        {
+            "/api/status": STATUS,
+            "/api/interpreter": overpass_recording,
+            "/search": json.dumps(nominatim).encode(),
+        }
+    ) as server:
         monkeypatch.setenv("LIFECIRCLE_OVERPASS_URL", server.url + "/api")
         monkeypatch.setenv("LIFECIRCLE_NOMINATIM_URL", server.url + "/")
         monkeypatch.setenv("LIFECIRCLE_CACHE_DIR", str(tmp_path / "cache"))
@@ -124,7 +142,9 @@ def test_geocoder_and_overpass_replay_for_a_district(
     )
 
 
-def test_offline_without_data_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_offline_without_data_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("LIFECIRCLE_DATA_DIR", str(tmp_path))
     with pytest.raises(DataError, match="LIFECIRCLE_DATA_DIR"):
         prepare_area(AreaRequest(bbox=BBOX, offline=True))

@@ -49,8 +49,11 @@ def test_fast_polygons_match_exact_on_lujiazui(lujiazui_net, lujiazui_osm) -> No
 
 def test_isochrone_of_unreachable_facility_is_skipped() -> None:
     net = toy_network([(0, 0), (100, 0)], [(0, 1)])
-    fac = gpd.GeoDataFrame({"category": ["school"], "subtype": ["x"], "name": ["far"]},
-                           geometry=[shapely.Point(0, 5000)], crs="EPSG:32651")
+    fac = gpd.GeoDataFrame(
+        {"category": ["school"], "subtype": ["x"], "name": ["far"]},
+        geometry=[shapely.Point(0, 5000)],
+        crs="EPSG:32651",
+    )
     snapped = snap_points(fac, net)
     out = facility_isochrones(Router.from_network(net), fac, snapped, threshold_m=1000)
     assert out.empty

@@ -106,12 +106,12 @@ def test_roundtrip_gdfs_and_networkx(lujiazui_net) -> None:  # type: ignore[no-u
     assert G.number_of_nodes() == 6076
     assert G.number_of_edges() == 2 * 6785
     assert G.graph["crs"] == "EPSG:32651"
-    u, v, data = next(iter(G.edges(data=True)))
+    _u, _v, data = next(iter(G.edges(data=True)))
     assert {"length", "osmid", "highway"} <= set(data)
     # osmnx can read it back
     import osmnx as ox
 
-    gdf_nodes, gdf_edges = ox.graph_to_gdfs(G)
+    gdf_nodes, _gdf_edges = ox.graph_to_gdfs(G)
     assert len(gdf_nodes) == 6076
     assert nx.number_weakly_connected_components(G) == s_components(lujiazui_net)
 

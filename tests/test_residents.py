@@ -29,12 +29,14 @@ def _square(lon: float, lat: float, d: float = 0.0002) -> shapely.Polygon:
 
 
 def test_levels_from_tag_height_and_default() -> None:
-    feats = _features([
-        ({"building": "apartments", "building:levels": "10"}, _square(121.5, 31.2)),
-        ({"building": "residential", "height": "30 m"}, _square(121.501, 31.2)),
-        ({"building": "house"}, _square(121.502, 31.2)),
-        ({"building": "office"}, _square(121.503, 31.2)),
-    ])
+    feats = _features(
+        [
+            ({"building": "apartments", "building:levels": "10"}, _square(121.5, 31.2)),
+            ({"building": "residential", "height": "30 m"}, _square(121.501, 31.2)),
+            ({"building": "house"}, _square(121.502, 31.2)),
+            ({"building": "office"}, _square(121.503, 31.2)),
+        ]
+    )
     b = residential_buildings(feats, crs="EPSG:32651")
     assert b["levels"].tolist() == [10.0, 10.0, 10.0]  # third: median of known levels
     assert b["levels_source"].tolist() == ["tag", "height", "median"]
@@ -42,11 +44,13 @@ def test_levels_from_tag_height_and_default() -> None:
 
 
 def test_building_yes_counts_inside_residential_landuse_only() -> None:
-    feats = _features([
-        ({"landuse": "residential"}, shapely.box(121.5, 31.2, 121.51, 31.21)),
-        ({"building": "yes"}, _square(121.502, 31.202)),
-        ({"building": "yes"}, _square(121.6, 31.3)),
-    ])
+    feats = _features(
+        [
+            ({"landuse": "residential"}, shapely.box(121.5, 31.2, 121.51, 31.21)),
+            ({"building": "yes"}, _square(121.502, 31.202)),
+            ({"building": "yes"}, _square(121.6, 31.3)),
+        ]
+    )
     b = residential_buildings(feats, crs="EPSG:32651")
     assert len(b) == 1
     assert b["levels"].iloc[0] == DEFAULT_LEVELS
