@@ -272,6 +272,13 @@ def analysed_extent(net: WalkNetwork, *, cell_m: float = 200.0) -> gpd.GeoDataFr
     )
 
 
+def edge_lines(net: WalkNetwork) -> npt.NDArray[np.object_]:
+    """Return the edges as an array of shapely LineStrings (network CRS)."""
+    start = np.column_stack([net.x[net.u], net.y[net.u]])
+    end = np.column_stack([net.x[net.v], net.y[net.v]])
+    return np.asarray(shapely.linestrings(np.stack([start, end], axis=1)), dtype=object)
+
+
 def network_to_gdfs(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Convert the network to node and edge GeoDataFrames (the cached form).
 
@@ -286,13 +293,6 @@ def network_to_gdfs(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFram
         geometry=shapely.points(net.x, net.y),
         crs=net.crs,
     )
-    coords = np.stack(
-        [
-            np.column_stack([net.x[net.u], net.y[net.u]]),
-            np.column_stack([net.x[net.v], net.y[net.v]]),
-        ],
-        axis=1,
-    )
     edges = gpd.GeoDataFrame(
         {
             "u": net.node_osmid[net.u],
@@ -301,7 +301,7 @@ def network_to_gdfs(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFram
             "highway": net.highway.astype(str),
             "length_m": net.length_m,
         },
-        geometry=shapely.linestrings(coords),
+        geometry=edge_lines(net),
         crs=net.crs,
     )
     return nodes, edges

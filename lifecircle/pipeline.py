@@ -47,9 +47,9 @@ from lifecircle.coverage import (
 from lifecircle.errors import OutputError
 from lifecircle.facilities import CATEGORIES, subtype_set
 from lifecircle.isochrones import DEFAULT_BUFFER_M, facility_isochrones
-from lifecircle.network import component_labels, component_lengths_m
+from lifecircle.network import component_labels, component_lengths_m, edge_lines
 from lifecircle.prepare import AreaRequest, PreparedArea, check_nonempty, prepare_area
-from lifecircle.snapping import DEFAULT_MAX_SNAP_M, edge_lines, snap_points
+from lifecircle.snapping import DEFAULT_MAX_SNAP_M, snap_points
 
 logger = logging.getLogger(__name__)
 

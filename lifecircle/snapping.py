@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import shapely
 
 from lifecircle.errors import CRSError
-from lifecircle.network import WalkNetwork
+from lifecircle.network import WalkNetwork, edge_lines
 
 DEFAULT_MAX_SNAP_M = 300.0
-
-
-def edge_lines(net: WalkNetwork) -> npt.NDArray[np.object_]:
-    """Return the edges as an array of shapely LineStrings (network CRS)."""
-    coords = np.stack(
-        [
-            np.column_stack([net.x[net.u], net.y[net.u]]),
-            np.column_stack([net.x[net.v], net.y[net.v]]),
-        ],
-        axis=1,
-    )
-    return np.asarray(shapely.linestrings(coords), dtype=object)
 
 
 def snap_points(
