@@ -70,8 +70,8 @@ def parse_tag_table(text: str) -> list[TagRule]:
     Examples
     --------
     >>> rules = parse_tag_table(
-    ...     "category,subtype,key,value,name_pattern,exclude_pattern\\n"
-    ...     "health,clinic,amenity,clinic,,\\n"
+    ...     "category,subtype,key,value,name_pattern,exclude_pattern\n"
+    ...     "health,clinic,amenity,clinic,,\n"
     ... )
     >>> rules[0].matches({"amenity": "clinic"})
     True
