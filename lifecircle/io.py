@@ -400,7 +400,6 @@ def read_table(path: Path) -> pd.DataFrame:
 def read_raster_cells(path: Path) -> gpd.GeoDataFrame:
     """Read a population GeoTIFF as one polygon per cell with a positive value."""
     import rasterio
-    from rasterio.transform import xy
 
     try:
         with rasterio.open(path) as src:
@@ -415,9 +414,12 @@ def read_raster_cells(path: Path) -> gpd.GeoDataFrame:
         raise CRSError(msg)
     values = np.ma.filled(band.astype("float64"), 0.0)
     rows, cols = np.nonzero(values > 0)
-    x0, y0 = xy(transform, rows, cols, offset="ul")
-    x1, y1 = xy(transform, rows, cols, offset="lr")
-    boxes = shapely.box(np.asarray(x0), np.asarray(y1), np.asarray(x1), np.asarray(y0))
+    t = transform
+    x0, y0 = t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
+    x1, y1 = t.a * (cols + 1) + t.b * (rows + 1) + t.c, t.d * (cols + 1) + t.e * (rows + 1) + t.f
+    boxes = shapely.box(
+        np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)
+    )
     return gpd.GeoDataFrame({"population": values[rows, cols]}, geometry=boxes, crs=crs.to_wkt())
 
 
