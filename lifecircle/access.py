@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
-from lifecircle.network import WalkNetwork, network_csr
+from lifecircle.network import WalkNetwork, min_per_pair, network_csr
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +30,7 @@ FloatArray = npt.NDArray[np.float64]
 
 @dataclass
 class Router:
-    """A network ready for repeated multi-source searches.
-
-    ``csr`` has one extra, empty last row and column: the virtual source.
-    """
+    """A network ready for repeated multi-source searches (``csr``: nodes x nodes)."""
 
     net: WalkNetwork
     csr: sp.csr_matrix
@@ -41,28 +38,36 @@ class Router:
     @classmethod
     def from_network(cls, net: WalkNetwork) -> Router:
         """Build the sparse matrix once for all searches."""
-        return cls(net=net, csr=network_csr(net, extra_nodes=1))
+        return cls(net=net, csr=network_csr(net))
 
-    def _with_sources(self, sources: pd.DataFrame) -> sp.csr_matrix:
-        """Return the matrix with the virtual source row filled for `sources`."""
+    def with_sources(self, sources: pd.DataFrame, *, separate: bool = False) -> sp.csr_matrix:
+        """Return the matrix with virtual source nodes appended after the network nodes.
+
+        Each virtual node is joined to both ends of its facilities' edges by the
+        walk from the facility to that end. With ``separate=False`` one virtual
+        node (index ``n_nodes``) stands for all reachable `sources`; with
+        ``separate=True`` reachable source ``i`` gets its own node
+        ``n_nodes + i``.
+        """
         net = self.net
         ok = sources["edge"].to_numpy() >= 0
         e = sources["edge"].to_numpy()[ok]
         along = sources["along_m"].to_numpy()[ok]
         offset = sources["offset_m"].to_numpy()[ok]
-        cols = np.concatenate([net.u[e], net.v[e]])
-        w = np.concatenate([offset + along, offset + (net.length_m[e] - along)])
-        order = np.lexsort((w, cols))
-        cols, w = cols[order], w[order]
-        first = np.ones(len(cols), dtype=bool)
-        first[1:] = cols[1:] != cols[:-1]
-        cols, w = cols[first], w[first]
+        which = np.arange(len(e)) if separate else np.zeros(len(e), dtype=np.int64)
+        rows, cols, w = min_per_pair(
+            np.concatenate([which, which]),
+            np.concatenate([net.u[e], net.v[e]]),
+            np.concatenate([offset + along, offset + (net.length_m[e] - along)]),
+        )
+        k = int(which.max()) + 1 if len(which) else 0
         base = self.csr
-        indptr = base.indptr.copy()
-        indptr[-1] = indptr[-2] + len(cols)
-        data = np.concatenate([base.data[: base.indptr[-2]], w])
-        indices = np.concatenate([base.indices[: base.indptr[-2]], cols]).astype(base.indices.dtype)
-        return sp.csr_matrix((data, indices, indptr), shape=base.shape)
+        size = net.n_nodes + k
+        extra_ptr = base.indptr[-1] + np.cumsum(np.bincount(rows, minlength=k))
+        indptr = np.concatenate([base.indptr, extra_ptr]).astype(base.indptr.dtype)
+        indices = np.concatenate([base.indices, cols]).astype(base.indices.dtype)
+        data = np.concatenate([base.data, w])
+        return sp.csr_matrix((data, indices, indptr), shape=(size, size))
 
     def node_distances(self, sources: pd.DataFrame, *, limit_m: float) -> FloatArray:
         """Return the walking distance from the nearest source to every node.
@@ -83,7 +88,7 @@ class Router:
         n = self.net.n_nodes
         if not (sources["edge"].to_numpy() >= 0).any():
             return np.full(n, np.inf)
-        graph = self._with_sources(sources)
+        graph = self.with_sources(sources)
         dist = dijkstra(graph, directed=True, indices=n, limit=limit_m)  # type: ignore[call-overload]
         return np.asarray(dist[:n], dtype=np.float64)
 

@@ -27,7 +27,6 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import dijkstra
 
@@ -179,24 +178,10 @@ def facility_isochrones(
     n = net.n_nodes
     points = facilities.geometry.to_numpy()
     all_segs: list[npt.NDArray[np.float64]] = []
-    base_coo = router.csr[:n, :n].tocoo()
     for lo in range(0, len(ok), chunk):
         part = ok[lo : lo + chunk]
         k = len(part)
-        size = n + k
-        e = snapped["edge"].to_numpy()[part]
-        along = snapped["along_m"].to_numpy()[part]
-        off = snapped["offset_m"].to_numpy()[part]
-        rows = np.concatenate([n + np.arange(k), n + np.arange(k)])
-        cols = np.concatenate([net.u[e], net.v[e]])
-        w = np.concatenate([off + along, off + net.length_m[e] - along])
-        graph = sp.csr_matrix(
-            (
-                np.concatenate([base_coo.data, w]),
-                (np.concatenate([base_coo.row, rows]), np.concatenate([base_coo.col, cols])),
-            ),
-            shape=(size, size),
-        )
+        graph = router.with_sources(snapped.iloc[part], separate=True)
         dist = dijkstra(graph, directed=True, indices=n + np.arange(k), limit=threshold_m)
         for j, fi in enumerate(part):
             all_segs.append(

@@ -175,33 +175,37 @@ def build_walk_network(
     return net
 
 
-def network_csr(net: WalkNetwork, *, extra_nodes: int = 0) -> sp.csr_matrix:
+def network_csr(net: WalkNetwork) -> sp.csr_matrix:
     """Return the symmetric sparse adjacency matrix, weights in metres.
 
     Parallel edges between the same two nodes keep the shortest length (a
     scipy sparse matrix would otherwise *sum* duplicates). Zero-length edges
     stay explicit entries, which scipy's csgraph routines treat as edges.
 
-    Parameters
-    ----------
-    net
-        The network.
-    extra_nodes
-        Extra empty rows/columns to append (for virtual source nodes).
     """
     rows = np.concatenate([net.u, net.v])
     cols = np.concatenate([net.v, net.u])
     weights = np.concatenate([net.length_m, net.length_m])
-    return _csr_min(rows, cols, weights, net.n_nodes + extra_nodes)
+    rows, cols, weights = min_per_pair(rows, cols, weights)
+    return sp.csr_matrix((weights, (rows, cols)), shape=(net.n_nodes, net.n_nodes))
 
 
-def _csr_min(rows: IntArray, cols: IntArray, weights: FloatArray, n: int) -> sp.csr_matrix:
-    """Build a CSR matrix keeping the minimum weight of duplicate (row, col) pairs."""
+def min_per_pair(
+    rows: IntArray, cols: IntArray, weights: FloatArray
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Keep the smallest weight of each (row, col) pair, sorted by row then column.
+
+    Examples
+    --------
+    >>> r, c, w = min_per_pair(np.array([0, 0, 1]), np.array([1, 1, 0]), np.array([5.0, 3.0, 2.0]))
+    >>> r.tolist(), c.tolist(), w.tolist()
+    ([0, 1], [1, 0], [3.0, 2.0])
+    """
     order = np.lexsort((weights, cols, rows))
     rows, cols, weights = rows[order], cols[order], weights[order]
     first = np.ones(len(rows), dtype=bool)
     first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    return sp.csr_matrix((weights[first], (rows[first], cols[first])), shape=(n, n))
+    return rows[first], cols[first], weights[first]
 
 
 def component_labels(net: WalkNetwork) -> IntArray:
