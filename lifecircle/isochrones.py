@@ -9,9 +9,9 @@ access leg counts too. The reachable lines are buffered by a documented
 width (default :data:`DEFAULT_BUFFER_M`) to become polygons; no convex hulls,
 which spill over rivers and blocks.
 
-Speed: the reachable segments of one facility are first merged into
-polylines (``line_merge``) and simplified by 1 m, then buffered with 3
-segments per quarter circle and unioned; shapely releases the GIL, so
+Speed: the reachable segments of one facility are first merged into one
+polyline set per OSM way (``line_merge``) and simplified by 1 m, then
+buffered with 3 segments per quarter circle and unioned; shapely releases the GIL, so
 facilities are buffered on a thread pool (measured overlap with the exact
 method: intersection over union above 0.99). ``method="exact"`` buffers
 each segment with round caps and unions them (the slow reference the
@@ -21,7 +21,7 @@ benchmark compares against).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -40,14 +40,25 @@ FloatArray = npt.NDArray[np.float64]
 Method = Literal["fast", "exact"]
 
 
+class Reach(NamedTuple):
+    """Reachable street pieces.
+
+    ``coords`` is a ``(k, 2, 2)`` array; ``edge`` holds the edge of each piece
+    (-1 for a facility's access leg).
+    """
+
+    coords: npt.NDArray[np.float64]
+    edge: npt.NDArray[np.int64]
+
+
 def reachable_segments(
     net: WalkNetwork,
     node_dist: FloatArray,
     threshold_m: float,
     sources: pd.DataFrame,
     source_points: npt.NDArray[np.object_] | None = None,
-) -> npt.NDArray[np.float64]:
-    """Return the reachable pieces of streets as an ``(k, 2, 2)`` coordinate array.
+) -> Reach:
+    """Return the reachable pieces of streets.
 
     Parameters
     ----------
@@ -95,6 +106,7 @@ def reachable_segments(
     frac_t = np.where(L[e] > 0, t / np.where(L[e] > 0, L[e], 1.0), 0.0)
     ax, ay = net.x[net.u[e]], net.y[net.u[e]]
     dx, dy = net.x[net.v[e]] - ax, net.y[net.v[e]] - ay
+    edge = e
     segs = np.stack(
         [
             np.column_stack([ax + frac_s * dx, ay + frac_s * dy]),
@@ -112,24 +124,37 @@ def reachable_segments(
             axis=1,
         )
         segs = np.concatenate([segs, legs])
-    return np.asarray(segs, dtype=np.float64)
+        edge = np.concatenate([edge, np.full(len(legs), -1, dtype=np.int64)])
+    return Reach(np.asarray(segs, dtype=np.float64), edge)
 
 
 def segments_to_polygon(
-    segs: npt.NDArray[np.float64], *, buffer_m: float, method: Method = "fast"
+    segs: npt.NDArray[np.float64],
+    *,
+    buffer_m: float,
+    method: Method = "fast",
+    groups: npt.NDArray[np.int64] | None = None,
 ) -> shapely.Geometry:
     """Buffer reachable segments into one polygon.
 
-    ``"fast"`` merges the segments into polylines, simplifies them by
-    :data:`FAST_SIMPLIFY_M`, buffers each with ``quad_segs=3`` and unions them;
-    ``"exact"`` buffers each segment (``quad_segs=8``) and unions them.
+    ``"fast"`` merges the segments of each group (an OSM way: fewer, longer
+    lines cross at junctions, which keeps the union cheap) into polylines,
+    simplifies them by :data:`FAST_SIMPLIFY_M`, buffers each with
+    ``quad_segs=3`` and unions them; ``"exact"`` buffers each segment
+    (``quad_segs=8``) and unions them.
     """
     if len(segs) == 0:
         return shapely.Polygon()
     lines = np.asarray(shapely.linestrings(segs), dtype=object)
     if method == "exact":
         return shapely.union_all(shapely.buffer(lines, buffer_m, quad_segs=8))
-    merged = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(lines)))
+    if groups is None:
+        groups = np.zeros(len(lines), dtype=np.int64)
+    order = np.argsort(groups, kind="stable")
+    _, codes = np.unique(groups[order], return_inverse=True)
+    merged = shapely.get_parts(
+        shapely.line_merge(shapely.multilinestrings(lines[order], indices=codes))
+    )
     merged = shapely.simplify(merged, FAST_SIMPLIFY_M)
     return shapely.union_all(shapely.buffer(merged, buffer_m, quad_segs=FAST_QUAD_SEGS))
 
@@ -177,24 +202,27 @@ def facility_isochrones(
     ok = np.flatnonzero(snapped["edge"].to_numpy() >= 0)
     n = net.n_nodes
     points = facilities.geometry.to_numpy()
-    all_segs: list[npt.NDArray[np.float64]] = []
-    for lo in range(0, len(ok), chunk):
-        part = ok[lo : lo + chunk]
-        k = len(part)
-        graph = router.with_sources(snapped.iloc[part], separate=True)
-        dist = dijkstra(graph, directed=True, indices=n + np.arange(k), limit=threshold_m)
-        for j, fi in enumerate(part):
-            all_segs.append(
-                reachable_segments(
+
+    def _poly(reach: Reach) -> shapely.Geometry:
+        return segments_to_polygon(
+            reach.coords, buffer_m=buffer_m, method=method, groups=_way_groups(net, reach)
+        )
+
+    # polygons are built on the pool while the next batch of searches runs
+    futures = []
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        for lo in range(0, len(ok), chunk):
+            part = ok[lo : lo + chunk]
+            graph = router.with_sources(snapped.iloc[part], separate=True)
+            dist = dijkstra(
+                graph, directed=True, indices=n + np.arange(len(part)), limit=threshold_m
+            )
+            for j, fi in enumerate(part):
+                reach = reachable_segments(
                     net, dist[j, :n], threshold_m, snapped[fi : fi + 1], points[[fi]]
                 )
-            )
-
-    def _poly(segs: npt.NDArray[np.float64]) -> shapely.Geometry:
-        return segments_to_polygon(segs, buffer_m=buffer_m, method=method)
-
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        polys = list(pool.map(_poly, all_segs))
+                futures.append(pool.submit(_poly, reach))
+        polys = [f.result() for f in futures]
     sub = facilities.iloc[ok]
     return gpd.GeoDataFrame(
         {
@@ -219,10 +247,17 @@ def category_isochrone(
 ) -> shapely.Geometry:
     """Return the dissolved isochrone of a set of facilities (one multi-source search)."""
     node_dist = router.node_distances(snapped, limit_m=threshold_m)
-    segs = reachable_segments(
+    reach = reachable_segments(
         router.net, node_dist, threshold_m, snapped, facilities.geometry.to_numpy()
     )
-    return segments_to_polygon(segs, buffer_m=buffer_m)
+    return segments_to_polygon(
+        reach.coords, buffer_m=buffer_m, groups=_way_groups(router.net, reach)
+    )
+
+
+def _way_groups(net: WalkNetwork, reach: Reach) -> npt.NDArray[np.int64]:
+    """OSM way id of each reachable piece (access legs share group -1)."""
+    return np.where(reach.edge >= 0, net.way_id[np.maximum(reach.edge, 0)], -1)
 
 
 def overlap_ratio(a: shapely.Geometry, b: shapely.Geometry) -> float:

@@ -22,7 +22,7 @@ def test_partial_edges_by_hand() -> None:
     net = toy_network([(0, 0), (600, 0), (1200, 0)], [(0, 1), (1, 2)])
     src = pd.DataFrame({"edge": [0], "along_m": [0.0], "offset_m": [0.0]})
     node_dist = Router.from_network(net).node_distances(src, limit_m=1000)
-    segs = reachable_segments(net, node_dist, 1000.0, src)
+    segs = reachable_segments(net, node_dist, 1000.0, src).coords
     lines = shapely.union_all(shapely.linestrings(segs))
     assert lines.length == pytest.approx(1000.0)  # all of edge 0, 400 m of edge 1
     poly = segments_to_polygon(segs, buffer_m=25, method="exact")
