@@ -124,19 +124,23 @@ class Router:
         via_v = (net.length_m[eo] - along) + node_dist[net.v[eo]]
         best = offset + np.minimum(via_u, via_v)
         # origin and source on the same edge: walk straight along it
-        src = sources.loc[sources["edge"].to_numpy() >= 0, ["edge", "along_m", "offset_m"]]
-        if len(src):
-            org = pd.DataFrame(
-                {"edge": eo, "along_o": along, "offset_o": offset, "pos": np.arange(len(eo))}
-            )
-            pairs = org.merge(src, on="edge", how="inner")
-            if len(pairs):
-                direct = (
-                    pairs["offset_o"].to_numpy()
-                    + pairs["offset_m"].to_numpy()
-                    + np.abs(pairs["along_o"].to_numpy() - pairs["along_m"].to_numpy())
-                )
-                np.minimum.at(best, pairs["pos"].to_numpy(), direct)
+        s_ok = sources["edge"].to_numpy() >= 0
+        s_edge = sources["edge"].to_numpy()[s_ok]
+        order = np.argsort(s_edge, kind="stable")
+        s_edge = s_edge[order]
+        s_along = sources["along_m"].to_numpy()[s_ok][order]
+        s_off = sources["offset_m"].to_numpy()[s_ok][order]
+        has_source = np.zeros(net.n_edges, dtype=bool)
+        has_source[s_edge] = True
+        cand = np.flatnonzero(has_source[eo])  # origins sharing an edge with a source
+        lo = np.searchsorted(s_edge, eo[cand], side="left")
+        count = np.searchsorted(s_edge, eo[cand], side="right") - lo
+        pos = np.repeat(cand, count)
+        if len(pos):
+            first = np.repeat(lo - (np.cumsum(count) - count), count)
+            src = first + np.arange(len(pos))
+            direct = offset[pos] + s_off[src] + np.abs(along[pos] - s_along[src])
+            np.minimum.at(best, pos, direct)
         best[best > limit_m] = np.inf
         out[ok] = best
         return out
