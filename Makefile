@@ -9,7 +9,7 @@ POIS := --pois $(LIFECIRCLE_DATA_DIR)/pudong/pois/shanghai_school.csv \
         --pois $(LIFECIRCLE_DATA_DIR)/pudong/pois/shanghai_hospital.csv \
         --pois $(LIFECIRCLE_DATA_DIR)/pudong/pois/shanghai_Theatr_Cinema.csv
 
-.PHONY: install demo test test-all lint typecheck notebooks check data bench clean fonts
+.PHONY: install demo test test-all lint typecheck notebooks check data bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install -q -e '.[dev]'
@@ -43,6 +43,7 @@ notebooks: install
 check: lint typecheck test
 
 bench: install
+	-$(PYTHON) -m pip install -q -e '.[bench]'  # pandana, for comparison only; optional
 	$(PYTHON) scripts/bench.py --out docs/benchmarks.md
 
 clean:
