@@ -9,17 +9,30 @@ POIS := --pois $(LIFECIRCLE_DATA_DIR)/pudong/pois/shanghai_school.csv \
         --pois $(LIFECIRCLE_DATA_DIR)/pudong/pois/shanghai_hospital.csv \
         --pois $(LIFECIRCLE_DATA_DIR)/pudong/pois/shanghai_Theatr_Cinema.csv
 
-.PHONY: install demo test test-all lint typecheck notebooks check data bench clean
+.PHONY: sysdeps install demo test test-all lint typecheck notebooks check data bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) sysdeps
+
+# Debian packages the tests and maps use: headless Chromium (HTML report test) and a CJK font
+sysdeps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+	    || ! fc-list 2>/dev/null | grep -qi "Noto Sans CJK"; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver fonts-noto-cjk >/dev/null; \
+	  else \
+	    echo "install chromium chromium-driver fonts-noto-cjk (apt) for the report test"; \
+	  fi; \
+	fi
 
 demo: install
 	lifecircle fetch --district pudong $(POIS)
 	lifecircle coverage --district pudong $(POIS)
+	lifecircle gaps --district pudong $(POIS)
 
 data: install
 	lifecircle fetch --district pudong $(POIS)

@@ -187,60 +187,94 @@ def fetch(**kw: Any) -> None:
     click.echo(f"cache: {prepared.folder}")
 
 
-@main.command()
-@area_options
-@click.option("--minutes", type=float, default=15.0, show_default=True)
-@click.option("--speed-kmh", type=float, default=4.0, show_default=True)
-@click.option(
-    "--target",
-    type=float,
-    default=0.99,
-    show_default=True,
-    help="Coverage target as a share (0.99 = 99%).",
-)
-@click.option(
-    "--profile",
-    default="default",
-    show_default=True,
-    help="Standard profile: default, shanghai, or a CSV file.",
-)
-@click.option(
-    "--category",
-    "categories",
-    multiple=True,
-    type=click.Choice(CATEGORY_CHOICES),
-    help="Limit to these categories (repeatable; default all).",
-)
-@click.option(
-    "--max-snap-m",
-    type=float,
-    default=300.0,
-    show_default=True,
-    help="Points farther from any street are unreachable.",
-)
-@click.option("--isochrones/--no-isochrones", default=True, show_default=True)
-@click.option("--map/--no-map", "make_map", default=True, show_default=True)
-@click.option("--isochrone-buffer-m", type=float, default=25.0, show_default=True)
-@click.option(
-    "-o",
-    "--out",
-    type=click.Path(path_type=Path),
-    help="Output folder (default: data/processed/<area>/).",
-)
-@click.option("--overwrite", is_flag=True, help="Replace outputs in an existing --out folder.")
-@_handle_errors
-def coverage(**kw: Any) -> None:
-    """Coverage of each facility category against the target (default 99% within 15 min)."""
-    from lifecircle.pipeline import CoverageOptions, run_coverage
-    from lifecircle.report import format_coverage_table
+def analysis_options(func: F) -> F:
+    """Options of the analysis itself (shared by coverage and gaps)."""
+    options = [
+        click.option("--minutes", type=float, default=15.0, show_default=True),
+        click.option("--speed-kmh", type=float, default=4.0, show_default=True),
+        click.option(
+            "--target",
+            type=float,
+            default=0.99,
+            show_default=True,
+            help="Coverage target as a share (0.99 = 99%).",
+        ),
+        click.option(
+            "--profile",
+            default="default",
+            show_default=True,
+            help="Standard profile: default, shanghai, or a CSV file.",
+        ),
+        click.option(
+            "--category",
+            "categories",
+            multiple=True,
+            type=click.Choice(CATEGORY_CHOICES),
+            help="Limit to these categories (repeatable; default all).",
+        ),
+        click.option(
+            "--max-snap-m",
+            type=float,
+            default=300.0,
+            show_default=True,
+            help="Points farther from any street are unreachable.",
+        ),
+        click.option(
+            "--rings",
+            default="0,3,6,10,15,25",
+            show_default=True,
+            help="Distance ring edges from the district core, km.",
+        ),
+        click.option(
+            "-o",
+            "--out",
+            type=click.Path(path_type=Path),
+            help="Output folder (default: data/processed/<area>/).",
+        ),
+        click.option(
+            "--overwrite", is_flag=True, help="Replace outputs in an existing --out folder."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
-    options = CoverageOptions(
+
+def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
+    from lifecircle.errors import InputError
+    from lifecircle.pipeline import CoverageOptions
+
+    try:
+        rings = tuple(float(v) for v in str(kw["rings"]).split(","))
+    except ValueError:
+        msg = f"--rings {kw['rings']!r} is not a comma-separated list of km"
+        raise InputError(msg) from None
+    return CoverageOptions(
         minutes=kw["minutes"],
         speed_kmh=kw["speed_kmh"],
         target=kw["target"],
         profile=kw["profile"],
         categories=tuple(kw["categories"]) or tuple(CATEGORY_CHOICES),
         max_snap_m=kw["max_snap_m"],
+        ring_edges_km=rings,
+        **extra,
+    )
+
+
+@main.command()
+@area_options
+@analysis_options
+@click.option("--isochrones/--no-isochrones", default=True, show_default=True)
+@click.option("--map/--no-map", "make_map", default=True, show_default=True)
+@click.option("--isochrone-buffer-m", type=float, default=25.0, show_default=True)
+@_handle_errors
+def coverage(**kw: Any) -> None:
+    """Coverage of each facility category against the target (default 99% within 15 min)."""
+    from lifecircle.pipeline import run_coverage
+    from lifecircle.report import format_coverage_table
+
+    options = _coverage_options(
+        kw,
         isochrones=kw["isochrones"],
         make_map=kw["make_map"],
         isochrone_buffer_m=kw["isochrone_buffer_m"],
@@ -254,6 +288,74 @@ def coverage(**kw: Any) -> None:
     )
     click.echo(format_coverage_table(result.summary))
     click.echo(f"outputs: {result.out_dir}")
+
+
+@main.command()
+@area_options
+@analysis_options
+@click.option(
+    "--zones",
+    "zones_file",
+    type=click.Path(path_type=Path),
+    help="Zones to compare with a ring around each (e.g. development zones).",
+)
+@click.option("--zones-name", help="Column naming the --zones polygons (default: name).")
+@click.option(
+    "--zone-ring-m",
+    type=float,
+    default=2000.0,
+    show_default=True,
+    help="Width of the comparison ring around each --zones polygon.",
+)
+@click.option(
+    "--lag-points",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Flag when the outermost populated ring lags the core by more.",
+)
+@click.option(
+    "--cluster-eps-m",
+    type=float,
+    default=250.0,
+    show_default=True,
+    help="DBSCAN radius for gap clusters.",
+)
+@click.option("--pdf/--no-pdf", default=True, show_default=True, help="Also write PDF maps.")
+@_handle_errors
+def gaps(**kw: Any) -> None:
+    """Where the gaps are: zones, core-periphery gradient, inequality, gap clusters, maps."""
+    from lifecircle.pipeline import GapOptions, run_gaps
+
+    gap_options = GapOptions(
+        lag_points=kw["lag_points"],
+        cluster_eps_m=kw["cluster_eps_m"],
+        zones_file=kw["zones_file"],
+        zones_name_field=kw["zones_name"],
+        zone_ring_m=kw["zone_ring_m"],
+        pdf=kw["pdf"],
+    )
+    result = run_gaps(
+        _area_request(kw),
+        _coverage_options(kw),
+        gap_options,
+        out_dir=kw["out"],
+        overwrite=kw["overwrite"],
+        rebuild=kw["rebuild"],
+    )
+    s = result.summary
+    click.echo(f"gaps in {s['area']}:")
+    for line in s["flags"] or ["no gap exceeds the flag thresholds"]:
+        click.echo(f"  - {line}")
+    ineq = s["inequality"]["categories"]["all_categories"]
+    click.echo(
+        f"inequality of the distance to the farthest category: Gini {ineq['gini']:.3f}, "
+        f"Theil {ineq['theil']:.3f} (between rings {ineq['theil_between']:.3f})"
+    )
+    click.echo(
+        f"gap clusters: {len(result.clusters)}; report: {result.out_dir / 'gaps_report.html'}"
+    )
+    click.echo("© OpenStreetMap contributors")
 
 
 if __name__ == "__main__":

@@ -348,6 +348,43 @@ def geocode_boundary(query: str, *, cache_folder: Path) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(gdf[["geometry"]].assign(name=query), crs=gdf.crs).to_crs(4326)
 
 
+def download_admin_units(
+    polygon: BaseGeometry, *, cache_folder: Path, admin_level: str = "8"
+) -> gpd.GeoDataFrame:
+    """Download administrative boundaries inside a WGS-84 polygon with osmnx (Overpass).
+
+    In China's OSM data, town-level units (街道 sub-districts, 镇 towns) carry
+    ``admin_level=8``.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``name``, ``code`` (the ``ref`` tag, may be empty) and polygons, WGS-84.
+    """
+    import osmnx as ox
+
+    _configure_osmnx(cache_folder)
+    try:
+        gdf = ox.features_from_polygon(
+            polygon,  # type: ignore[arg-type]
+            tags={"boundary": "administrative", "admin_level": admin_level},
+        )
+    except Exception as exc:
+        msg = (
+            f"cannot download administrative units ({type(exc).__name__}: {exc}); "
+            "check the network or LIFECIRCLE_OVERPASS_URL, or use a data folder"
+        )
+        raise DataError(msg) from exc
+    gdf = gdf.loc[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
+    names = gdf["name"].astype(str) if "name" in gdf else pd.Series("", index=gdf.index)
+    codes = gdf["ref"].fillna("").astype(str) if "ref" in gdf else pd.Series("", index=gdf.index)
+    return gpd.GeoDataFrame(
+        {"name": names.to_numpy(), "code": codes.to_numpy()},
+        geometry=gdf.geometry.to_numpy(),
+        crs=gdf.crs,
+    ).to_crs(4326)
+
+
 # --------------------------------------------------------------------------- vector layers
 
 

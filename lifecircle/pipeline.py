@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -399,3 +399,297 @@ def run_coverage(
 def options_dict(options: CoverageOptions) -> dict[str, Any]:
     """Return the options as a plain dict (for manifests and batch hashes)."""
     return asdict(options)
+
+
+# --------------------------------------------------------------------------- gaps
+
+
+@dataclass(frozen=True)
+class GapOptions:
+    """Parameters of the gap analysis (recorded in ``gaps.json``)."""
+
+    lag_points: float = 10.0
+    cluster_eps_m: float = 250.0
+    zones_file: Path | None = None
+    zones_name_field: str | None = None
+    zone_ring_m: float = 2000.0
+    admin_level: str = "8"
+    pdf: bool = True
+
+
+@dataclass
+class GapResult:
+    """What ``run_gaps`` computed and wrote."""
+
+    summary: dict[str, Any]
+    tables: dict[str, pd.DataFrame]
+    clusters: gpd.GeoDataFrame
+    residents: gpd.GeoDataFrame
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)
+
+
+def _admin_units(
+    prepared: PreparedArea, req: AreaRequest, options: GapOptions
+) -> gpd.GeoDataFrame | None:
+    """Administrative units with boundaries: the data folder, the raw cache, or Overpass."""
+    from lifecircle import settings
+    from lifecircle.errors import DataError
+    from lifecircle.zones import classify_unit
+
+    units = prepared.zones
+    if units is None and prepared.district is not None:
+        cached = settings.raw_dir() / prepared.key / "admin_units.geojson"
+        if cached.is_file():
+            raw = io.read_vector(cached)
+        elif req.offline:
+            raw = None
+        else:
+            boundary = gpd.GeoSeries([prepared.boundary_m.buffer(0)], crs=prepared.crs).to_crs(4326)
+            try:
+                raw = io.download_admin_units(
+                    boundary.iloc[0],
+                    cache_folder=settings.raw_dir() / "http",
+                    admin_level=options.admin_level,
+                )
+                io.save_text(raw.to_json(), cached)
+            except DataError as exc:
+                warnings.warn(f"{exc}; zones: distance rings only", RuntimeWarning, stacklevel=2)
+                raw = None
+        if raw is not None and not raw.empty:
+            units = gpd.GeoDataFrame(
+                {
+                    "zone": raw["name"].astype(str).to_numpy(),
+                    "code": raw.get("code", pd.Series("", index=raw.index)).astype(str).to_numpy(),
+                },
+                geometry=raw.geometry.to_numpy(),
+                crs=raw.crs,
+            ).to_crs(prepared.crs)
+    if units is None or units.empty:
+        return None
+    codes = _unit_codes(prepared)
+    units = units.copy()
+    units["kind"] = [
+        classify_unit(n, codes.get(n) or (c if "code" in units else None))
+        for n, c in zip(units["zone"], units.get("code", units["zone"]), strict=True)
+    ]
+    return units
+
+
+def _unit_codes(prepared: PreparedArea) -> dict[str, str]:
+    """Map unit names to statistical codes from the registry's unit list, when there is one."""
+    from lifecircle import settings
+
+    root = settings.data_dir()
+    if prepared.district is None or prepared.district.zones.units_file is None or root is None:
+        return {}
+    path = root / prepared.district.zones.units_file
+    if not path.is_file():
+        return {}
+    table = io.read_table(path)
+    return dict(zip(table["name"].astype(str), table["code"].astype(str), strict=True))
+
+
+def compute_gaps(
+    prepared: PreparedArea,
+    req: AreaRequest,
+    options: CoverageOptions,
+    gap_options: GapOptions,
+) -> GapResult:
+    """Compute zone measures, the gradient, inequality, gap clusters and flags (no writing)."""
+    from lifecircle import gaps, zones
+
+    check_target(options.target)
+    categories = check_categories(options.categories)
+    cov_summary, residents, _ = compute_coverage(prepared, replace(options, isochrones=False))
+    cap_m = float(cov_summary["parameters"]["search_limit_m"])
+    tables: dict[str, pd.DataFrame] = {
+        "rings": gaps.zone_measures(residents, residents["ring"], categories, kind="ring")
+    }
+    admin = _admin_units(prepared, req, gap_options)
+    if admin is not None:
+        labels = zones.label_points(residents, admin)
+        residents["admin_unit"] = labels
+        table = gaps.zone_measures(residents, labels, categories, kind="admin")
+        kinds = dict(zip(admin["zone"], admin["kind"], strict=True))
+        table.insert(2, "unit_kind", table["zone"].map(kinds))
+        tables["admin"] = table
+    comparison: list[dict[str, Any]] = []
+    if gap_options.zones_file is not None:
+        user = zones.prepare_user_zones(
+            io.read_vector(gap_options.zones_file),
+            area=prepared.boundary_m,
+            crs=prepared.crs,
+            name_field=gap_options.zones_name_field,
+            ring_m=gap_options.zone_ring_m,
+        )
+        inner, ring = user.loc[user["kind"] == "zone"], user.loc[user["kind"] == "ring"]
+        t_in = gaps.zone_measures(
+            residents, zones.label_points(residents, inner), categories, kind="user_zone"
+        )
+        t_ring = gaps.zone_measures(
+            residents, zones.label_points(residents, ring), categories, kind="user_zone_ring"
+        )
+        tables["user_zones"] = pd.concat([t_in, t_ring], ignore_index=True)
+        suffix = f" (ring {gap_options.zone_ring_m / 1000:g} km)"
+        for _, row in t_in.iterrows():
+            other = t_ring.loc[
+                (t_ring["zone"] == row["zone"] + suffix) & (t_ring["category"] == row["category"])
+            ]
+            ring_cov = float(other["coverage"].iloc[0]) if len(other) else float("nan")
+            comparison.append(
+                {
+                    "zone": row["zone"],
+                    "category": row["category"],
+                    "zone_coverage": row["coverage"],
+                    "ring_coverage": ring_cov,
+                    "difference_points": (row["coverage"] - ring_cov) * 100,
+                }
+            )
+    grad = gaps.gradient(tables["rings"], lag_points=gap_options.lag_points)
+    w = residents["weight"].to_numpy(dtype=float)
+    groups = residents["ring"].fillna("outside rings").astype(str).to_numpy()
+    ineq: dict[str, Any] = {}
+    for cat in [*categories, "all_categories"]:
+        if cat == "all_categories":
+            dist = np.max(
+                np.column_stack(
+                    [residents[distance_column(c)].to_numpy(dtype=float) for c in categories]
+                ),
+                axis=1,
+            )
+        else:
+            dist = residents[distance_column(cat)].to_numpy(dtype=float)
+        capped = np.minimum(dist, cap_m)
+        t = gaps.theil(capped, w, list(groups))
+        ineq[cat] = {
+            "gini": round(gaps.gini(capped, w), 4),
+            "theil": round(t["total"], 4),
+            "theil_between": round(t["between"], 4),
+            "theil_within": round(t["within"], 4),
+        }
+    clusters = gaps.gap_clusters(residents, categories, eps_m=gap_options.cluster_eps_m)
+    flag_list = gaps.flags(
+        tables["rings"],
+        tables.get("admin"),
+        grad,
+        clusters,
+        target=options.target,
+        lag_points=gap_options.lag_points,
+    )
+    summary: dict[str, Any] = {
+        "lifecircle_version": __version__,
+        "area": prepared.key,
+        "parameters": {
+            "lag_points": gap_options.lag_points,
+            "cap_m": cap_m,
+            "cluster_eps_m": gap_options.cluster_eps_m,
+            "zone_ring_m": gap_options.zone_ring_m,
+            "ring_edges_km": list(options.ring_edges_km),
+        },
+        "coverage": cov_summary,
+        "gradient": grad,
+        "inequality": {"zones": "distance rings", "categories": ineq},
+        "zones": {k: v.to_dict("records") for k, v in tables.items()},
+        "user_zone_comparison": comparison,
+        "admin_units_without_residents": (
+            sorted(set(admin["zone"]) - set(tables["admin"]["zone"])) if admin is not None else []
+        ),
+        "clusters": clusters.drop(columns="geometry").to_dict("records"),
+        "flags": flag_list,
+    }
+    return GapResult(
+        summary=summary,
+        tables=tables,
+        clusters=clusters,
+        residents=residents,
+        out_dir=prepared.folder,
+    )
+
+
+def run_gaps(
+    req: AreaRequest,
+    options: CoverageOptions | None = None,
+    gap_options: GapOptions | None = None,
+    *,
+    out_dir: Path | None = None,
+    overwrite: bool = False,
+    rebuild: bool = False,
+    prepared: PreparedArea | None = None,
+) -> GapResult:
+    """Run the gap analysis and write ``gaps.json``, tables, layers, maps and reports.
+
+    Outputs (in `out_dir`, default the area's processed folder): ``gaps.json``,
+    ``zone_measures.csv``, ``gap_clusters.gpkg`` and ``.csv``,
+    ``gap_map_<category>.png`` and ``.pdf`` (and ``all_categories``),
+    ``gaps_report.html`` (self-contained) and ``gaps_report.md``.
+    """
+    import matplotlib.pyplot as plt
+
+    from lifecircle import zones
+    from lifecircle.plot import plot_gap_map
+    from lifecircle.report import gap_report_sections, render_html, render_markdown
+
+    options = options or CoverageOptions()
+    gap_options = gap_options or GapOptions()
+    check_target(options.target)
+    check_categories(options.categories)
+    threshold_from(options.minutes, options.speed_kmh)
+    if out_dir is not None:
+        io.ensure_writable_dir(out_dir)
+        if not overwrite and io.path_exists(out_dir / "gaps.json"):
+            msg = f"{out_dir / 'gaps.json'} exists: use --overwrite or another --out"
+            raise OutputError(msg)
+    prepared = prepared or run_fetch(req, rebuild=rebuild)
+    target_dir = out_dir if out_dir is not None else prepared.folder
+    io.ensure_writable_dir(target_dir)
+    result = compute_gaps(prepared, req, options, gap_options)
+    result.out_dir = target_dir
+    files: list[Path] = []
+    long = pd.concat(result.tables.values(), ignore_index=True)
+    files.append(io.save_text(long.to_csv(index=False), target_dir / "zone_measures.csv"))
+    clusters = result.clusters
+    files.append(
+        io.save_text(
+            clusters.drop(columns="geometry").to_csv(index=False), target_dir / "gap_clusters.csv"
+        )
+    )
+    if len(clusters):
+        files.append(io.save_gdf(clusters, target_dir / "gap_clusters.gpkg"))
+    ring_polys = zones.ring_polygons(
+        _core_point(prepared), options.ring_edges_km, prepared.boundary_m, crs=prepared.crs
+    )
+    admin = _admin_units(prepared, req, gap_options)
+    figures: list[tuple[str, str]] = []
+    images: dict[str, bytes] = {}
+    categories = check_categories(options.categories)
+    for cat in [*categories, "all_categories"]:
+        rt = result.tables["rings"]
+        cov = rt.loc[rt["category"] == cat].set_index("zone")["coverage"]
+        rings = ring_polys.assign(coverage=ring_polys["zone"].map(cov))
+        adm = None
+        if admin is not None and "admin" in result.tables:
+            at = result.tables["admin"]
+            adm = admin.assign(
+                coverage=admin["zone"].map(
+                    at.loc[at["category"] == cat].set_index("zone")["coverage"]
+                )
+            )
+        fig, _ = plot_gap_map(prepared, result.residents, rings, clusters, cat, admin=adm)
+        png = target_dir / f"gap_map_{cat}.png"
+        files.append(io.save_figure(fig, png))
+        if gap_options.pdf:
+            files.append(io.save_figure(fig, target_dir / f"gap_map_{cat}.pdf"))
+        plt.close(fig)
+        figures.append((f"Gaps in {cat.replace('_', ' ')} coverage", png.name))
+        images[png.name] = png.read_bytes()
+    sections = gap_report_sections(result.summary, result.tables, clusters, figures)
+    title = f"15-minute life circle gaps: {prepared.key}"
+    files.append(io.save_text(render_markdown(title, sections), target_dir / "gaps_report.md"))
+    files.append(
+        io.save_text(render_html(title, sections, images), target_dir / "gaps_report.html")
+    )
+    result.summary["outputs"] = [p.name for p in files] + ["gaps.json"]
+    files.append(io.save_json(result.summary, target_dir / "gaps.json"))
+    result.files = files
+    return result

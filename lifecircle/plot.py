@@ -13,6 +13,7 @@ import numpy as np
 import shapely
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
@@ -137,6 +138,190 @@ def plot_coverage_map(
         f" (target {params['target'] * 100:g}%)",
         fontsize=11,
     )
+    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
+    add_scale_bar(ax)
+    add_north_arrow(ax)
+    ax.text(
+        0.99,
+        0.01,
+        ATTRIBUTION,
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"},
+    )
+    return fig, ax
+
+
+def cjk_font() -> FontProperties | None:
+    """Return a font that renders Chinese (e.g. Debian's fonts-noto-cjk), or None.
+
+    Maps label zones with it; without one, Chinese labels are left off (a
+    clean fallback: matplotlib would otherwise draw empty boxes).
+    """
+    from matplotlib import font_manager
+
+    for font in font_manager.fontManager.ttflist:
+        if "CJK" in font.name:
+            return FontProperties(fname=font.fname)
+    # installed after matplotlib built its font cache: look on disk
+    for path in font_manager.findSystemFonts():
+        if "CJK" in path and path.lower().endswith((".ttc", ".otf", ".ttf")):
+            return FontProperties(fname=path)
+    return None
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef" for ch in text)
+
+
+def plot_gap_map(
+    prepared: PreparedArea,
+    residents: gpd.GeoDataFrame,
+    rings: gpd.GeoDataFrame,
+    clusters: gpd.GeoDataFrame,
+    category: str,
+    *,
+    admin: gpd.GeoDataFrame | None = None,
+    ax: Axes | None = None,
+) -> tuple[Figure, Axes]:
+    """Map the gaps of one category (or ``all_categories``).
+
+    Distance rings are coloured by the category's coverage (a choropleth),
+    with administrative units outlined and labelled, the analysed extent,
+    streets, gap clusters (ranked), facilities, legend, scale bar, north
+    arrow and the OSM attribution.
+
+    Parameters
+    ----------
+    prepared
+        The prepared area.
+    residents
+        Residents with ``covered_<category>`` and ``ring`` columns.
+    rings
+        Ring polygons with a ``coverage`` column for this category.
+    clusters
+        Gap clusters (polygons with ``rank``).
+    category
+        A category name or ``all_categories``.
+    admin
+        Administrative units with ``zone`` and ``coverage`` columns, optional.
+    ax
+        Axes to draw on.
+
+    Returns
+    -------
+    fig, ax
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10, 10))
+    else:
+        fig = ax.get_figure()  # type: ignore[assignment]
+    crs = prepared.crs
+    cmap = colormaps["RdYlGn"]
+    norm = Normalize(vmin=0.0, vmax=1.0)
+    shown = rings.loc[rings["coverage"].notna()]
+    if len(shown):
+        shown.plot(
+            ax=ax,
+            column="coverage",
+            cmap=cmap,
+            norm=norm,
+            alpha=0.35,
+            edgecolor="grey",
+            linewidth=0.6,
+            zorder=0,
+        )
+    _, edges = network_to_gdfs(prepared.network)
+    edges.plot(ax=ax, color="#9a9a9a", linewidth=0.35, zorder=1)
+    handles: list[Any] = [Line2D([], [], color="#9a9a9a", label="walkable streets")]
+    font = cjk_font()
+    if admin is not None and len(admin):
+        admin.boundary.plot(ax=ax, color="#444444", linewidth=0.8, linestyle=":", zorder=2)
+        handles.append(Line2D([], [], color="#444444", linestyle=":", label="administrative units"))
+        for name, geom in zip(admin["zone"], admin.geometry, strict=True):
+            if geom.is_empty or (_has_cjk(str(name)) and font is None):
+                continue
+            p = geom.representative_point()
+            ax.annotate(
+                str(name),
+                (p.x, p.y),
+                fontsize=8,
+                ha="center",
+                fontproperties=font,
+                annotation_clip=True,
+                zorder=6,
+            )
+    fac = prepared.facilities
+    cats = list(CATEGORY_COLORS) if category == "all_categories" else [category]
+    for cat in cats:
+        sub = fac.loc[fac["category"] == cat]
+        if len(sub):
+            sub.plot(
+                ax=ax,
+                color=CATEGORY_COLORS[cat],
+                markersize=16,
+                marker="^",
+                edgecolor="black",
+                linewidth=0.3,
+                zorder=5,
+            )
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="^",
+                    color=CATEGORY_COLORS[cat],
+                    linestyle="",
+                    label=f"{cat} facility",
+                )
+            )
+    uncovered = residents.loc[~residents[f"covered_{category}"].to_numpy(dtype=bool)]
+    if len(uncovered):
+        uncovered.plot(ax=ax, color="black", markersize=5, zorder=4)
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="o",
+            color="black",
+            linestyle="",
+            markersize=3,
+            label="residents not covered",
+        )
+    )
+    if len(clusters):
+        clusters.boundary.plot(ax=ax, color="magenta", linewidth=1.4, zorder=4)
+        for rank, geom in zip(clusters["rank"].head(10), clusters.geometry.head(10), strict=True):
+            p = geom.representative_point()
+            ax.annotate(
+                str(int(rank)),
+                (p.x, p.y),
+                color="magenta",
+                fontsize=9,
+                fontweight="bold",
+                zorder=7,
+                annotation_clip=True,
+            )
+        handles.append(Line2D([], [], color="magenta", label="gap clusters (ranked)"))
+    prepared.boundary.to_crs(crs).boundary.plot(ax=ax, color="black", linewidth=1.2, zorder=5)
+    handles.append(Line2D([], [], color="black", label="district boundary"))
+    prepared.extent.boundary.plot(ax=ax, color="orange", linewidth=1, linestyle="--", zorder=5)
+    handles.append(Line2D([], [], color="orange", linestyle="--", label="analysed extent"))
+    minx, miny, maxx, maxy = shapely.buffer(prepared.extent.geometry.iloc[0], 300).bounds
+    ax.set_xlim(minx, maxx)
+    ax.set_ylim(miny, maxy)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=norm)
+    cbar = fig.colorbar(sm, ax=ax, shrink=0.5, pad=0.01)
+    cbar.set_label("coverage by distance ring (share of residents)")
+    ax.set_title(f"{prepared.key}: gaps in {category.replace('_', ' ')} coverage", fontsize=11)
     ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
     add_scale_bar(ax)
     add_north_arrow(ax)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import html
+from dataclasses import dataclass, field
 from typing import Any
+
+import pandas as pd
 
 
 def _pct(value: float | None) -> str:
@@ -77,3 +82,192 @@ def format_coverage_table(summary: dict[str, Any]) -> str:
     )
     lines.append("© OpenStreetMap contributors")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- gap report
+
+
+@dataclass
+class Section:
+    """One part of a report: a heading, paragraphs, bullet points, tables and figures."""
+
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    bullets: list[str] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, file name)
+
+
+def pivot_coverage(table: pd.DataFrame) -> pd.DataFrame:
+    """Turn a long zone table into zone x category coverage (percent), plus residents."""
+    if table.empty:
+        return pd.DataFrame()
+    wide = table.pivot_table(index="zone", columns="category", values="coverage", sort=False)
+    wide = (wide * 100).round(1)
+    residents = table.groupby("zone", sort=False)["residents"].first().round(0)
+    wide.insert(0, "residents", residents)
+    return wide.reset_index()
+
+
+def gap_report_sections(
+    summary: dict[str, Any],
+    tables: dict[str, pd.DataFrame],
+    clusters: pd.DataFrame,
+    figures: list[tuple[str, str]],
+) -> list[Section]:
+    """Build the content of the gap report once, for both HTML and Markdown."""
+    cov = summary["coverage"]
+    params = cov["parameters"]
+    data = cov["data"]
+    head = Section(
+        "Summary",
+        paragraphs=[
+            f"Area {summary['area']}: share of residents within {params['threshold_m']:.0f} m "
+            f"({params['minutes']:g} min at {params['speed_kmh']:g} km/h) of each facility "
+            f"category, against a target of {params['target'] * 100:g}% (profile "
+            f"{params['profile']}).",
+            data["note"],
+        ],
+        bullets=summary["flags"] or ["No gap exceeds the flag thresholds."],
+    )
+    rows = [
+        {
+            "category": k,
+            "facilities": v.get("facilities", ""),
+            "coverage %": None if v["coverage"] is None else round(v["coverage"] * 100, 1),
+            "gap (points)": v["gap_points"],
+            "meets target": v["meets_target"],
+        }
+        for k, v in [*cov["categories"].items(), ("all categories", cov["all_categories"])]
+    ]
+    head.tables.append(("Coverage by category", pd.DataFrame(rows)))
+    sections = [head]
+    grad = summary["gradient"]
+    grad_rows = [
+        {
+            "category": k,
+            **{
+                x: v.get(x)
+                for x in ("spearman_rho", "points_per_km", "core", "outer", "lag_points", "flag")
+            },
+            "note": v.get("note", ""),
+        }
+        for k, v in grad.items()
+    ]
+    ineq = summary["inequality"]
+    sections.append(
+        Section(
+            "Core-periphery gradient and inequality",
+            paragraphs=[
+                "Rings are distances from the district core. Spearman's rho below zero means "
+                "coverage falls with distance; a flag means the outermost populated ring lags "
+                f"the core ring by more than {summary['parameters']['lag_points']:g} points.",
+                f"Gini and Theil indices of walking distance (capped at "
+                f"{summary['parameters']['cap_m']:.0f} m), Theil split by {ineq['zones']}.",
+            ],
+            tables=[
+                ("Gradient", pd.DataFrame(grad_rows)),
+                (
+                    "Inequality of distances",
+                    pd.DataFrame(ineq["categories"]).T.reset_index(names="category"),
+                ),
+            ],
+        )
+    )
+    zone_section = Section("Coverage by zone (percent of residents)")
+    for kind, table in tables.items():
+        if not table.empty:
+            zone_section.tables.append((kind, pivot_coverage(table)))
+    sections.append(zone_section)
+    shown = clusters.drop(columns="geometry", errors="ignore").head(20)
+    sections.append(
+        Section(
+            "Gap clusters (residents not covered for every category)",
+            paragraphs=[
+                "Clusters of uncovered residents (DBSCAN, 250 m), ranked by residents affected; "
+                "distances are weighted medians in metres (blank: beyond the search limit)."
+            ],
+            tables=[("Clusters", shown.round(3))] if len(shown) else [],
+            bullets=[] if len(shown) else ["Every resident is covered: no gap cluster."],
+        )
+    )
+    sections.append(Section("Maps", figures=figures))
+    limits = [
+        data["note"],
+        f"Residents: {data['residents']['count']:,} points, basis "
+        f"{data['residents']['basis']} (weights in {data['residents']['weight_unit']}).",
+        "Amap POI lists hit a 900-results-per-query cap: imported schools and hospitals are "
+        "incomplete. Elderly care comes only from OSM tags.",
+        f"OSM data {data['osm'].get('osm_base')}; {data['osm']['attribution']}.",
+    ]
+    sections.append(
+        Section(
+            "Parameters and data limits",
+            bullets=limits,
+            tables=[
+                (
+                    "Parameters",
+                    pd.DataFrame([{**params, **summary["parameters"]}])
+                    .T.reset_index()
+                    .set_axis(["parameter", "value"], axis=1),
+                )
+            ],
+        )
+    )
+    return sections
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in df.itertuples(index=False):
+        cells = ["" if (isinstance(v, float) and v != v) else str(v) for v in row]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(title: str, sections: list[Section]) -> str:
+    """Render report sections as Markdown (figures referenced by file name)."""
+    out = [f"# {title}", ""]
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        out += [p + "\n" for p in s.paragraphs]
+        out += [f"- {b}" for b in s.bullets]
+        if s.bullets:
+            out.append("")
+        for name, df in s.tables:
+            out += [f"**{name}**", "", _md_table(df), ""]
+        for caption, fname in s.figures:
+            out += [f"![{caption}]({fname})", ""]
+    return "\n".join(out)
+
+
+def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -> str:
+    """Render report sections as one self-contained HTML page (images embedded)."""
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:'Noto Sans CJK SC','Noto Sans',sans-serif;margin:2em;max-width:1100px}"
+        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;"
+        "padding:3px 8px;font-size:13px}th{background:#eee}img{max-width:100%}"
+        "</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    for s in sections:
+        parts.append(f"<h2>{html.escape(s.title)}</h2>")
+        parts += [f"<p>{html.escape(p)}</p>" for p in s.paragraphs]
+        if s.bullets:
+            parts.append(
+                "<ul>" + "".join(f"<li>{html.escape(b)}</li>" for b in s.bullets) + "</ul>"
+            )
+        for name, df in s.tables:
+            parts.append(f"<h3>{html.escape(name)}</h3>")
+            parts.append(df.to_html(index=False, na_rep="", border=0))
+        for caption, fname in s.figures:
+            data = base64.b64encode(images[fname]).decode("ascii")
+            parts.append(
+                f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -127,7 +127,7 @@ def overpass_json_from_osm(path: Path) -> dict:  # type: ignore[type-arg]
 class ReplayServer:
     """A local HTTP server replaying recorded Overpass and Nominatim responses."""
 
-    def __init__(self, responses: dict[str, bytes]) -> None:
+    def __init__(self, responses: dict[str, bytes | list[tuple[bytes, bytes]]]) -> None:
         self.responses = responses
         self.requests: list[tuple[str, str, bytes]] = []
         server = self
@@ -139,6 +139,8 @@ class ReplayServer:
                 server.requests.append((method, self.path, body))
                 key = self.path.split("?")[0]
                 payload = server.responses.get(key)
+                if isinstance(payload, list):  # route by a needle in the request body
+                    payload = next((p for needle, p in payload if needle in body), None)
                 if payload is None:
                     self.send_response(404)
                     self.end_headers()
@@ -188,3 +190,41 @@ def overpass_recording(data_dir: Path) -> bytes:
 def replay_server(overpass_recording: bytes) -> Iterator[ReplayServer]:
     with ReplayServer({"/api/status": STATUS, "/api/interpreter": overpass_recording}) as server:
         yield server
+
+
+def overpass_json_from_boundaries(path: Path, name_field: str) -> dict:  # type: ignore[type-arg]
+    """Turn admin polygons into an Overpass JSON answer: nodes, closed ways, boundary relations."""
+    import geopandas as gpd
+
+    gdf = gpd.read_file(path)
+    elements: list[dict] = []  # type: ignore[type-arg]
+    nid, wid = 9_000_000_000, 9_100_000_000
+    for rid, (name, geom) in enumerate(zip(gdf[name_field], gdf.geometry, strict=True), start=1):
+        members = []
+        for poly in getattr(geom, "geoms", [geom]):
+            refs = []
+            for x, y in list(poly.exterior.coords)[:-1]:
+                nid += 1
+                elements.append({"type": "node", "id": nid, "lat": y, "lon": x})
+                refs.append(nid)
+            wid += 1
+            elements.append({"type": "way", "id": wid, "nodes": [*refs, refs[0]]})
+            members.append({"type": "way", "ref": wid, "role": "outer"})
+        elements.append(
+            {
+                "type": "relation",
+                "id": 9_200_000_000 + rid,
+                "members": members,
+                "tags": {
+                    "type": "boundary",
+                    "boundary": "administrative",
+                    "admin_level": "8",
+                    "name": name,
+                },
+            }
+        )
+    return {
+        "version": 0.6,
+        "osm3s": {"timestamp_osm_base": "2026-07-21T00:00:00Z"},
+        "elements": elements,
+    }

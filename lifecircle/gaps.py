@@ -1,0 +1,401 @@
+"""Where the gaps are: zone measures, core-periphery gradient, inequality, gap clusters.
+
+Everything here is pure: residents with distance and coverage columns (from
+:func:`lifecircle.pipeline.compute_coverage`) go in, tables and
+GeoDataFrames come out.
+
+Measures
+--------
+Zone table
+    Per zone and category (and ``all_categories``): weighted coverage,
+    weighted median and 90th-percentile distance, residents (weight) left out.
+Gradient
+    Over the populated distance rings: Spearman's rank correlation of ring
+    coverage with ring distance (ring mid-point), the least-squares change in
+    coverage points per km, and a flag when the outermost populated ring lags
+    the core ring by more than ``lag_points`` (default 10).
+Inequality
+    The weighted Gini coefficient of resident distances, capped at
+    ``cap_m`` (the search limit, 3,000 m by default: farther counts as the
+    cap), and the Theil T index split into between-zone and within-zone parts
+    (``T = sum_g s_g T_g + sum_g s_g ln(mu_g / mu)``, ``s_g`` the zone's
+    share of total distance).
+Gap clusters
+    Uncovered residents grouped with scikit-learn's DBSCAN in the metric CRS
+    (``eps`` 250 m, ``min_samples=1``: every uncovered resident belongs to a
+    cluster, and clusters are the groups chained by gaps of at most 250 m;
+    DBSCAN is deterministic for a given input order, which is the residents'
+    index order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import shapely
+from scipy.stats import spearmanr
+
+from lifecircle.coverage import distance_column, weighted_share
+
+FloatArray = npt.NDArray[np.float64]
+DEFAULT_LAG_POINTS = 10.0
+DEFAULT_CLUSTER_EPS_M = 250.0
+CLUSTER_HULL_BUFFER_M = 50.0
+
+
+def weighted_quantile(values: FloatArray, weights: FloatArray, q: float) -> float:
+    """Return the weighted `q` quantile (lower value at ties); ``inf`` values count as large.
+
+    Examples
+    --------
+    >>> weighted_quantile(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 2.0]), 0.5)
+    2.0
+    """
+    if len(values) == 0 or weights.sum() <= 0:
+        return float("nan")
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    pos = int(np.searchsorted(cum, q * cum[-1]))
+    return float(values[order][min(pos, len(values) - 1)])
+
+
+def gini(values: FloatArray, weights: FloatArray | None = None) -> float:
+    """Return the (weighted) Gini coefficient of non-negative values.
+
+    Examples
+    --------
+    >>> gini(np.array([1.0, 1.0, 1.0]))
+    0.0
+    >>> gini(np.array([0.0, 1.0]))
+    0.5
+    >>> round(gini(np.array([0.0, 0.0, 0.0, 1.0])), 6)
+    0.75
+    """
+    x = np.asarray(values, dtype=float)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    total_w = w.sum()
+    mean = float((w * x).sum() / total_w) if total_w > 0 else 0.0
+    if mean <= 0:
+        return 0.0
+    order = np.argsort(x, kind="stable")
+    x, w = x[order], w[order]
+    cum_w = np.cumsum(w) - w  # weight strictly below each value
+    cum_wx = np.cumsum(w * x) - w * x
+    pair_sum = 2.0 * float((w * (x * cum_w - cum_wx)).sum())
+    return float(pair_sum / (2.0 * total_w * total_w * mean))
+
+
+def theil(
+    values: FloatArray, weights: FloatArray | None = None, groups: Sequence[Any] | None = None
+) -> dict[str, float]:
+    """Return the Theil T index and its between/within-group decomposition.
+
+    Examples
+    --------
+    >>> t = theil(np.array([0.0, 0.0, 0.0, 4.0]))
+    >>> round(t["total"], 6) == round(float(np.log(4)), 6)
+    True
+    >>> t = theil(np.array([1.0, 1.0, 3.0, 3.0]), groups=["a", "a", "b", "b"])
+    >>> round(t["within"], 9), round(t["between"] - t["total"], 9)
+    (0.0, 0.0)
+    """
+    x = np.asarray(values, dtype=float)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    g = np.zeros(len(x), dtype=int) if groups is None else pd.factorize(pd.Series(groups))[0]
+
+    def _t(xs: FloatArray, ws: FloatArray) -> float:
+        mu = float((ws * xs).sum() / ws.sum())
+        if mu <= 0:
+            return 0.0
+        r = xs / mu
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(r > 0, r * np.log(r), 0.0)
+        return float((ws * terms).sum() / ws.sum())
+
+    total_w = w.sum()
+    mu = float((w * x).sum() / total_w) if total_w > 0 else 0.0
+    if mu <= 0:
+        return {"total": 0.0, "between": 0.0, "within": 0.0}
+    between = within = 0.0
+    for code in np.unique(g[g >= 0]):
+        sel = g == code
+        wg = w[sel].sum()
+        mug = float((w[sel] * x[sel]).sum() / wg) if wg > 0 else 0.0
+        share = wg * mug / (total_w * mu)
+        if share > 0:
+            between += share * np.log(mug / mu)
+            within += share * _t(x[sel], w[sel])
+    return {"total": _t(x, w), "between": float(between), "within": float(within)}
+
+
+def zone_measures(
+    residents: pd.DataFrame,
+    labels: pd.Series,
+    categories: Sequence[str],
+    *,
+    kind: str,
+) -> pd.DataFrame:
+    """Return coverage, median/p90 distance and residents left out per zone and category.
+
+    Parameters
+    ----------
+    residents
+        Residents with ``weight``, ``covered_<category>``, ``covered_all_categories``
+        and ``dist_<category>_m`` columns.
+    labels
+        Zone label per resident (NaN = in no zone), aligned to `residents`.
+    categories
+        Categories to measure (``all_categories`` is added).
+    kind
+        Zone set name stored in the ``kind`` column (e.g. "ring", "admin").
+
+    Returns
+    -------
+    DataFrame
+        Long table: ``kind``, ``zone``, ``category``, ``residents``,
+        ``coverage``, ``median_m``, ``p90_m``, ``left_out``.
+    """
+    w = residents["weight"].to_numpy(dtype=float)
+    lab = labels.reindex(residents.index)
+    rows = []
+    for zone in pd.unique(lab.dropna()):
+        sel = (lab == zone).to_numpy()
+        ws = w[sel]
+        for cat in [*categories, "all_categories"]:
+            covered = residents[f"covered_{cat}"].to_numpy(dtype=bool)[sel]
+            if cat == "all_categories":
+                dist = np.max(
+                    np.column_stack(
+                        [
+                            residents[distance_column(c)].to_numpy(dtype=float)[sel]
+                            for c in categories
+                        ]
+                    ),
+                    axis=1,
+                )
+            else:
+                dist = residents[distance_column(cat)].to_numpy(dtype=float)[sel]
+            rows.append(
+                {
+                    "kind": kind,
+                    "zone": str(zone),
+                    "category": cat,
+                    "residents": float(ws.sum()),
+                    "coverage": weighted_share(covered, ws),
+                    "median_m": weighted_quantile(dist, ws, 0.5),
+                    "p90_m": weighted_quantile(dist, ws, 0.9),
+                    "left_out": float(ws[~covered].sum()),
+                }
+            )
+    columns = ["kind", "zone", "category", "residents", "coverage", "median_m", "p90_m", "left_out"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def ring_midpoint_km(label: str) -> float:
+    """Return the mid-point of a ring label ``"a-b km"``.
+
+    Examples
+    --------
+    >>> ring_midpoint_km("3-6 km")
+    4.5
+    """
+    a, b = label.replace(" km", "").split("-")
+    return (float(a) + float(b)) / 2.0
+
+
+def gradient(ring_table: pd.DataFrame, *, lag_points: float = DEFAULT_LAG_POINTS) -> dict[str, Any]:
+    """Test whether coverage falls from the core ring to the periphery, per category.
+
+    Parameters
+    ----------
+    ring_table
+        :func:`zone_measures` output for the rings.
+    lag_points
+        Flag a category when the outermost populated ring's coverage is more
+        than this many percentage points below the core ring's.
+
+    Returns
+    -------
+    dict
+        Per category: ``rings`` (populated rings in order), ``spearman_rho``,
+        ``points_per_km`` (least-squares slope), ``core``/``outer`` coverage,
+        ``lag_points``, ``flag`` (bool) and ``falls`` (rho < 0), or a
+        ``note`` when fewer than two rings hold residents.
+    """
+    out: dict[str, Any] = {}
+    for cat, table in ring_table.groupby("category", sort=False):
+        pop = table.loc[table["residents"] > 0].copy()
+        pop["mid_km"] = pop["zone"].map(ring_midpoint_km)
+        pop = pop.sort_values("mid_km")
+        entry: dict[str, Any] = {"rings": pop["zone"].tolist()}
+        if len(pop) < 2:
+            entry.update(
+                note="fewer than two distance rings hold residents: no gradient can be measured",
+                flag=False,
+            )
+            out[str(cat)] = entry
+            continue
+        x = pop["mid_km"].to_numpy()
+        y = pop["coverage"].to_numpy() * 100
+        rho = float(spearmanr(x, y).statistic) if np.ptp(y) > 0 else 0.0
+        slope = float(np.polyfit(x, y, 1)[0])
+        lag = float(y[0] - y[-1])
+        entry.update(
+            spearman_rho=round(rho, 4),
+            points_per_km=round(slope, 4),
+            core=round(float(y[0]) / 100, 6),
+            outer=round(float(y[-1]) / 100, 6),
+            lag_points=round(lag, 3),
+            flag=bool(lag > lag_points),
+            falls=bool(rho < 0),
+        )
+        out[str(cat)] = entry
+    return out
+
+
+def gap_clusters(
+    residents: gpd.GeoDataFrame,
+    categories: Sequence[str],
+    *,
+    eps_m: float = DEFAULT_CLUSTER_EPS_M,
+    column: str = "covered_all_categories",
+    zone_column: str | None = "ring",
+) -> gpd.GeoDataFrame:
+    """Cluster uncovered residents and describe each cluster.
+
+    Parameters
+    ----------
+    residents
+        Residents (metric CRS) with coverage and distance columns.
+    categories
+        Categories considered missing when most of a cluster's weight is
+        uncovered for them.
+    eps_m
+        DBSCAN neighbourhood radius in metres.
+    column
+        Coverage column whose False rows are clustered.
+    zone_column
+        Column naming each resident's zone (the cluster takes the zone
+        holding most of its weight).
+
+    Returns
+    -------
+    GeoDataFrame
+        One polygon per cluster (convex hull of its residents buffered by
+        50 m), ranked by ``residents`` (weight) affected, with ``rank``,
+        ``points``, ``residents``, ``area_km2``, ``missing`` (comma-separated
+        categories), ``dist_<category>_m`` (weighted median distance, NaN if
+        beyond the search limit) and ``zone``.
+    """
+    from sklearn.cluster import DBSCAN
+
+    crs = residents.crs
+    gaps = residents.loc[~residents[column].to_numpy(dtype=bool)]
+    cols = ["rank", "points", "residents", "area_km2", "missing", "zone"]
+    if gaps.empty:
+        empty = gpd.GeoDataFrame({c: [] for c in cols}, geometry=gpd.GeoSeries([], crs=crs))
+        return empty
+    xy = np.column_stack([gaps.geometry.x.to_numpy(), gaps.geometry.y.to_numpy()])
+    labels = DBSCAN(eps=eps_m, min_samples=1).fit_predict(xy)
+    w_all = gaps["weight"].to_numpy(dtype=float)
+    rows = []
+    for lab in np.unique(labels):
+        sel = labels == lab
+        w = w_all[sel]
+        members = gaps.loc[sel]
+        missing = [
+            c
+            for c in categories
+            if weighted_share(~members[f"covered_{c}"].to_numpy(dtype=bool), w) > 0.5
+        ]
+        row: dict[str, Any] = {
+            "points": int(sel.sum()),
+            "residents": float(w.sum()),
+            "missing": ",".join(missing),
+        }
+        for c in categories:
+            d = weighted_quantile(members[distance_column(c)].to_numpy(dtype=float), w, 0.5)
+            row[distance_column(c)] = d if np.isfinite(d) else np.nan
+        if zone_column is not None and zone_column in members:
+            z = (
+                pd.Series(w, index=members[zone_column].astype(str).to_numpy())
+                .groupby(level=0)
+                .sum()
+            )
+            row["zone"] = str(z.idxmax())
+        else:
+            row["zone"] = ""
+        hull = shapely.convex_hull(shapely.multipoints(xy[sel]))
+        row["geometry"] = shapely.buffer(hull, CLUSTER_HULL_BUFFER_M)
+        row["area_km2"] = float(row["geometry"].area) / 1e6
+        rows.append(row)
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+    out = out.sort_values(["residents", "points"], ascending=False, kind="stable")
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out.reset_index(drop=True)
+
+
+def flags(
+    ring_table: pd.DataFrame,
+    admin_table: pd.DataFrame | None,
+    grad: dict[str, Any],
+    clusters: gpd.GeoDataFrame,
+    *,
+    target: float,
+    lag_points: float = DEFAULT_LAG_POINTS,
+) -> list[str]:
+    """Write the findings a planner can act on, in plain language.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"kind": "ring", "zone": ["0-3 km", "10-15 km"], "category": "health",
+    ...     "residents": [10.0, 5.0], "coverage": [0.93, 0.41], "median_m": 0, "p90_m": 0,
+    ...     "left_out": 0})
+    >>> flags(t, None, {}, gpd.GeoDataFrame(), target=0.99)[0]
+    'Ring 10-15 km: health coverage 41%, 52 points below the core ring (0-3 km, 93%).'
+    """
+    out: list[str] = []
+    for cat, table in ring_table.groupby("category", sort=False):
+        pop = table.loc[table["residents"] > 0].copy()
+        if len(pop) < 2:
+            continue
+        pop["mid_km"] = pop["zone"].map(ring_midpoint_km)
+        pop = pop.sort_values("mid_km")
+        core = pop.iloc[0]
+        for _, ring in pop.iloc[1:].iterrows():
+            lag = (core["coverage"] - ring["coverage"]) * 100
+            if lag > lag_points:
+                out.append(
+                    f"Ring {ring['zone']}: {str(cat).replace('_', ' ')} coverage "
+                    f"{ring['coverage'] * 100:.0f}%, {lag:.0f} points below the core ring "
+                    f"({core['zone']}, {core['coverage'] * 100:.0f}%)."
+                )
+    for cat, g in grad.items():
+        if g.get("flag"):
+            out.append(
+                f"{cat.replace('_', ' ').capitalize()}: coverage falls from core to periphery "
+                f"(Spearman rho {g['spearman_rho']:+.2f}, {g['points_per_km']:+.1f} points per km)."
+            )
+    if admin_table is not None and not admin_table.empty:
+        below = admin_table.loc[
+            (admin_table["category"] == "all_categories") & (admin_table["residents"] > 0)
+        ]
+        for _, z in below.iterrows():
+            if z["coverage"] < target:
+                out.append(
+                    f"{z['zone']}: {z['coverage'] * 100:.0f}% of residents reach every category, "
+                    f"{(target - z['coverage']) * 100:.0f} points below the "
+                    f"{target * 100:g}% target."
+                )
+    for _, c in clusters.head(3).iterrows():
+        missing = str(c["missing"]).replace("_", " ").replace(",", ", ") or "several categories"
+        out.append(
+            f"Gap cluster {int(c['rank'])} ({c['zone']}): {int(c['points'])} resident points "
+            f"over {c['area_km2']:.2f} km² lack {missing}."
+        )
+    return out
