@@ -358,5 +358,37 @@ def gaps(**kw: Any) -> None:
     click.echo("© OpenStreetMap contributors")
 
 
+@main.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Output folder: <area>/<scenario>/ per job, summary.csv/.parquet.",
+)
+@click.option("--scheduler", help="Existing Dask scheduler, e.g. tcp://10.0.0.5:8786.")
+@click.option("--workers", type=int, help="Local worker processes (default: one per core).")
+@_handle_errors
+def batch(spec: Path, out: Path, scheduler: str | None, workers: int | None) -> None:
+    """Run every area x scenario of a TOML/YAML spec on Dask (resumable)."""
+    from lifecircle.batch import parse_spec, run_batch
+    from lifecircle.io import read_spec
+
+    areas, scenarios = parse_spec(read_spec(spec), base=spec.resolve().parent)
+    with click.progressbar(length=len(areas) * len(scenarios), label="jobs", show_pos=True) as bar:
+        result = run_batch(
+            spec, out, scheduler=scheduler, workers=workers, progress=lambda row: bar.update(1)
+        )
+    s = result.summary
+    click.echo(
+        f"{len(s)} jobs: {result.ran} run, {result.skipped} skipped (unchanged), "
+        f"{int((s['status'] != 'ok').sum())} failed"
+    )
+    for row in s.loc[s["status"] != "ok"].itertuples():
+        click.echo(f"  {row.area}/{row.scenario}: {row.error}")
+    click.echo(f"summary: {out / 'summary.csv'}")
+
+
 if __name__ == "__main__":
     main()

@@ -345,3 +345,67 @@ def combine_facilities(parts: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
 def subtype_set(subtype: str) -> set[str]:
     """Split a compound subtype (``primary+secondary``) into its parts."""
     return {s for s in subtype.split("+") if s}
+
+
+def change_facilities(
+    facilities: gpd.GeoDataFrame,
+    *,
+    add: gpd.GeoDataFrame | None = None,
+    remove: pd.DataFrame | None = None,
+) -> gpd.GeoDataFrame:
+    """Return a scenario's facilities: some added, some removed (the input is not changed).
+
+    Parameters
+    ----------
+    facilities
+        Current facilities.
+    add
+        New facilities with ``category`` (and optional ``subtype``, ``name``)
+        and point geometry with a CRS.
+    remove
+        Rows naming facilities to drop, by ``source_id`` or else by ``name``.
+
+    Returns
+    -------
+    GeoDataFrame
+        In the CRS of `facilities`, with a fresh ``facility_id`` index.
+    """
+    out = facilities.copy()
+    crs = out.crs if out.crs is not None else "EPSG:4326"
+    if remove is not None and len(remove):
+        if "source_id" in remove.columns:
+            out = out.loc[~out["source_id"].isin(remove["source_id"].astype(str))]
+        elif "name" in remove.columns:
+            out = out.loc[~out["name"].isin(remove["name"].astype(str))]
+        else:
+            msg = "facilities to remove need a source_id or name column"
+            raise InputError(msg)
+    if add is not None and len(add):
+        if add.crs is None:
+            msg = "added facilities have no CRS: save the file with one"
+            raise InputError(msg)
+        bad = sorted(set(add["category"]) - set(CATEGORIES)) if "category" in add else ["(none)"]
+        if bad:
+            msg = (
+                f"added facilities: unknown category {bad[0]!r}: use one of {', '.join(CATEGORIES)}"
+            )
+            raise InputError(msg)
+        new = gpd.GeoDataFrame(
+            {
+                "category": add["category"].astype(str).to_numpy(),
+                "subtype": (add["subtype"] if "subtype" in add else add["category"])
+                .astype(str)
+                .to_numpy(),
+                "name": (add["name"] if "name" in add else pd.Series("", index=add.index))
+                .astype(str)
+                .to_numpy(),
+                "source": "scenario",
+                "source_id": [f"scenario/{i}" for i in range(len(add))],
+            },
+            geometry=shapely.point_on_surface(add.to_crs(crs).geometry.to_numpy()),
+            crs=crs,
+        )
+        out = gpd.GeoDataFrame(pd.concat([out, new], ignore_index=True), crs=out.crs)
+    out = out.reset_index(drop=True)
+    out.index.name = "facility_id"
+    return out

@@ -505,6 +505,47 @@ def save_gdf(gdf: gpd.GeoDataFrame, path: Path, *, layer: str | None = None) -> 
     return path
 
 
+def save_table(table: pd.DataFrame, path: Path) -> Path:
+    """Write a table as CSV (``.csv``) or Parquet (``.parquet``), atomically."""
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    with _atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+    return path
+
+
+def read_spec(path: Path) -> dict[str, Any]:
+    """Read a batch spec (TOML or YAML)."""
+    import tomllib
+
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        msg = f"batch spec {path} does not exist: check the path"
+        raise InputError(msg)
+    data: Any
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(path.read_text("utf-8"))
+        elif path.suffix.lower() in {".yaml", ".yml"}:
+            data = yaml.safe_load(path.read_text("utf-8"))
+        else:
+            msg = f"batch spec {path.name} must be .toml, .yaml or .yml"
+            raise InputError(msg)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0]
+        msg = f"cannot parse batch spec {path}: {first}"
+        raise InputError(msg) from exc
+    if not isinstance(data, dict):
+        msg = f"batch spec {path} must be a table with [[areas]] and [[scenarios]]"
+        raise InputError(msg)
+    return data
+
+
 def load_gdf(path: Path) -> gpd.GeoDataFrame:
     """Read a layer written by :func:`save_gdf`."""
     path = Path(path)

@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from lifecircle.batch import parse_spec, run_batch
+from lifecircle.cli import main
+from lifecircle.errors import InputError
+from tests.conftest import LUJIAZUI
+
+SPEC = f"""
+[[areas]]
+name = "lujiazui"
+district = "pudong"
+
+[[areas]]
+name = "nowhere"                  # no street inside: every job of this area fails
+bbox = "0.0,0.0,0.01,0.01"
+osm_file = "{LUJIAZUI}"
+
+[[scenarios]]
+name = "15min"
+
+[[scenarios]]
+name = "10min"
+minutes = 10
+
+[[scenarios]]
+name = "shanghai"
+profile = "shanghai"
+"""
+
+
+def test_spec_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="unknown scenario key 'minuts'"):
+        parse_spec(
+            {"areas": [{"district": "pudong"}], "scenarios": [{"name": "a", "minuts": 5}]},
+            base=tmp_path,
+        )
+    with pytest.raises(InputError, match="needs at least one"):
+        parse_spec({"areas": [{"district": "pudong"}]}, base=tmp_path)
+    with pytest.raises(InputError, match="names must be unique"):
+        parse_spec(
+            {"areas": [{"district": "pudong"}], "scenarios": [{"name": "a"}, {"name": "a"}]},
+            base=tmp_path,
+        )
+    areas, _ = parse_spec(
+        {
+            "areas": [{"name": "x", "bbox": "1,2,3,4", "osm_file": "a.osm"}],
+            "scenarios": [{"name": "a"}],
+        },
+        base=tmp_path,
+    )
+    assert areas[0].request.osm_file == tmp_path / "a.osm"
+
+
+def test_batch_runs_skips_and_records_failures(tmp_path: Path) -> None:
+    spec = tmp_path / "batch.toml"
+    spec.write_text(SPEC)
+    out = tmp_path / "out"
+    seen: list[str] = []
+    result = run_batch(spec, out, workers=2, progress=lambda row: seen.append(row["scenario"]))
+    s = result.summary
+    assert len(s) == 6
+    assert len(seen) == 6
+    ok = s.loc[s["area"] == "lujiazui"]
+    assert ok["status"].tolist() == ["ok", "ok", "ok"]
+    assert (ok["coverage_health"] > 0).all()
+    # a shorter walk never covers more people
+    by = ok.set_index("scenario")
+    assert by.loc["10min", "coverage_all"] <= by.loc["15min", "coverage_all"]
+    failed = s.loc[s["area"] == "nowhere"]
+    assert failed["status"].tolist() == ["error"] * 3
+    assert failed["error"].str.contains("no walkable street").all()
+    for name in ("coverage.json", "gaps.json", "gaps_report.html", "job.json"):
+        assert (out / "lujiazui" / "15min" / name).is_file()
+    assert pd.read_parquet(out / "summary.parquet")["status"].tolist() == s["status"].tolist()
+    assert (out / "summary.csv").is_file()
+
+    stamp = (out / "lujiazui" / "10min" / "job.json").stat().st_mtime_ns
+    again = run_batch(spec, out, workers=1)
+    assert again.skipped == 3  # the ok jobs are unchanged
+    assert again.ran == 3  # the failed ones are tried again
+    assert (out / "lujiazui" / "10min" / "job.json").stat().st_mtime_ns == stamp
+    assert again.summary["status"].tolist() == s["status"].tolist()
+
+    # an interrupted batch loses nothing: a job without job.json is redone, the rest skipped
+    (out / "lujiazui" / "shanghai" / "job.json").unlink()
+    third = run_batch(spec, out, workers=1)
+    assert (third.ran, third.skipped) == (4, 2)  # the interrupted job and the 3 failed ones
+    assert third.summary["status"].tolist() == s["status"].tolist()
+
+
+def test_killed_worker_does_not_lose_the_batch(tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    scenarios = "\n".join(
+        f'[[scenarios]]\nname = "m{m}"\nminutes = {m}\nisochrones = true\n'
+        for m in (8, 10, 12, 15, 18, 20)
+    )
+    spec = tmp_path / "batch.toml"
+    spec.write_text('[[areas]]\nname = "lujiazui"\ndistrict = "pudong"\n\n' + scenarios)
+    out = tmp_path / "out"
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        holder: dict[str, object] = {}
+        thread = threading.Thread(
+            target=lambda: holder.update(
+                result=run_batch(spec, out, scheduler=cluster.scheduler_address)
+            )
+        )
+        thread.start()
+        deadline = time.time() + 120
+        while not list(out.glob("*/*/job.json")) and time.time() < deadline:
+            time.sleep(0.1)
+        done_at_kill = len(list(out.glob("*/*/job.json")))
+        pids = client.run(os.getpid)
+        os.kill(next(iter(pids.values())), signal.SIGKILL)
+        thread.join(timeout=300)
+    result = holder["result"]
+    assert 1 <= done_at_kill < 6  # the kill came in the middle of the batch
+    assert result.summary["status"].tolist() == ["ok"] * 6  # type: ignore[attr-defined]
+    assert json.loads((out / "lujiazui" / "m20" / "job.json").read_text())["status"] == "ok"
+
+
+def test_batch_cli(runner: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[areas]\n")
+    result = runner.invoke(main, ["batch", str(bad), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "cannot parse batch spec" in result.output
