@@ -283,6 +283,30 @@ def main() -> None:
         coverage_peak_mib=peak_bytes / 2**20,
     )
 
+    # batch: N scenarios on one area (Lujiazui, real data folder) with 1 and 2 local workers
+    from lifecircle.batch import run_batch
+
+    n_scen = 6
+    spec = work / "batch.toml"
+    spec.write_text(
+        '[[areas]]\nname = "lujiazui"\ndistrict = "pudong"\n\n'
+        + "\n".join(
+            f'[[scenarios]]\nname = "m{m}"\nminutes = {m}\n'
+            for m in (5, 8, 10, 12, 15, 20)[:n_scen]
+        )
+    )
+    os.environ.setdefault("LIFECIRCLE_CACHE_DIR", str(work / "cache"))
+    run_batch(spec, work / "batch-warm", workers=1)  # builds the area's processed cache once
+    batch_s = {}
+    for n_workers in (1, 2):
+        t0 = time.perf_counter()
+        res = run_batch(spec, work / f"batch-{n_workers}", workers=n_workers)
+        batch_s[n_workers] = time.perf_counter() - t0
+        per_job = float(res.summary["seconds"].median())
+    results.update(
+        batch_1_s=batch_s[1], batch_2_s=batch_s[2], batch_jobs=n_scen, batch_job_s=per_job
+    )
+
     cpu = platform.processor() or platform.machine()
     try:
         model = next(
@@ -334,6 +358,14 @@ def main() -> None:
         f"(about {r['iso_exact_20_s'] * 25:.0f} s for 500) | | |",
         f"| overlap fast vs exact (intersection over union), 20 facilities | min {r['iou_min']:.4f}, "
         f"mean {r['iou_mean']:.4f} | >= 0.98 | {'yes' if r['iou_min'] >= 0.98 else 'no'} |",
+        f"| batch: {r['batch_jobs']} scenarios (coverage + gaps, no isochrones) on Lujiazui, "
+        f"1 worker | {r['batch_1_s']:.1f} s | | |",
+        f"| same batch, 2 workers | {r['batch_2_s']:.1f} s (speed-up "
+        f"{r['batch_1_s'] / r['batch_2_s']:.2f}x) | | |",
+        f"| median time of one batch job inside a worker | {r['batch_job_s']:.1f} s | | |",
+        "",
+        "Batch times include starting the LocalCluster (about 2-3 s) and are single runs; the "
+        "area's processed cache was built before timing.",
         "",
         "The coverage command runs without isochrones and map here (`--no-isochrones --no-map`): those are "
         "measured separately above. Origins for the distance benchmark are all network nodes "
