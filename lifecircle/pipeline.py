@@ -320,6 +320,35 @@ def dissolve_isochrones(isochrones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=isochrones.crs)
 
 
+def _start_run(
+    req: AreaRequest,
+    options: CoverageOptions,
+    out_dir: Path | None,
+    marker: str,
+    *,
+    overwrite: bool,
+    rebuild: bool,
+    prepared: PreparedArea | None,
+) -> tuple[PreparedArea, Path]:
+    """Check the options and the output folder before any work, then prepare the area.
+
+    An explicit `out_dir` that already holds `marker` needs `overwrite`; the
+    default folder (the area's processed cache) may always be overwritten.
+    """
+    check_target(options.target)
+    check_categories(options.categories)
+    threshold_from(options.minutes, options.speed_kmh)
+    if out_dir is not None:
+        io.ensure_writable_dir(out_dir)
+        if not overwrite and io.path_exists(out_dir / marker):
+            msg = f"{out_dir / marker} exists: use --overwrite or another --out"
+            raise OutputError(msg)
+    prepared = prepared or run_fetch(req, rebuild=rebuild)
+    target_dir = out_dir if out_dir is not None else prepared.folder
+    io.ensure_writable_dir(target_dir)
+    return prepared, target_dir
+
+
 def run_coverage(
     req: AreaRequest,
     options: CoverageOptions | None = None,
@@ -353,19 +382,15 @@ def run_coverage(
     CoverageResult
     """
     options = options or CoverageOptions()
-    check_target(options.target)
-    check_categories(options.categories)
-    threshold_from(options.minutes, options.speed_kmh)
-    explicit = out_dir is not None
-    if explicit:
-        assert out_dir is not None
-        io.ensure_writable_dir(out_dir)
-        if not overwrite and io.path_exists(out_dir / "coverage.json"):
-            msg = f"{out_dir / 'coverage.json'} exists: use --overwrite or another --out"
-            raise OutputError(msg)
-    prepared = prepared or run_fetch(req, rebuild=rebuild)
-    target_dir = out_dir if out_dir is not None else prepared.folder
-    io.ensure_writable_dir(target_dir)
+    prepared, target_dir = _start_run(
+        req,
+        options,
+        out_dir,
+        "coverage.json",
+        overwrite=overwrite,
+        rebuild=rebuild,
+        prepared=prepared,
+    )
     summary, residents, iso = compute_coverage(prepared, options)
     files = []
     keep = [c for c in residents.columns if c not in {"ring"}] + ["ring"]
@@ -632,17 +657,15 @@ def run_gaps(
 
     options = options or CoverageOptions()
     gap_options = gap_options or GapOptions()
-    check_target(options.target)
-    check_categories(options.categories)
-    threshold_from(options.minutes, options.speed_kmh)
-    if out_dir is not None:
-        io.ensure_writable_dir(out_dir)
-        if not overwrite and io.path_exists(out_dir / "gaps.json"):
-            msg = f"{out_dir / 'gaps.json'} exists: use --overwrite or another --out"
-            raise OutputError(msg)
-    prepared = prepared or run_fetch(req, rebuild=rebuild)
-    target_dir = out_dir if out_dir is not None else prepared.folder
-    io.ensure_writable_dir(target_dir)
+    prepared, target_dir = _start_run(
+        req,
+        options,
+        out_dir,
+        "gaps.json",
+        overwrite=overwrite,
+        rebuild=rebuild,
+        prepared=prepared,
+    )
     result = compute_gaps(prepared, req, options, gap_options)
     result.out_dir = target_dir
     files: list[Path] = []

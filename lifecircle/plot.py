@@ -59,6 +59,39 @@ def add_north_arrow(ax: Axes) -> None:
     )
 
 
+def add_outlines_and_view(ax: Axes, prepared: PreparedArea, handles: list[Any]) -> None:
+    """Draw the district boundary and analysed extent, and frame the view on the extent."""
+    prepared.boundary.to_crs(prepared.crs).boundary.plot(
+        ax=ax, color="black", linewidth=1.2, zorder=5
+    )
+    handles.append(Line2D([], [], color="black", label="district boundary"))
+    prepared.extent.boundary.plot(ax=ax, color="orange", linewidth=1, linestyle="--", zorder=5)
+    handles.append(Line2D([], [], color="orange", linestyle="--", label="analysed extent"))
+    minx, miny, maxx, maxy = shapely.buffer(prepared.extent.geometry.iloc[0], 300).bounds
+    ax.set_xlim(minx, maxx)
+    ax.set_ylim(miny, maxy)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def add_map_furniture(ax: Axes, handles: list[Any]) -> None:
+    """Add the legend, scale bar, north arrow and OSM attribution to a map."""
+    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
+    add_scale_bar(ax)
+    add_north_arrow(ax)
+    ax.text(
+        0.99,
+        0.01,
+        ATTRIBUTION,
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"},
+    )
+
+
 def plot_coverage_map(
     prepared: PreparedArea,
     residents: gpd.GeoDataFrame,
@@ -78,7 +111,6 @@ def plot_coverage_map(
     else:
         fig = ax.get_figure()  # type: ignore[assignment]
     crs = prepared.crs
-    extent = prepared.extent
     _, edges = network_to_gdfs(prepared.network)
     edges.plot(ax=ax, color="#bbbbbb", linewidth=0.4, zorder=1)
     handles: list[Any] = [Line2D([], [], color="#bbbbbb", label="walkable streets")]
@@ -119,17 +151,7 @@ def plot_coverage_map(
             label="residents not covered (all categories)",
         )
     )
-    boundary = prepared.boundary.to_crs(crs)
-    boundary.boundary.plot(ax=ax, color="black", linewidth=1.2, zorder=5)
-    handles.append(Line2D([], [], color="black", label="district boundary"))
-    extent.boundary.plot(ax=ax, color="orange", linewidth=1, linestyle="--", zorder=5)
-    handles.append(Line2D([], [], color="orange", linestyle="--", label="analysed extent"))
-    minx, miny, maxx, maxy = shapely.buffer(extent.geometry.iloc[0], 300).bounds
-    ax.set_xlim(minx, maxx)
-    ax.set_ylim(miny, maxy)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    add_outlines_and_view(ax, prepared, handles)
     all_cov = summary["all_categories"]["coverage"]
     pct = "n/a" if all_cov is None else f"{all_cov * 100:.1f}%"
     params = summary["parameters"]
@@ -138,19 +160,7 @@ def plot_coverage_map(
         f" (target {params['target'] * 100:g}%)",
         fontsize=11,
     )
-    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
-    add_scale_bar(ax)
-    add_north_arrow(ax)
-    ax.text(
-        0.99,
-        0.01,
-        ATTRIBUTION,
-        transform=ax.transAxes,
-        ha="right",
-        va="bottom",
-        fontsize=7,
-        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"},
-    )
+    add_map_furniture(ax, handles)
     return fig, ax
 
 
@@ -221,7 +231,6 @@ def plot_gap_map(
         fig, ax = plt.subplots(figsize=(10, 10))
     else:
         fig = ax.get_figure()  # type: ignore[assignment]
-    crs = prepared.crs
     cmap = colormaps["RdYlGn"]
     norm = Normalize(vmin=0.0, vmax=1.0)
     shown = rings.loc[rings["coverage"].notna()]
@@ -308,31 +317,10 @@ def plot_gap_map(
                 annotation_clip=True,
             )
         handles.append(Line2D([], [], color="magenta", label="gap clusters (ranked)"))
-    prepared.boundary.to_crs(crs).boundary.plot(ax=ax, color="black", linewidth=1.2, zorder=5)
-    handles.append(Line2D([], [], color="black", label="district boundary"))
-    prepared.extent.boundary.plot(ax=ax, color="orange", linewidth=1, linestyle="--", zorder=5)
-    handles.append(Line2D([], [], color="orange", linestyle="--", label="analysed extent"))
-    minx, miny, maxx, maxy = shapely.buffer(prepared.extent.geometry.iloc[0], 300).bounds
-    ax.set_xlim(minx, maxx)
-    ax.set_ylim(miny, maxy)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
+    add_outlines_and_view(ax, prepared, handles)
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=norm)
     cbar = fig.colorbar(sm, ax=ax, shrink=0.5, pad=0.01)
     cbar.set_label("coverage by distance ring (share of residents)")
     ax.set_title(f"{prepared.key}: gaps in {category.replace('_', ' ')} coverage", fontsize=11)
-    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
-    add_scale_bar(ax)
-    add_north_arrow(ax)
-    ax.text(
-        0.99,
-        0.01,
-        ATTRIBUTION,
-        transform=ax.transAxes,
-        ha="right",
-        va="bottom",
-        fontsize=7,
-        bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none"},
-    )
+    add_map_furniture(ax, handles)
     return fig, ax

@@ -228,3 +228,30 @@ def overpass_json_from_boundaries(path: Path, name_field: str) -> dict:  # type:
         "osm3s": {"timestamp_osm_base": "2026-07-21T00:00:00Z"},
         "elements": elements,
     }
+
+
+def nominatim_answer(west: float, south: float, east: float, north: float) -> bytes:
+    """A recorded-style Nominatim /search answer whose polygon is the given box."""
+    import shapely
+
+    geom = shapely.geometry.mapping(shapely.box(west, south, east, north))
+    return json.dumps(
+        [
+            {
+                "place_id": 1,
+                "osm_type": "relation",
+                "osm_id": 1,
+                "lat": str((south + north) / 2),
+                "lon": str((west + east) / 2),
+                "boundingbox": [str(south), str(north), str(west), str(east)],
+                "class": "boundary",
+                "type": "administrative",
+                "place_rank": 12,
+                "importance": 0.7,
+                "addresstype": "city",
+                "name": "浦东新区",
+                "display_name": "浦东新区, 上海市, 中国",
+                "geojson": geom,
+            }
+        ]
+    ).encode()

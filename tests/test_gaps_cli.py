@@ -10,7 +10,7 @@ import shapely
 from click.testing import CliRunner
 
 from lifecircle.cli import main
-from tests.conftest import DATA_DIR, POIS, _session_cache
+from tests.conftest import DATA_DIR, POIS, _session_cache, nominatim_answer
 
 POI_ARGS = [
     "--pois",
@@ -168,25 +168,6 @@ def test_admin_units_downloaded_through_osmnx_replay(
         DATA_DIR / "pudong" / "boundaries" / "pudong_4_towns_osm_wgs84.geojson",
         "referenceAdminName",
     )
-    box = shapely.box(121.45, 31.10, 121.70, 31.30)  # Lujiazui and the four towns
-    nominatim = [
-        {
-            "place_id": 1,
-            "osm_type": "relation",
-            "osm_id": 1,
-            "lat": "31.23",
-            "lon": "121.50",
-            "boundingbox": ["31.10", "31.30", "121.45", "121.70"],
-            "class": "boundary",
-            "type": "administrative",
-            "place_rank": 12,
-            "importance": 0.7,
-            "addresstype": "city",
-            "name": "浦东新区",
-            "display_name": "浦东新区, 上海市, 中国",
-            "geojson": json.loads(gpd.GeoSeries([box]).to_json())["features"][0]["geometry"],
-        }
-    ]
     with ReplayServer(
         {
             "/api/status": STATUS,
@@ -194,7 +175,7 @@ def test_admin_units_downloaded_through_osmnx_replay(
                 (b"administrative", json.dumps(towns).encode()),
                 (b"highway", overpass_recording),
             ],
-            "/search": json.dumps(nominatim).encode(),
+            "/search": nominatim_answer(121.45, 31.10, 121.70, 31.30),
         }
     ) as server:
         monkeypatch.setenv("LIFECIRCLE_OVERPASS_URL", server.url + "/api")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import geopandas as gpd
@@ -10,7 +9,7 @@ import shapely
 from lifecircle import io
 from lifecircle.errors import DataError, InputError, OutputError
 from lifecircle.prepare import AreaRequest, prepare_area
-from tests.conftest import LUJIAZUI, STATUS, ReplayServer
+from tests.conftest import LUJIAZUI, STATUS, ReplayServer, nominatim_answer
 
 BBOX = "121.495,31.228,121.512,31.243"
 
@@ -104,30 +103,12 @@ def test_geocoder_and_overpass_replay_for_a_district(
         data_dir / "pudong" / "boundaries" / "pudong_4_towns_osm_wgs84.geojson"
     )
     poly = shapely.box(121.49, 31.22, 121.515, 31.245)
-    nominatim = [
-        {
-            "place_id": 1,
-            "osm_type": "relation",
-            "osm_id": 1,
-            "lat": "31.23",
-            "lon": "121.50",
-            "boundingbox": ["31.22", "31.245", "121.49", "121.515"],
-            "class": "boundary",
-            "type": "administrative",
-            "place_rank": 12,
-            "importance": 0.7,
-            "addresstype": "city",
-            "name": "浦东新区",
-            "display_name": "浦东新区, 上海市, 中国",
-            "geojson": json.loads(gpd.GeoSeries([poly]).to_json())["features"][0]["geometry"],
-        }
-    ]
     assert not boundary.empty
     with ReplayServer(
         {
             "/api/status": STATUS,
             "/api/interpreter": overpass_recording,
-            "/search": json.dumps(nominatim).encode(),
+            "/search": nominatim_answer(121.49, 31.22, 121.515, 31.245),
         }
     ) as server:
         monkeypatch.setenv("LIFECIRCLE_OVERPASS_URL", server.url + "/api")
