@@ -141,3 +141,19 @@ def test_batch_cli(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(main, ["batch", str(bad), "--out", str(tmp_path / "o")])
     assert result.exit_code == 1
     assert "cannot parse batch spec" in result.output
+
+
+def test_example_spec_runs_from_the_cli(runner: CliRunner, tmp_path: Path) -> None:
+    spec = Path(__file__).resolve().parents[1] / "examples" / "batch_pudong.toml"
+    out = tmp_path / "out"
+    result = runner.invoke(main, ["batch", str(spec), "--out", str(out), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "4 jobs: 4 run, 0 skipped (unchanged), 0 failed" in result.output
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["scenario"].tolist() == [
+        "15min-default",
+        "10min",
+        "shanghai-tiers",
+        "slow-walkers",
+    ]
+    assert (summary["status"] == "ok").all()

@@ -66,3 +66,21 @@ def test_rings_clip_to_area() -> None:
     rings = ring_polygons(shapely.Point(0, 0), (0, 3, 6), AREA, crs="EPSG:32651")
     assert rings["zone"].tolist() == ["0-3 km", "3-6 km"]
     assert rings.geometry.iloc[0].area == pytest.approx(3.1416 * 3000**2 / 4, rel=0.01)
+
+
+def test_chinese_labels_render_with_the_cjk_font(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from lifecircle.plot import cjk_font
+
+    font = cjk_font()
+    assert font is not None, "install fonts-noto-cjk (make sysdeps)"
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, "陆家嘴街道", fontproperties=font, fontsize=20, ha="center", va="center")
+    fig.savefig(tmp_path / "label.png")  # a missing glyph would warn, and warnings are errors
+    plt.close(fig)
+    ink = np.asarray(Image.open(tmp_path / "label.png").convert("L")) < 128
+    assert ink.sum() > 200  # the characters were drawn, not empty boxes of a fallback font
