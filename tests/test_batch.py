@@ -157,3 +157,63 @@ def test_example_spec_runs_from_the_cli(runner: CliRunner, tmp_path: Path) -> No
         "slow-walkers",
     ]
     assert (summary["status"] == "ok").all()
+
+
+def test_yaml_spec_and_facility_changes(tmp_path: Path) -> None:
+    import geopandas as gpd
+    import shapely
+
+    from lifecircle.facilities import change_facilities
+    from lifecircle.io import read_spec
+
+    (tmp_path / "spec.yaml").write_text(
+        "areas:\n  - district: pudong\nscenarios:\n  - name: more-care\n"
+        "    add_facilities: care.geojson\n    remove_facilities: drop.csv\n"
+    )
+    areas, scenarios = parse_spec(read_spec(tmp_path / "spec.yaml"), base=tmp_path)
+    assert areas[0].name == "pudong"
+    assert scenarios[0].add_facilities == tmp_path / "care.geojson"
+    current = gpd.GeoDataFrame(
+        {
+            "category": ["school", "health"],
+            "subtype": ["primary", "clinic"],
+            "name": ["a", "b"],
+            "source": "osm",
+            "source_id": ["way/1", "way/2"],
+        },
+        geometry=[shapely.Point(0, 0), shapely.Point(10, 0)],
+        crs="EPSG:32651",
+    )
+    add = gpd.GeoDataFrame(
+        {"category": ["elderly_care"], "name": ["新养老院"]},
+        geometry=[shapely.Point(121.5, 31.2)],
+        crs=4326,
+    )
+    out = change_facilities(current, add=add, remove=pd.DataFrame({"source_id": ["way/2"]}))
+    assert out["category"].tolist() == ["school", "elderly_care"]
+    assert out.crs == current.crs
+    assert out["source"].tolist() == ["osm", "scenario"]
+    assert len(current) == 2  # the input is not changed
+    with pytest.raises(InputError, match="unknown category 'shops'"):
+        change_facilities(current, add=add.assign(category="shops"))
+
+
+def test_scenario_with_added_facilities_runs_in_a_batch(tmp_path: Path) -> None:
+    import geopandas as gpd
+    import shapely
+
+    # an elderly-care centre in the middle of the uncovered Lujiazui housing (gap cluster 1)
+    gpd.GeoDataFrame(
+        {"category": ["elderly_care"], "subtype": ["day_care"], "name": ["new"]},
+        geometry=[shapely.Point(121.5075, 31.2305)],
+        crs=4326,
+    ).to_file(tmp_path / "care.geojson", driver="GeoJSON")
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        '[[areas]]\nname = "lujiazui"\ndistrict = "pudong"\n\n'
+        '[[scenarios]]\nname = "now"\ncategories = ["elderly_care"]\n\n'
+        '[[scenarios]]\nname = "plus-one"\ncategories = ["elderly_care"]\n'
+        'add_facilities = "care.geojson"\n'
+    )
+    s = run_batch(spec, tmp_path / "out", workers=1).summary.set_index("scenario")
+    assert s.loc["plus-one", "coverage_elderly_care"] > s.loc["now", "coverage_elderly_care"]
