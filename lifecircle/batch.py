@@ -330,11 +330,12 @@ def job_task(prepared: PreparedArea | str, job: Job, env: dict[str, str]) -> dic
                 )
                 gap = run_gaps(
                     job.area.request,
-                    replace(sc.options, isochrones=False),
+                    sc.options,
                     GapOptions(pdf=False),
                     out_dir=job.folder,
                     overwrite=True,
                     prepared=area,
+                    coverage=(cov.summary, cov.residents),
                 )
                 row = _row(job, "ok", "", time.perf_counter() - start, cov.summary, gap.summary)
             except LifecircleError as exc:

@@ -451,6 +451,7 @@ class GapResult:
     clusters: gpd.GeoDataFrame
     residents: gpd.GeoDataFrame
     out_dir: Path
+    admin: gpd.GeoDataFrame | None = None
     files: list[Path] = field(default_factory=list)
 
 
@@ -520,13 +521,23 @@ def compute_gaps(
     req: AreaRequest,
     options: CoverageOptions,
     gap_options: GapOptions,
+    *,
+    coverage: tuple[dict[str, Any], gpd.GeoDataFrame] | None = None,
 ) -> GapResult:
-    """Compute zone measures, the gradient, inequality, gap clusters and flags (no writing)."""
+    """Compute zone measures, the gradient, inequality, gap clusters and flags (no writing).
+
+    `coverage` is an already computed ``(summary, residents)`` pair for the
+    same area and options (a batch job passes its coverage run's); without
+    it, coverage is computed here.
+    """
     from lifecircle import gaps, zones
 
     check_target(options.target)
     categories = check_categories(options.categories)
-    cov_summary, residents, _ = compute_coverage(prepared, replace(options, isochrones=False))
+    if coverage is None:
+        cov_summary, residents, _ = compute_coverage(prepared, replace(options, isochrones=False))
+    else:
+        cov_summary, residents = coverage[0], coverage[1].copy()
     cap_m = float(cov_summary["parameters"]["search_limit_m"])
     tables: dict[str, pd.DataFrame] = {
         "rings": gaps.zone_measures(residents, residents["ring"], categories, kind="ring")
@@ -629,6 +640,7 @@ def compute_gaps(
         clusters=clusters,
         residents=residents,
         out_dir=prepared.folder,
+        admin=admin,
     )
 
 
@@ -641,6 +653,7 @@ def run_gaps(
     overwrite: bool = False,
     rebuild: bool = False,
     prepared: PreparedArea | None = None,
+    coverage: tuple[dict[str, Any], gpd.GeoDataFrame] | None = None,
 ) -> GapResult:
     """Run the gap analysis and write ``gaps.json``, tables, layers, maps and reports.
 
@@ -666,7 +679,7 @@ def run_gaps(
         rebuild=rebuild,
         prepared=prepared,
     )
-    result = compute_gaps(prepared, req, options, gap_options)
+    result = compute_gaps(prepared, req, options, gap_options, coverage=coverage)
     result.out_dir = target_dir
     files: list[Path] = []
     long = pd.concat(result.tables.values(), ignore_index=True)
@@ -682,7 +695,7 @@ def run_gaps(
     ring_polys = zones.ring_polygons(
         _core_point(prepared), options.ring_edges_km, prepared.boundary_m, crs=prepared.crs
     )
-    admin = _admin_units(prepared, req, gap_options)
+    admin = result.admin
     figures: list[tuple[str, str]] = []
     images: dict[str, bytes] = {}
     categories = check_categories(options.categories)
