@@ -52,7 +52,7 @@ from lifecircle.residents import build_residents
 logger = logging.getLogger(__name__)
 
 PROCESSING_VERSION = "1"
-DEFAULT_MARGIN_M = 1000.0
+DEFAULT_MARGIN_M = settings.DEFAULT_MARGIN_M
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ class PreparedArea:
     district: District | None = None
     zones: gpd.GeoDataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    facility_access: gpd.GeoDataFrame | None = None
 
     @property
     def boundary_m(self) -> BaseGeometry:
