@@ -314,14 +314,18 @@ def amap_pois() -> tuple[PoiSource, ...]:
 def run_lifecircle(pois: tuple[PoiSource, ...], out: Path) -> tuple[PreparedArea, Any]:
     req = AreaRequest(district="pudong", pois=pois)
     prepared = prepare_area(req)
-    result = run_coverage(req, CoverageOptions(isochrones=False, make_map=False), out_dir=out)
-    params = result.summary["parameters"]
-    assert params["threshold_m"] == THRESHOLD_M
-    assert params["max_snap_m"] == MAX_SNAP_M
-    assert params["island_max_length_m"] == FRAGMENT_MAX_M
-    assert params["search_limit_m"] == SEARCH_LIMIT_M
-    assert params["profile"] == "default"
-    return prepared, result
+    options = CoverageOptions(
+        minutes=15.0,  # at 4 km/h: THRESHOLD_M, every facility of a category counts
+        speed_kmh=4.0,
+        profile="default",
+        categories=CATEGORIES,
+        max_snap_m=MAX_SNAP_M,
+        island_max_length_m=FRAGMENT_MAX_M,
+        search_limit_m=SEARCH_LIMIT_M,
+        isochrones=False,
+        make_map=False,
+    )
+    return prepared, run_coverage(req, options, out_dir=out)
 
 
 def assert_matches(ref: Reference, result: Any) -> None:
