@@ -320,7 +320,7 @@ def run_lifecircle(pois: tuple[PoiSource, ...], out: Path) -> tuple[PreparedArea
         profile="default",
         categories=CATEGORIES,
         max_snap_m=MAX_SNAP_M,
-        island_max_length_m=FRAGMENT_MAX_M,
+        fragment_max_m=FRAGMENT_MAX_M,
         search_limit_m=SEARCH_LIMIT_M,
         isochrones=False,
         make_map=False,
