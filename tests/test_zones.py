@@ -18,7 +18,7 @@ from lifecircle.zones import (
     user_zone_tables,
     zone_membership,
 )
-from tests.conftest import DATA_DIR
+from tests.conftest import DATA_DIR, _session_cache
 
 CRS = "EPSG:32651"
 
@@ -160,10 +160,15 @@ def test_overlapping_units_warn() -> None:
 
 
 @pytest.fixture(scope="module")
-def lujiazui_prepared():  # type: ignore[no-untyped-def]
+def lujiazui_prepared(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     from lifecircle.prepare import AreaRequest, prepare_area
 
-    return prepare_area(AreaRequest(district="pudong"))
+    with pytest.MonkeyPatch.context() as mp:  # module scope: set what the autouse fixture sets
+        mp.setenv("LIFECIRCLE_DATA_DIR", str(DATA_DIR))
+        mp.setenv("LIFECIRCLE_CACHE_DIR", str(_session_cache(tmp_path_factory)))
+        mp.setenv("LIFECIRCLE_OVERPASS_URL", "http://127.0.0.1:9/api")
+        mp.setenv("LIFECIRCLE_NOMINATIM_URL", "http://127.0.0.1:9/")
+        return prepare_area(AreaRequest(district="pudong"))
 
 
 def test_lujiazui_residents_fall_in_the_real_units(lujiazui_prepared) -> None:  # type: ignore[no-untyped-def]
