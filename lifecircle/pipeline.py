@@ -47,6 +47,7 @@ from lifecircle.prepare import (
     DEFAULT_MARGIN_M,
     AreaRequest,
     PreparedArea,
+    admin_units,
     check_nonempty,
     prepare_area,
 )
@@ -58,6 +59,7 @@ from lifecircle.snapping import (
     snapped_xy,
 )
 from lifecircle.summary import coverage_summary
+from lifecircle.zones import admin_coverage
 
 logger = logging.getLogger(__name__)
 
@@ -356,19 +358,10 @@ def _zone_coverage(
     """
     zones_out: dict[str, Any] = {}
     if prepared.zones is not None and not prepared.zones.empty:
-        joined = gpd.sjoin(
-            residents[["geometry"]],
-            prepared.zones[["zone", "geometry"]],
-            how="left",
-            predicate="within",
-        )
-        zone_labels = joined.loc[~joined.index.duplicated(), "zone"]
-        zones_out["admin"] = [
-            {**z, "kind": _unit_kind(z["zone"])}
-            for z in coverage_by_zone(residents, covered, zone_labels, target=options.target)
-        ]
-        zones_out["admin_units_without_residents"] = sorted(
-            set(prepared.zones["zone"]) - {z["zone"] for z in zones_out["admin"]}
+        zones_out.update(
+            admin_coverage(
+                residents, covered, prepared.zones, prepared.network, target=options.target
+            )
         )
     core = _core_point(prepared)
     dist_km = shapely.distance(residents.geometry.to_numpy(), core) / 1000.0
@@ -378,15 +371,6 @@ def _zone_coverage(
     residents["ring"] = rings
     zones_out["rings"] = coverage_by_zone(residents, covered, rings, target=options.target)
     return zones_out
-
-
-def _unit_kind(name: str) -> str:
-    """Classify a unit as urban sub-district (街道) or town (镇) from its name."""
-    if name.endswith("街道"):
-        return "subdistrict"
-    if name.endswith("镇"):
-        return "town"
-    return "other"
 
 
 def _core_point(prepared: PreparedArea) -> BaseGeometry:
@@ -579,67 +563,6 @@ class GapResult:
     files: list[Path] = field(default_factory=list)
 
 
-def _admin_units(
-    prepared: PreparedArea, req: AreaRequest, options: GapOptions
-) -> gpd.GeoDataFrame | None:
-    """Administrative units with boundaries: the data folder, the raw cache, or Overpass."""
-    from lifecircle import settings
-    from lifecircle.errors import DataError
-    from lifecircle.zones import classify_unit
-
-    units = prepared.zones
-    if units is None and prepared.district is not None:
-        cached = settings.raw_dir() / prepared.key / "admin_units.geojson"
-        if cached.is_file():
-            raw = io.read_vector(cached)
-        elif req.offline:
-            raw = None
-        else:
-            boundary = gpd.GeoSeries([prepared.boundary_m.buffer(0)], crs=prepared.crs).to_crs(4326)
-            try:
-                raw = io.download_admin_units(
-                    boundary.iloc[0],
-                    cache_folder=settings.raw_dir() / "http",
-                    admin_level=options.admin_level,
-                )
-                io.save_text(raw.to_json(), cached)
-            except DataError as exc:
-                warnings.warn(f"{exc}; zones: distance rings only", RuntimeWarning, stacklevel=2)
-                raw = None
-        if raw is not None and not raw.empty:
-            units = gpd.GeoDataFrame(
-                {
-                    "zone": raw["name"].astype(str).to_numpy(),
-                    "code": raw.get("code", pd.Series("", index=raw.index)).astype(str).to_numpy(),
-                },
-                geometry=raw.geometry.to_numpy(),
-                crs=raw.crs,
-            ).to_crs(prepared.crs)
-    if units is None or units.empty:
-        return None
-    codes = _unit_codes(prepared)
-    units = units.copy()
-    units["kind"] = [
-        classify_unit(n, codes.get(n) or (c if "code" in units else None))
-        for n, c in zip(units["zone"], units.get("code", units["zone"]), strict=True)
-    ]
-    return units
-
-
-def _unit_codes(prepared: PreparedArea) -> dict[str, str]:
-    """Map unit names to statistical codes from the registry's unit list, when there is one."""
-    from lifecircle import settings
-
-    root = settings.data_dir()
-    if prepared.district is None or prepared.district.zones.units_file is None or root is None:
-        return {}
-    path = root / prepared.district.zones.units_file
-    if not path.is_file():
-        return {}
-    table = io.read_table(path)
-    return dict(zip(table["name"].astype(str), table["code"].astype(str), strict=True))
-
-
 def compute_gaps(
     prepared: PreparedArea,
     req: AreaRequest,
@@ -667,9 +590,9 @@ def compute_gaps(
     tables: dict[str, pd.DataFrame] = {
         "rings": gaps.zone_measures(residents, residents["ring"], categories, kind="ring")
     }
-    admin = _admin_units(prepared, req, gap_options)
+    admin = admin_units(prepared, offline=req.offline, admin_level=gap_options.admin_level)
     if admin is not None:
-        labels = zones.label_points(residents, admin)
+        labels = zones.assign_units(residents, admin)
         residents["admin_unit"] = labels
         table = gaps.zone_measures(residents, labels, categories, kind="admin")
         kinds = dict(zip(admin["zone"], admin["kind"], strict=True))
@@ -684,13 +607,7 @@ def compute_gaps(
             name_field=gap_options.zones_name_field,
             ring_m=gap_options.zone_ring_m,
         )
-        inner, ring = user.loc[user["kind"] == "zone"], user.loc[user["kind"] == "ring"]
-        t_in = gaps.zone_measures(
-            residents, zones.label_points(residents, inner), categories, kind="user_zone"
-        )
-        t_ring = gaps.zone_measures(
-            residents, zones.label_points(residents, ring), categories, kind="user_zone_ring"
-        )
+        t_in, t_ring = zones.user_zone_tables(residents, user, categories)
         tables["user_zones"] = pd.concat([t_in, t_ring], ignore_index=True)
         suffix = f" (ring {gap_options.zone_ring_m / 1000:g} km)"
         for _, row in t_in.iterrows():
@@ -755,6 +672,11 @@ def compute_gaps(
         "user_zone_comparison": comparison,
         "admin_units_without_residents": (
             sorted(set(admin["zone"]) - set(tables["admin"]["zone"])) if admin is not None else []
+        ),
+        "admin_units_without_network": (
+            sorted(zones.units_without_network(admin, prepared.network))
+            if admin is not None
+            else []
         ),
         "clusters": clusters.drop(columns="geometry").to_dict("records"),
         "flags": flag_list,
