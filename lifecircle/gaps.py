@@ -133,6 +133,39 @@ def theil(
     return {"total": _t(x, w), "between": float(between), "within": float(within)}
 
 
+def inequality(
+    residents: pd.DataFrame, categories: Sequence[str], *, cap_m: float
+) -> dict[str, Any]:
+    """Gini and Theil (split by distance ring) of the walking distance per category.
+
+    Distances are capped at `cap_m` (the search limit), so "farther than the
+    limit" counts as the limit; ``all_categories`` uses each resident's
+    distance to the farthest category.
+    """
+    w = residents["weight"].to_numpy(dtype=float)
+    groups = residents["ring"].fillna("outside rings").astype(str).to_numpy()
+    out: dict[str, Any] = {}
+    for cat in [*categories, "all_categories"]:
+        if cat == "all_categories":
+            dist = np.max(
+                np.column_stack(
+                    [residents[distance_column(c)].to_numpy(dtype=float) for c in categories]
+                ),
+                axis=1,
+            )
+        else:
+            dist = residents[distance_column(cat)].to_numpy(dtype=float)
+        capped = np.minimum(dist, cap_m)
+        t = theil(capped, w, list(groups))
+        out[cat] = {
+            "gini": round(gini(capped, w), 4),
+            "theil": round(t["total"], 4),
+            "theil_between": round(t["between"], 4),
+            "theil_within": round(t["within"], 4),
+        }
+    return out
+
+
 def zone_measures(
     residents: pd.DataFrame,
     labels: pd.Series,

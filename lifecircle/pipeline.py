@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from lifecircle import __version__, io
+from lifecircle import io
 from lifecircle.access import Router, nearest_distances
 from lifecircle.coverage import (
     DEFAULT_MINUTES,
@@ -58,7 +58,7 @@ from lifecircle.snapping import (
     snap_area,
     snapped_xy,
 )
-from lifecircle.summary import coverage_summary
+from lifecircle.summary import coverage_summary, gaps_summary
 from lifecircle.zones import admin_coverage
 
 logger = logging.getLogger(__name__)
@@ -563,6 +563,42 @@ class GapResult:
     files: list[Path] = field(default_factory=list)
 
 
+def _gap_zone_tables(
+    prepared: PreparedArea,
+    req: AreaRequest,
+    residents: gpd.GeoDataFrame,
+    categories: tuple[str, ...],
+    gap_options: GapOptions,
+) -> tuple[dict[str, pd.DataFrame], gpd.GeoDataFrame | None, list[dict[str, Any]]]:
+    """Zone measures by ring, administrative unit and user zone (with its comparison ring)."""
+    from lifecircle import gaps, zones
+
+    tables: dict[str, pd.DataFrame] = {
+        "rings": gaps.zone_measures(residents, residents["ring"], categories, kind="ring")
+    }
+    admin = admin_units(prepared, offline=req.offline, admin_level=gap_options.admin_level)
+    if admin is not None:
+        labels = zones.assign_units(residents, admin)
+        residents["admin_unit"] = labels
+        table = gaps.zone_measures(residents, labels, categories, kind="admin")
+        kinds = dict(zip(admin["zone"], admin["kind"], strict=True))
+        table.insert(2, "unit_kind", table["zone"].map(kinds))
+        tables["admin"] = table
+    comparison: list[dict[str, Any]] = []
+    if gap_options.zones_file is not None:
+        user = zones.prepare_user_zones(
+            io.read_vector(gap_options.zones_file),
+            area=prepared.boundary_m,
+            crs=prepared.crs,
+            name_field=gap_options.zones_name_field,
+            ring_m=gap_options.zone_ring_m,
+        )
+        t_in, t_ring = zones.user_zone_tables(residents, user, categories)
+        tables["user_zones"] = pd.concat([t_in, t_ring], ignore_index=True)
+        comparison = zones.user_zone_comparison(t_in, t_ring, ring_m=gap_options.zone_ring_m)
+    return tables, admin, comparison
+
+
 def compute_gaps(
     prepared: PreparedArea,
     req: AreaRequest,
@@ -587,65 +623,9 @@ def compute_gaps(
     else:
         cov_summary, residents = coverage[0], coverage[1].copy()
     cap_m = float(cov_summary["parameters"]["search_limit_m"])
-    tables: dict[str, pd.DataFrame] = {
-        "rings": gaps.zone_measures(residents, residents["ring"], categories, kind="ring")
-    }
-    admin = admin_units(prepared, offline=req.offline, admin_level=gap_options.admin_level)
-    if admin is not None:
-        labels = zones.assign_units(residents, admin)
-        residents["admin_unit"] = labels
-        table = gaps.zone_measures(residents, labels, categories, kind="admin")
-        kinds = dict(zip(admin["zone"], admin["kind"], strict=True))
-        table.insert(2, "unit_kind", table["zone"].map(kinds))
-        tables["admin"] = table
-    comparison: list[dict[str, Any]] = []
-    if gap_options.zones_file is not None:
-        user = zones.prepare_user_zones(
-            io.read_vector(gap_options.zones_file),
-            area=prepared.boundary_m,
-            crs=prepared.crs,
-            name_field=gap_options.zones_name_field,
-            ring_m=gap_options.zone_ring_m,
-        )
-        t_in, t_ring = zones.user_zone_tables(residents, user, categories)
-        tables["user_zones"] = pd.concat([t_in, t_ring], ignore_index=True)
-        suffix = f" (ring {gap_options.zone_ring_m / 1000:g} km)"
-        for _, row in t_in.iterrows():
-            other = t_ring.loc[
-                (t_ring["zone"] == row["zone"] + suffix) & (t_ring["category"] == row["category"])
-            ]
-            ring_cov = float(other["coverage"].iloc[0]) if len(other) else float("nan")
-            comparison.append(
-                {
-                    "zone": row["zone"],
-                    "category": row["category"],
-                    "zone_coverage": row["coverage"],
-                    "ring_coverage": ring_cov,
-                    "difference_points": (row["coverage"] - ring_cov) * 100,
-                }
-            )
+    tables, admin, comparison = _gap_zone_tables(prepared, req, residents, categories, gap_options)
     grad = gaps.gradient(tables["rings"], lag_points=gap_options.lag_points)
-    w = residents["weight"].to_numpy(dtype=float)
-    groups = residents["ring"].fillna("outside rings").astype(str).to_numpy()
-    ineq: dict[str, Any] = {}
-    for cat in [*categories, "all_categories"]:
-        if cat == "all_categories":
-            dist = np.max(
-                np.column_stack(
-                    [residents[distance_column(c)].to_numpy(dtype=float) for c in categories]
-                ),
-                axis=1,
-            )
-        else:
-            dist = residents[distance_column(cat)].to_numpy(dtype=float)
-        capped = np.minimum(dist, cap_m)
-        t = gaps.theil(capped, w, list(groups))
-        ineq[cat] = {
-            "gini": round(gaps.gini(capped, w), 4),
-            "theil": round(t["total"], 4),
-            "theil_between": round(t["between"], 4),
-            "theil_within": round(t["within"], 4),
-        }
+    ineq = gaps.inequality(residents, categories, cap_m=cap_m)
     clusters = gaps.gap_clusters(residents, categories, eps_m=gap_options.cluster_eps_m)
     flag_list = gaps.flags(
         tables["rings"],
@@ -655,32 +635,23 @@ def compute_gaps(
         target=options.target,
         lag_points=gap_options.lag_points,
     )
-    summary: dict[str, Any] = {
-        "lifecircle_version": __version__,
-        "area": prepared.key,
-        "parameters": {
-            "lag_points": gap_options.lag_points,
-            "cap_m": cap_m,
-            "cluster_eps_m": gap_options.cluster_eps_m,
-            "zone_ring_m": gap_options.zone_ring_m,
-            "ring_edges_km": list(options.ring_edges_km),
-        },
-        "coverage": cov_summary,
-        "gradient": grad,
-        "inequality": {"zones": "distance rings", "categories": ineq},
-        "zones": {k: v.to_dict("records") for k, v in tables.items()},
-        "user_zone_comparison": comparison,
-        "admin_units_without_residents": (
-            sorted(set(admin["zone"]) - set(tables["admin"]["zone"])) if admin is not None else []
+    summary = gaps_summary(
+        prepared.key,
+        options,
+        gap_options,
+        coverage=cov_summary,
+        cap_m=cap_m,
+        tables=tables,
+        gradient=grad,
+        inequality=ineq,
+        comparison=comparison,
+        clusters=clusters,
+        flags=flag_list,
+        units=list(admin["zone"]) if admin is not None else [],
+        units_without_network=(
+            zones.units_without_network(admin, prepared.network) if admin is not None else []
         ),
-        "admin_units_without_network": (
-            sorted(zones.units_without_network(admin, prepared.network))
-            if admin is not None
-            else []
-        ),
-        "clusters": clusters.drop(columns="geometry").to_dict("records"),
-        "flags": flag_list,
-    }
+    )
     return GapResult(
         summary=summary,
         tables=tables,

@@ -18,7 +18,7 @@ from lifecircle.coverage import Target, summarize_coverage, threshold_from
 from lifecircle.snapping import STATUS_UNREACHABLE, SnappedArea, snap_report
 
 if TYPE_CHECKING:
-    from lifecircle.pipeline import CoverageOptions
+    from lifecircle.pipeline import CoverageOptions, GapOptions
     from lifecircle.prepare import PreparedArea
 
 PARTIAL_SHARE = 0.5
@@ -132,4 +132,45 @@ def coverage_summary(
         "data": data_section(prepared, residents, snapped),
         "zones": zones,
         "warnings": warnings_,
+    }
+
+
+def gaps_summary(
+    area: str,
+    options: CoverageOptions,
+    gap_options: GapOptions,
+    *,
+    coverage: dict[str, Any],
+    cap_m: float,
+    tables: dict[str, pd.DataFrame],
+    gradient: dict[str, Any],
+    inequality: dict[str, Any],
+    comparison: list[dict[str, Any]],
+    clusters: gpd.GeoDataFrame,
+    flags: list[str],
+    units: list[str],
+    units_without_network: list[str],
+) -> dict[str, Any]:
+    """Assemble ``gaps.json`` from the gap stages' results (`units`: every admin unit's name)."""
+    admin = tables.get("admin")
+    with_residents = set(admin["zone"]) if admin is not None else set()
+    return {
+        "lifecircle_version": __version__,
+        "area": area,
+        "parameters": {
+            "lag_points": gap_options.lag_points,
+            "cap_m": cap_m,
+            "cluster_eps_m": gap_options.cluster_eps_m,
+            "zone_ring_m": gap_options.zone_ring_m,
+            "ring_edges_km": list(options.ring_edges_km),
+        },
+        "coverage": coverage,
+        "gradient": gradient,
+        "inequality": {"zones": "distance rings", "categories": inequality},
+        "zones": {k: v.to_dict("records") for k, v in tables.items()},
+        "user_zone_comparison": comparison,
+        "admin_units_without_residents": sorted(set(units) - with_residents),
+        "admin_units_without_network": sorted(units_without_network),
+        "clusters": clusters.drop(columns="geometry").to_dict("records"),
+        "flags": flags,
     }

@@ -523,3 +523,42 @@ def units_without_network(units: gpd.GeoDataFrame, network: WalkNetwork) -> list
     """Return the names of the units holding no walking-network node (no network in the data)."""
     counts = _nodes_per_unit(units, network.x, network.y)
     return [str(z) for z, n in zip(units["zone"], counts, strict=True) if n == 0]
+
+
+def user_zone_comparison(
+    zone_table: pd.DataFrame, ring_table: pd.DataFrame, *, ring_m: float
+) -> list[dict[str, Any]]:
+    """Compare each user zone's coverage with its comparison ring's, per category.
+
+    Parameters
+    ----------
+    zone_table, ring_table
+        The two tables of :func:`user_zone_tables`.
+    ring_m
+        Ring width (names the ring rows, e.g. ``"张江镇 (ring 2 km)"``).
+
+    Returns
+    -------
+    list of dict
+        ``zone``, ``category``, ``zone_coverage``, ``ring_coverage`` (None
+        when the ring holds no residents) and ``difference_points``.
+    """
+    suffix = f" (ring {ring_m / 1000:g} km)"
+    ring_cov = ring_table.set_index(["zone", "category"])["coverage"]
+    out = []
+    zones = zone_table["zone"].astype(str).tolist()
+    cats = zone_table["category"].astype(str).tolist()
+    covs = zone_table["coverage"].to_numpy(dtype=float)
+    for zone, cat, cov in zip(zones, cats, covs, strict=True):
+        other = float(ring_cov.get((f"{zone}{suffix}", cat), np.nan))
+        both = bool(np.isfinite(other) and np.isfinite(cov))
+        out.append(
+            {
+                "zone": zone,
+                "category": cat,
+                "zone_coverage": float(cov) if np.isfinite(cov) else None,
+                "ring_coverage": other if np.isfinite(other) else None,
+                "difference_points": (float(cov) - other) * 100 if both else None,
+            }
+        )
+    return out
