@@ -690,11 +690,12 @@ def facility_access(
 
     A point facility is reached at its point. A polygon facility (campus,
     hospital grounds) is reached at its mapped entrances, the usable
-    ``entrance=*`` nodes (:func:`usable_entrances`) on or inside it within
-    `tolerance_m`; a polygon with no such entrance is reached from its
-    outline (the exterior rings as a LineString or MultiLineString), so the
+    ``entrance=*`` nodes (:func:`usable_entrances`) within `tolerance_m` of
+    its outline (the exterior rings); a polygon with no such entrance is
+    reached from its outline itself (a LineString or MultiLineString), so the
     snapper can start from the outline's point nearest the network instead of
-    an interior point.
+    an interior point. Entrances deeper inside a polygon are doors of
+    buildings within the grounds, not ways into them, and are not used.
 
     Parameters
     ----------
@@ -705,7 +706,8 @@ def facility_access(
     crs
         Metric CRS of the result.
     tolerance_m
-        How far outside its polygon an entrance may lie and still count.
+        How far from its polygon's outline (either side) an entrance may lie
+        and still count.
 
     Returns
     -------
@@ -737,11 +739,12 @@ def facility_access(
     areal = np.isin(shapely.get_type_id(geoms), [3, 6])  # Polygon, MultiPolygon
     usable = usable_entrances(entrances).to_crs(crs)
     ent_geoms = usable.geometry.to_numpy()
+    outlines = np.array([_outline(g) if a else g for g, a in zip(geoms, areal, strict=True)])
     fac_idx, ent_idx = shapely.STRtree(ent_geoms).query(
-        geoms, predicate="dwithin", distance=tolerance_m
+        outlines, predicate="dwithin", distance=tolerance_m
     )
-    on_polygon = areal[fac_idx]
-    fac_idx, ent_idx = fac_idx[on_polygon], ent_idx[on_polygon]
+    on_outline = areal[fac_idx]
+    fac_idx, ent_idx = fac_idx[on_outline], ent_idx[on_outline]
     has_entrance = np.zeros(len(shapes), dtype=bool)
     has_entrance[fac_idx] = True
     ids = shapes.index.to_numpy()
@@ -751,10 +754,7 @@ def facility_access(
         else np.asarray([""] * len(shapes), dtype=object)
     )
     plain = ~areal | ~has_entrance
-    plain_geoms = np.array(
-        [_outline(g) if a else g for g, a in zip(geoms[plain], areal[plain], strict=True)],
-        dtype=object,
-    )
+    plain_geoms = outlines[plain]
     parts = pd.DataFrame(
         {
             "row": np.concatenate([np.flatnonzero(plain), fac_idx]),

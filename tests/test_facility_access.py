@@ -76,6 +76,8 @@ def test_access_by_hand() -> None:
             (5, {"entrance": "exit"}, (400, 50)),
             (6, {"entrance": "yes", "railway": "subway_entrance"}, (350, 100)),
             (7, {"entrance": "yes"}, (650, 50)),  # inside the hole: lies in no polygon
+            (8, {"entrance": "main"}, (150, 50)),  # a building door deep inside the grounds
+            (9, {"entrance": "yes"}, (302, 50)),  # 2 m inside square b's fence: a gate
         ]
     )
     acc = facility_access(fac, ent, crs=CRS, tolerance_m=5.0)
@@ -84,27 +86,32 @@ def test_access_by_hand() -> None:
         (10, "point", -1),
         (11, "entrance", 1),
         (11, "entrance", 2),
-        (12, "outline", -1),
+        (12, "entrance", 9),
         (13, "outline", -1),
         (14, "outline", -1),
     ]
     assert acc.geometry.iloc[0].equals(shapely.Point(0, 0))
     assert acc.geometry.iloc[2].equals(shapely.Point(150, 103))
-    outline = acc.geometry.iloc[3]
-    assert outline.geom_type == "LineString"
-    assert outline.length == pytest.approx(400.0)
+    assert acc.geometry.iloc[3].equals(shapely.Point(302, 50))
     assert acc.geometry.iloc[4].geom_type == "MultiLineString"
     assert acc.geometry.iloc[4].length == pytest.approx(80.0)
     # the courtyard is not a way in: only the exterior ring
     assert acc.geometry.iloc[5].length == pytest.approx(400.0)
     assert list(acc["source_id"]) == ["p", "a", "a", "b", "m", "h"]
-    # from a point 10 m south of square b the outline is 10 m away, its centre 60 m
+    # without gate 9, square b is reached from its outline: from a point 10 m south of it the
+    # outline is 10 m away, its centre 60 m
+    no_gate = facility_access(fac, ent.loc[ent["osm_id"] != 9], crs=CRS, tolerance_m=5.0)
+    b = no_gate.loc[no_gate["facility_id"] == 12]
+    assert b["access"].tolist() == ["outline"]
+    outline = b.geometry.iloc[0]
+    assert outline.geom_type == "LineString"
+    assert outline.length == pytest.approx(400.0)
     south = shapely.Point(350, -10)
     assert outline.distance(south) == pytest.approx(10.0)
     assert shapely.centroid(fac.geometry.loc[12]).distance(south) == pytest.approx(60.0)
-    # a wider tolerance takes the entrance 10 m out
+    # a wider tolerance takes the entrance 10 m out as well
     wide = facility_access(fac, ent, crs=CRS, tolerance_m=10.0)
-    assert wide.loc[wide["facility_id"] == 12, "entrance_id"].tolist() == [3]
+    assert wide.loc[wide["facility_id"] == 12, "entrance_id"].tolist() == [3, 9]
     with pytest.raises(InputError, match="tolerance_m"):
         facility_access(fac, ent, crs=CRS, tolerance_m=-1.0)
 
@@ -147,8 +154,10 @@ def test_lujiazui_polygon_facilities_are_reached_from_outline_or_entrance(  # ty
     ent = acc.loc[acc["access"] == "entrance"]
     assert ent["entrance_id"].tolist() == [8948895828]
     assert fac.loc[ent["facility_id"], "name"].tolist() == ["上海中心大厦"]
-    dist = lujiazui_osm.entrances.to_crs(CRS).geometry.apply(lambda p: shapes.distance(p).min())
-    assert int((dist <= 5.0).sum()) == 1
+    ents = lujiazui_osm.entrances.to_crs(CRS).geometry
+    assert int((ents.apply(lambda p: shapes.boundary.distance(p).min()) <= 5.0).sum()) == 1
+    # and no entrance lies inside a facility polygon either
+    assert int(ents.apply(lambda p: shapes.contains(p).any()).sum()) == 0
     # every outline is the polygon's exterior: the interior point lies 9-241 m inside it
     outlines = acc.loc[acc["access"] == "outline"].set_index("facility_id").geometry
     inside_m = fac.geometry.loc[outlines.index].distance(outlines, align=True)
