@@ -32,7 +32,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,15 @@ import pandas as pd
 
 from lifecircle import __version__, io, settings
 from lifecircle.errors import InputError, LifecircleError
-from lifecircle.facilities import CATEGORIES, change_facilities
-from lifecircle.pipeline import CoverageOptions, GapOptions, run_coverage, run_fetch, run_gaps
+from lifecircle.facilities import CATEGORIES
+from lifecircle.pipeline import (
+    CoverageOptions,
+    GapOptions,
+    run_coverage,
+    run_fetch,
+    run_gaps,
+    scenario_area,
+)
 from lifecircle.prepare import AreaRequest, PoiSource, PreparedArea
 
 AREA_KEYS = {
@@ -321,10 +328,7 @@ def job_task(prepared: PreparedArea | str, job: Job, env: dict[str, str]) -> dic
                 if sc.add_facilities or sc.remove_facilities:
                     add = io.read_vector(sc.add_facilities) if sc.add_facilities else None
                     remove = io.read_table(sc.remove_facilities) if sc.remove_facilities else None
-                    area = replace(
-                        prepared,
-                        facilities=change_facilities(prepared.facilities, add=add, remove=remove),
-                    )
+                    area = scenario_area(prepared, add=add, remove=remove)
                 cov = run_coverage(
                     job.area.request, sc.options, out_dir=job.folder, overwrite=True, prepared=area
                 )

@@ -1,13 +1,35 @@
-"""Facilities: OSM tags -> categories, external POI import, de-duplication.
+"""Facilities: OSM tags -> categories, external POI import, de-duplication, access.
 
 The tag table (``lifecircle/data/facility_tags.csv``) is data users can edit
 or replace (``--tags FILE``). Each row is ``category, subtype, key, value,
-name_pattern, exclude_pattern``: it matches a feature when the tag ``key``
-has one of the ``|``-separated values (``*`` = any) *and* the ``name``
-matches the regular expression ``name_pattern`` (when given), and the name
-does not match ``exclude_pattern``. Rows with no key match on the name alone.
-The first matching row wins, so specific rows come first. A subtype such as
-``primary+secondary`` counts for both subtypes.
+and_tags, name_pattern, exclude_pattern, source, note``. A row matches a
+feature when the tag ``key`` has one of the ``|``-separated values (``*`` =
+any; a ``;``-list in the feature matches when one of its items does), every
+condition of ``and_tags`` holds (``&``-separated ``key=v1|v2``, ``key=*``
+or ``!key`` for "tag absent"), the ``name`` matches the regular expression
+``name_pattern`` (when given) and does not match ``exclude_pattern``.
+
+Three kinds of rows:
+
+* a category (``school``, ``health``, ``elderly_care``, ``culture``): a
+  facility rule. The first matching facility or exclusion row wins, so
+  specific rows come first. A subtype such as ``primary+secondary`` counts
+  for both subtypes.
+* an empty category: an exclusion rule. A feature it matches (transport
+  stops, shops, restaurants, car parks, association offices, training and
+  driving schools...) is not a facility.
+* ``service_place``: the gate of the name rules. Rows with no ``key`` match
+  on the name alone, and they only apply to a feature that some
+  ``service_place`` row matches (its keys make it a place that hosts a
+  service: ``amenity=school|hospital|...``, ``healthcare=*``,
+  ``social_facility=*``, ``building=school|hospital|civic|public...``). A
+  bus stop, a shop or a plain ``building=yes`` is never classified by its
+  name.
+
+``source`` names the line of the standard (GB 50180-2018, Shanghai's 2016
+guideline) or of the OSM wiki that a rule follows. ``and_tags``,
+``exclude_pattern``, ``source`` and ``note`` are optional columns, so a
+table of the older five columns still reads.
 """
 
 from __future__ import annotations
@@ -32,10 +54,48 @@ logger = logging.getLogger(__name__)
 CATEGORIES: tuple[str, ...] = ("school", "health", "elderly_care", "culture")
 FACILITY_COLUMNS = ["category", "subtype", "name", "source", "source_id", "geometry"]
 
+SERVICE_PLACE = "service_place"
+"""Category word of the gate rows of the tag table."""
+
+TOURISM_SUBTYPES: tuple[str, ...] = ("tourism_museum", "tourism_gallery", "tourism_attraction")
+"""Culture subtypes that are tourism venues (city-level, not GB 50180 community facilities).
+
+A profile counts them or not; the recommended default is *not* to count them
+for the life-circle culture figure (GB 50180-2018 lists the 文化活动中心/站,
+the community's cultural activity centre and station), and to report them
+separately if wanted.
+"""
+
+COMMUNITY_CULTURE_SUBTYPES: tuple[str, ...] = (
+    "community_centre",
+    "library",
+    "arts_centre",
+    "theatre",
+)
+"""Culture subtypes that are not tourism venues (the recommended default for a profile)."""
+
+SCHOOL_STAGE_SUBTYPES: tuple[str, ...] = ("kindergarten", "primary", "secondary")
+"""School subtypes of a known stage.
+
+``school`` is a school whose stage neither tags (``isced:level``, ``grades``)
+nor name tell; a profile decides whether it counts (see the README).
+"""
+
+_CONDITION_RE = re.compile(r"^(?:!(?P<absent>[^=!&\s]+)|(?P<key>[^=!&\s]+)=(?P<values>[^=&]+))$")
+
+Condition = tuple[str, frozenset[str] | None]
+"""A tag condition: ``(key, values)``; ``values`` None means "tag absent", ``{"*"}`` any value."""
+
+
+def _value_matches(value: str | None, values: frozenset[str]) -> bool:
+    if value is None:
+        return False
+    return "*" in values or bool({v.strip() for v in value.split(";")} & values)
+
 
 @dataclass(frozen=True)
 class TagRule:
-    """One row of the tag table."""
+    """One row of the tag table (a facility, exclusion or ``service_place`` gate row)."""
 
     category: str
     subtype: str
@@ -43,18 +103,31 @@ class TagRule:
     values: frozenset[str]
     name_re: re.Pattern[str] | None
     exclude_re: re.Pattern[str] | None
+    conditions: tuple[Condition, ...] = ()
+    source: str = ""
+
+    @property
+    def kind(self) -> str:
+        """Return "facility", "exclude" or "service_place"."""
+        if self.category == SERVICE_PLACE:
+            return SERVICE_PLACE
+        return "facility" if self.category else "exclude"
 
     def matches(self, tags: dict[str, str]) -> bool:
-        """Tell whether a feature's tags match this rule."""
+        """Tell whether a feature's tags match this rule (the gate is not checked here)."""
         name = tags.get("name", "")
         if self.key:
-            value = tags.get(self.key)
-            if value is None:
-                return False
-            if "*" not in self.values and not (set(value.split(";")) & self.values):
+            if not _value_matches(tags.get(self.key), self.values):
                 return False
         elif not name:
             return False
+        for key, values in self.conditions:
+            present = tags.get(key)
+            if values is None:
+                if present is not None:
+                    return False
+            elif not _value_matches(present, values):
+                return False
         if self.name_re is not None and not self.name_re.search(name):
             return False
         return not (self.exclude_re is not None and self.exclude_re.search(name))
@@ -64,14 +137,54 @@ def _read_package_csv(name: str) -> str:
     return resources.files("lifecircle").joinpath(f"data/{name}").read_text("utf-8")
 
 
+def _split_values(text: str) -> frozenset[str]:
+    return frozenset(v.strip() for v in text.split("|") if v.strip()) or frozenset({"*"})
+
+
+def parse_conditions(text: str) -> tuple[Condition, ...]:
+    """Parse an ``and_tags`` cell: ``key=v1|v2 & !other & third=*``.
+
+    Examples
+    --------
+    >>> parse_conditions("social_facility:for=senior|elderly & !operator")
+    (('social_facility:for', frozenset({'elderly', 'senior'})), ('operator', None))
+    """
+    out: list[Condition] = []
+    for part in (p.strip() for p in text.split("&")):
+        if not part:
+            continue
+        match = _CONDITION_RE.match(part)
+        if match is None:
+            msg = (
+                f"tag table: bad and_tags condition {part!r}: write key=v1|v2, key=* or !key, "
+                "joined by &"
+            )
+            raise InputError(msg)
+        if match["absent"]:
+            out.append((match["absent"], None))
+        else:
+            out.append((match["key"], _split_values(match["values"])))
+    return tuple(out)
+
+
+def _compile(pattern: str, column: str) -> re.Pattern[str] | None:
+    if not pattern:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        msg = f"tag table: bad regular expression in {column} {pattern!r}: {exc}"
+        raise InputError(msg) from exc
+
+
 def parse_tag_table(text: str) -> list[TagRule]:
-    r"""Parse a tag table (CSV text) into rules, validating categories.
+    r"""Parse a tag table (CSV text) into rules, validating categories and conditions.
 
     Examples
     --------
     >>> rules = parse_tag_table(
-    ...     "category,subtype,key,value,name_pattern,exclude_pattern\n"
-    ...     "health,clinic,amenity,clinic,,\n"
+    ...     "category,subtype,key,value,name_pattern,exclude_pattern,source\n"
+    ...     "health,clinic,amenity,clinic,,,OSM wiki\n"
     ... )
     >>> rules[0].matches({"amenity": "clinic"})
     True
@@ -85,20 +198,28 @@ def parse_tag_table(text: str) -> list[TagRule]:
     rules = []
     for row in table.itertuples(index=False):
         category = str(row.category).strip()
-        if category not in CATEGORIES:
-            msg = f"tag table: unknown category {category!r}: use one of {', '.join(CATEGORIES)}"
+        if category and category not in (*CATEGORIES, SERVICE_PLACE):
+            msg = (
+                f"tag table: unknown category {category!r}: use one of {', '.join(CATEGORIES)}, "
+                f"{SERVICE_PLACE} (gate) or leave it empty (exclusion)"
+            )
             raise InputError(msg)
-        name_pattern = str(row.name_pattern).strip()
-        exclude = str(getattr(row, "exclude_pattern", "")).strip()
+        key = str(row.key).strip()
+        if category == SERVICE_PLACE and not key:
+            msg = "tag table: a service_place row needs a key (e.g. amenity=school|hospital)"
+            raise InputError(msg)
         rules.append(
             TagRule(
                 category=category,
                 subtype=str(row.subtype).strip() or category,
-                key=str(row.key).strip(),
-                values=frozenset(v.strip() for v in str(row.value).split("|") if v.strip())
-                or frozenset({"*"}),
-                name_re=re.compile(name_pattern) if name_pattern else None,
-                exclude_re=re.compile(exclude) if exclude else None,
+                key=key,
+                values=_split_values(str(row.value)),
+                name_re=_compile(str(row.name_pattern).strip(), "name_pattern"),
+                exclude_re=_compile(
+                    str(getattr(row, "exclude_pattern", "")).strip(), "exclude_pattern"
+                ),
+                conditions=parse_conditions(str(getattr(row, "and_tags", ""))),
+                source=str(getattr(row, "source", "")).strip(),
             )
         )
     return rules
@@ -109,21 +230,47 @@ def default_tag_rules() -> list[TagRule]:
     return parse_tag_table(_read_package_csv("facility_tags.csv"))
 
 
+def is_service_place(tags: dict[str, str], rules: list[TagRule]) -> bool:
+    """Tell whether a feature's keys make it a service place (the gate of the name rules).
+
+    Examples
+    --------
+    >>> rules = default_tag_rules()
+    >>> is_service_place({"amenity": "clinic", "name": "x"}, rules)
+    True
+    >>> is_service_place({"highway": "bus_stop", "name": "东方医院"}, rules)
+    False
+    """
+    return any(r.matches(tags) for r in rules if r.category == SERVICE_PLACE)
+
+
 def classify_tags(tags: dict[str, str], rules: list[TagRule]) -> tuple[str, str] | None:
     """Return ``(category, subtype)`` of the first matching rule, or None.
+
+    Exclusion rows (empty category) return None when they match first; rows
+    with no key (name rules) are skipped unless the feature is a service place.
 
     Examples
     --------
     >>> classify_tags({"amenity": "school", "name": "崂山小学"}, default_tag_rules())
     ('school', 'primary')
-    >>> classify_tags({"building": "yes", "name": "陆家嘴街道老年协会"}, default_tag_rules())
-    ('elderly_care', 'senior_centre')
-    >>> classify_tags({"amenity": "toilets", "name": "卫生间"}, default_tag_rules()) is None
+    >>> rules = default_tag_rules()
+    >>> classify_tags({"building": "yes", "name": "陆家嘴街道老年协会"}, rules) is None
+    True
+    >>> classify_tags({"highway": "bus_stop", "name": "东方医院"}, default_tag_rules()) is None
     True
     """
+    service = None
     for rule in rules:
+        if rule.category == SERVICE_PLACE:
+            continue
+        if not rule.key and rule.category:
+            if service is None:
+                service = is_service_place(tags, rules)
+            if not service:
+                continue
         if rule.matches(tags):
-            return rule.category, rule.subtype
+            return (rule.category, rule.subtype) if rule.category else None
     return None
 
 
@@ -169,27 +316,58 @@ def facilities_from_osm(
 
 
 @dataclass(frozen=True)
+class PoiRule:
+    """One row of a POI mapping: a source-category pattern, optional name conditions, a result."""
+
+    pattern: re.Pattern[str]
+    category: str
+    subtype: str
+    name_re: re.Pattern[str] | None = None
+    exclude_name_re: re.Pattern[str] | None = None
+
+    def matches(self, path: str, name: str) -> bool:
+        """Tell whether one category path (and the POI's name) match this rule."""
+        if not self.pattern.search(path):
+            return False
+        if self.name_re is not None and not self.name_re.search(name):
+            return False
+        return not (self.exclude_name_re is not None and self.exclude_name_re.search(name))
+
+
+@dataclass(frozen=True)
 class PoiMapping:
-    """Maps a source's own category field to ours: regex pattern -> (category, subtype)."""
+    """Maps a source's own category field (and the name) to ours: rules in order."""
 
     field: str
-    rules: tuple[tuple[re.Pattern[str], str, str], ...]
+    rules: tuple[PoiRule, ...]
 
-    def classify(self, value: str) -> tuple[str, str] | None:
+    def classify(self, value: str, name: str = "") -> tuple[str, str] | None:
         """Return ``(category, subtype)`` for a source value; None drops the POI.
 
         A value may hold several ``|``-separated paths (Amap): the first path
         that a rule maps decides. A rule with an empty category drops the POI.
+
+        Examples
+        --------
+        >>> amap_mapping().classify("科教文化服务;学校;幼儿园", "东园幼儿园")
+        ('school', 'kindergarten')
+        >>> amap_mapping().classify("科教文化服务;学校;幼儿园", "金宝贝早教中心") is None
+        True
         """
         for path in str(value).split("|"):
-            for pattern, category, subtype in self.rules:
-                if pattern.search(path):
-                    return (category, subtype) if category else None
+            for rule in self.rules:
+                if rule.matches(path, name):
+                    return (rule.category, rule.subtype) if rule.category else None
         return None
 
 
 def parse_poi_mapping(text: str, *, field: str = "type") -> PoiMapping:
-    """Parse a POI mapping table (CSV ``pattern,category,subtype``)."""
+    """Parse a POI mapping table.
+
+    CSV columns ``pattern,category,subtype`` and optional ``name_pattern``
+    (the POI's name must match) and ``exclude_name`` (it must not), all
+    regular expressions; ``source`` and ``note`` are documentation.
+    """
     table = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
     if not {"pattern", "category", "subtype"} <= set(table.columns):
         msg = "POI mapping needs columns pattern,category,subtype: see data/poi_mappings/amap.csv"
@@ -200,8 +378,24 @@ def parse_poi_mapping(text: str, *, field: str = "type") -> PoiMapping:
         if category and category not in CATEGORIES:
             msg = f"POI mapping: unknown category {category!r}: use one of {', '.join(CATEGORIES)}"
             raise InputError(msg)
-        rules.append((re.compile(str(row.pattern)), category, str(row.subtype).strip() or category))
+        try:
+            rules.append(
+                PoiRule(
+                    pattern=re.compile(str(row.pattern)),
+                    category=category,
+                    subtype=str(row.subtype).strip() or category,
+                    name_re=_compile_opt(str(getattr(row, "name_pattern", "")).strip()),
+                    exclude_name_re=_compile_opt(str(getattr(row, "exclude_name", "")).strip()),
+                )
+            )
+        except re.error as exc:
+            msg = f"POI mapping: bad regular expression in row {row}: {exc}"
+            raise InputError(msg) from exc
     return PoiMapping(field=field, rules=tuple(rules))
+
+
+def _compile_opt(pattern: str) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern else None
 
 
 def amap_mapping() -> PoiMapping:
@@ -264,10 +458,12 @@ def facilities_from_table(
         raise InputError(msg)
     wlon, wlat = to_wgs84(lon[valid], lat[valid], datum)
     sub = table.loc[valid]
-    found = [mapping.classify(v) for v in sub[mapping.field].astype(str)]
+    names = sub[name_col].astype(str) if name_col in sub.columns else pd.Series("", index=sub.index)
+    found = [
+        mapping.classify(v, n) for v, n in zip(sub[mapping.field].astype(str), names, strict=True)
+    ]
     keep = np.array([f is not None for f in found], dtype=bool)
     pairs = [f for f in found if f is not None]
-    names = sub[name_col].astype(str) if name_col in sub.columns else pd.Series("", index=sub.index)
     out = gpd.GeoDataFrame(
         {
             "category": [p[0] for p in pairs],
@@ -409,3 +605,237 @@ def change_facilities(
     out = out.reset_index(drop=True)
     out.index.name = "facility_id"
     return out
+
+
+# --------------------------------------------------------------------------- access geometry
+
+ACCESS_COLUMNS = ["facility_id", "source_id", "access", "entrance_id", "geometry"]
+"""Columns of an access layer: ``access`` is "point", "entrance" or "outline"."""
+
+ENTRANCE_SKIP_VALUES: frozenset[str] = frozenset(
+    {"no", "exit", "emergency", "service", "garage", "staircase", "home"}
+)
+"""``entrance=*`` values that are no way in for a visitor (OSM wiki Key:entrance)."""
+
+ENTRANCE_SKIP_ACCESS: frozenset[str] = frozenset({"no", "private"})
+"""``access=*`` values that close an entrance to the public."""
+
+
+def usable_entrances(entrances: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Keep the entrances a visitor may use.
+
+    Drops exits, emergency, service and garage doors, flat and home doors
+    (:data:`ENTRANCE_SKIP_VALUES`), entrances with ``access=no|private`` and
+    public transport entrances (``railway=*``, ``public_transport=*``: a
+    metro entrance is not a door of the facility around it).
+    """
+
+    def usable(tags: dict[str, str]) -> bool:
+        if tags.get("entrance", "yes") in ENTRANCE_SKIP_VALUES:
+            return False
+        if tags.get("access", "yes") in ENTRANCE_SKIP_ACCESS:
+            return False
+        return "railway" not in tags and "public_transport" not in tags
+
+    keep = np.array([usable(t) for t in entrances["tags"]], dtype=bool)
+    return entrances.loc[keep]
+
+
+def facility_shapes(facilities: gpd.GeoDataFrame, features: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return `facilities` with each OSM facility's mapped geometry (polygon or point).
+
+    Parameters
+    ----------
+    facilities
+        Facilities as built by :func:`facilities_from_osm` (and others): the
+        ``source_id`` of an OSM row is ``"<osm_type>/<osm_id>"``.
+    features
+        The OSM features they were classified from (``OSMData.features``).
+
+    Returns
+    -------
+    GeoDataFrame
+        A copy of `facilities` in their CRS, same index; rows not from OSM
+        keep their point.
+    """
+    keys = [f"{t}/{i}" for t, i in zip(features["osm_type"], features["osm_id"], strict=True)]
+    crs = facilities.crs if facilities.crs is not None else "EPSG:4326"
+    lookup = pd.Series(features.geometry.to_crs(crs).to_numpy(), index=keys)
+    lookup = lookup.loc[~lookup.index.duplicated()]
+    out = facilities.copy()
+    osm = out["source"].eq("osm").to_numpy() & out["source_id"].isin(lookup.index).to_numpy()
+    geoms = out.geometry.to_numpy().copy()
+    geoms[osm] = lookup.loc[out["source_id"].to_numpy()[osm]].to_numpy()
+    return out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=out.crs))
+
+
+def _outline(geom: shapely.Geometry) -> shapely.Geometry:
+    """Exterior ring(s) of a polygon as a (Multi)LineString; other lines as they are."""
+    if isinstance(geom, shapely.Polygon):
+        return shapely.LineString(geom.exterior.coords)
+    if isinstance(geom, shapely.MultiPolygon):
+        rings = [list(p.exterior.coords) for p in geom.geoms]
+        return shapely.LineString(rings[0]) if len(rings) == 1 else shapely.MultiLineString(rings)
+    return geom
+
+
+def facility_access(
+    facilities: gpd.GeoDataFrame,
+    entrances: gpd.GeoDataFrame,
+    *,
+    crs: str,
+    tolerance_m: float = 5.0,
+) -> gpd.GeoDataFrame:
+    """Return the geometries a facility is reached from: one row per access geometry.
+
+    A point facility is reached at its point. A polygon facility (campus,
+    hospital grounds) is reached at its mapped entrances, the usable
+    ``entrance=*`` nodes (:func:`usable_entrances`) within `tolerance_m` of
+    its outline (the exterior rings); a polygon with no such entrance is
+    reached from its outline itself (a LineString or MultiLineString), so the
+    snapper can start from the outline's point nearest the network instead of
+    an interior point. Entrances deeper inside a polygon are doors of
+    buildings within the grounds, not ways into them, and are not used.
+
+    Parameters
+    ----------
+    facilities
+        Facilities with their real geometry (:func:`facility_shapes`), any CRS.
+    entrances
+        Entrance nodes (``OSMData.entrances``: ``osm_id``, ``tags``, points).
+    crs
+        Metric CRS of the result.
+    tolerance_m
+        How far from its polygon's outline (either side) an entrance may lie
+        and still count.
+
+    Returns
+    -------
+    GeoDataFrame
+        Columns ``facility_id`` (the index of `facilities`), ``source_id``,
+        ``access`` ("point", "entrance" or "outline"), ``entrance_id`` (the
+        entrance's OSM node id, -1 otherwise), geometry in `crs`.
+
+    Examples
+    --------
+    >>> fac = gpd.GeoDataFrame(
+    ...     {"source_id": ["a", "b"]},
+    ...     geometry=[shapely.Point(0, 0), shapely.box(10, 0, 20, 10)],
+    ...     crs="EPSG:32651",
+    ... )
+    >>> ent = gpd.GeoDataFrame(
+    ...     {"osm_id": [7], "tags": [{"entrance": "main"}]},
+    ...     geometry=[shapely.Point(10, 5)],
+    ...     crs="EPSG:32651",
+    ... )
+    >>> facility_access(fac, ent, crs="EPSG:32651")[["facility_id", "access"]].values.tolist()
+    [[0, 'point'], [1, 'entrance']]
+    """
+    if tolerance_m < 0:
+        msg = f"tolerance_m must be >= 0, got {tolerance_m}"
+        raise InputError(msg)
+    shapes = facilities.to_crs(crs)
+    geoms = shapes.geometry.to_numpy()
+    areal = np.isin(shapely.get_type_id(geoms), [3, 6])  # Polygon, MultiPolygon
+    usable = usable_entrances(entrances).to_crs(crs)
+    ent_geoms = usable.geometry.to_numpy()
+    outlines = np.array([_outline(g) if a else g for g, a in zip(geoms, areal, strict=True)])
+    fac_idx, ent_idx = shapely.STRtree(ent_geoms).query(
+        outlines, predicate="dwithin", distance=tolerance_m
+    )
+    on_outline = areal[fac_idx]
+    fac_idx, ent_idx = fac_idx[on_outline], ent_idx[on_outline]
+    has_entrance = np.zeros(len(shapes), dtype=bool)
+    has_entrance[fac_idx] = True
+    ids = shapes.index.to_numpy()
+    src = (
+        shapes["source_id"].astype(str).to_numpy()
+        if "source_id" in shapes
+        else np.asarray([""] * len(shapes), dtype=object)
+    )
+    plain = ~areal | ~has_entrance
+    plain_geoms = outlines[plain]
+    parts = pd.DataFrame(
+        {
+            "row": np.concatenate([np.flatnonzero(plain), fac_idx]),
+            "access": np.concatenate(
+                [np.where(areal[plain], "outline", "point"), np.full(len(fac_idx), "entrance")]
+            ),
+            "entrance_id": np.concatenate(
+                [
+                    np.full(int(plain.sum()), -1, dtype=np.int64),
+                    usable["osm_id"].to_numpy(dtype=np.int64)[ent_idx],
+                ]
+            ),
+            "geometry": np.concatenate([plain_geoms, ent_geoms[ent_idx]]),
+        }
+    ).sort_values(["row", "entrance_id"], kind="stable")
+    rows = parts["row"].to_numpy()
+    out = gpd.GeoDataFrame(
+        {
+            "facility_id": ids[rows],
+            "source_id": src[rows],
+            "access": parts["access"].to_numpy(),
+            "entrance_id": parts["entrance_id"].to_numpy(),
+        },
+        geometry=gpd.GeoSeries(parts["geometry"].to_numpy(), crs=crs),
+        crs=crs,
+    )
+    logger.info(
+        "facility access: %d facilities, %d polygons, %d with entrances",
+        len(shapes),
+        int(areal.sum()),
+        int(has_entrance.sum()),
+    )
+    return out.reset_index(drop=True)
+
+
+def change_facility_access(
+    access: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    *,
+    add: gpd.GeoDataFrame | None = None,
+) -> gpd.GeoDataFrame:
+    """Return the access layer of a scenario's facilities (see :func:`change_facilities`).
+
+    Parameters
+    ----------
+    access
+        The access layer of the current facilities (:func:`facility_access`).
+    facilities
+        The scenario's facilities, as returned by :func:`change_facilities`
+        (fresh ``facility_id`` index; added rows have ``source_id``
+        ``scenario/<i>``, `i` their row in `add`).
+    add
+        The added facilities as given (polygons or points): a polygon is
+        reached from its outline, a point at the point.
+
+    Returns
+    -------
+    GeoDataFrame
+        The access rows of the kept facilities, re-keyed to the new
+        ``facility_id``, plus those of the added ones; in the CRS of `access`.
+    """
+    crs = access.crs if access.crs is not None else facilities.crs
+    new_id = pd.Series(facilities.index.to_numpy(), index=facilities["source_id"].astype(str))
+    new_id = new_id.loc[~new_id.index.duplicated()]
+    kept = access.loc[access["source_id"].astype(str).isin(new_id.index)].copy()
+    kept["facility_id"] = new_id.loc[kept["source_id"].astype(str)].to_numpy()
+    parts = [kept]
+    scenario = facilities.loc[facilities["source"].eq("scenario")]
+    if add is not None and len(scenario):
+        shapes = gpd.GeoDataFrame(
+            {"source_id": [f"scenario/{i}" for i in range(len(add))]},
+            geometry=add.geometry.to_numpy(),
+            crs=add.crs,
+        )
+        shapes = shapes.loc[shapes["source_id"].isin(scenario["source_id"])]
+        shapes.index = new_id.loc[shapes["source_id"]].to_numpy()
+        empty = gpd.GeoDataFrame(
+            {"osm_id": np.zeros(0, dtype=np.int64), "tags": []},
+            geometry=gpd.GeoSeries([], crs=crs),
+            crs=crs,
+        )
+        parts.append(facility_access(shapes, empty, crs=str(crs)))
+    out = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=crs)
+    return out.sort_values("facility_id", kind="stable").reset_index(drop=True)

@@ -32,7 +32,7 @@ from shapely.geometry.base import BaseGeometry
 
 from lifecircle import settings
 from lifecircle.errors import CRSError, DataError, InputError, OutputError
-from lifecircle.osmdata import FEATURE_KEYS, HighwayWays, OSMData
+from lifecircle.osmdata import ENTRANCE_KEY, FEATURE_KEYS, HighwayWays, OSMData
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,9 @@ def read_osm(path: Path) -> OSMData:
     Returns
     -------
     OSMData
-        Highway ways (node ids and WGS-84 coordinates) and tagged nodes and
-        areas (polygons for closed ways and multipolygon relations).
+        Highway ways (node ids and WGS-84 coordinates), tagged nodes and
+        areas (polygons for closed ways and multipolygon relations), and the
+        nodes tagged ``entrance=*`` (points).
     """
     import osmium
     from osmium.geom import WKBFactory
@@ -126,6 +127,9 @@ def read_osm(path: Path) -> OSMData:
     f_id: list[int] = []
     f_tags: list[dict[str, str]] = []
     f_wkb: list[Any] = []
+    e_id: list[int] = []
+    e_tags: list[dict[str, str]] = []
+    e_xy: list[tuple[float, float]] = []
     factory = WKBFactory()
     processor = (
         osmium.FileProcessor(str(path))
@@ -137,11 +141,7 @@ def read_osm(path: Path) -> OSMData:
         for item in processor:
             obj: Any = item
             if obj.is_node():
-                if any(k in obj.tags for k in FEATURE_KEYS) and obj.location.valid():
-                    f_type.append("node")
-                    f_id.append(obj.id)
-                    f_tags.append(dict(obj.tags))
-                    f_wkb.append(factory.create_point(obj.location))
+                _add_node(obj, factory, (f_type, f_id, f_tags, f_wkb), (e_id, e_tags, e_xy))
             elif obj.is_way():
                 if "highway" not in obj.tags:
                     continue
@@ -184,8 +184,46 @@ def read_osm(path: Path) -> OSMData:
     if len(ways) == 0 and features.empty:
         msg = f"OSM file {path} holds no highways and no tagged features: give a non-empty extract"
         raise DataError(msg)
-    logger.info("read %s: %d highway ways, %d tagged features", path.name, len(ways), len(features))
-    return OSMData(ways=ways, features=features, osm_base=_read_osm_base(path), source=str(path))
+    xy = np.asarray(e_xy, dtype=np.float64).reshape(-1, 2)
+    entrances = gpd.GeoDataFrame(
+        {"osm_id": np.asarray(e_id, dtype=np.int64), "tags": e_tags},
+        geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1], crs="EPSG:4326"),
+        crs="EPSG:4326",
+    )
+    logger.info(
+        "read %s: %d highway ways, %d tagged features, %d entrances",
+        path.name,
+        len(ways),
+        len(features),
+        len(entrances),
+    )
+    return OSMData(
+        ways=ways,
+        features=features,
+        osm_base=_read_osm_base(path),
+        source=str(path),
+        entrances=entrances,
+    )
+
+
+def _add_node(
+    obj: Any,
+    factory: Any,
+    feature_lists: tuple[list[str], list[int], list[dict[str, str]], list[Any]],
+    entrance_lists: tuple[list[int], list[dict[str, str]], list[tuple[float, float]]],
+) -> None:
+    """Append a node to the features (a facility key) and to the entrances (``entrance=*``)."""
+    if not obj.location.valid():
+        return
+    if ENTRANCE_KEY in obj.tags:
+        entrance_lists[0].append(obj.id)
+        entrance_lists[1].append(dict(obj.tags))
+        entrance_lists[2].append((obj.location.lon, obj.location.lat))
+    if any(k in obj.tags for k in FEATURE_KEYS):
+        feature_lists[0].append("node")
+        feature_lists[1].append(obj.id)
+        feature_lists[2].append(dict(obj.tags))
+        feature_lists[3].append(factory.create_point(obj.location))
 
 
 def _flush_way(

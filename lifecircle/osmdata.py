@@ -8,7 +8,7 @@ nodes and areas.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import numpy as np
@@ -40,6 +40,9 @@ FEATURE_KEYS: tuple[str, ...] = (
     "name",
 )
 
+# Key of the nodes kept as entrances (doors and gates of buildings and grounds).
+ENTRANCE_KEY = "entrance"
+
 
 @dataclass
 class HighwayWays:
@@ -68,9 +71,23 @@ class OSMData:
     ``features`` has columns ``osm_type`` ("node", "way", "relation"),
     ``osm_id``, ``tags`` (a dict per row) and a WGS-84 ``geometry`` (points
     for nodes, polygons for closed ways and multipolygon relations).
+    ``entrances`` holds every node tagged ``entrance=*`` (whatever its other
+    tags): columns ``osm_id``, ``tags`` and WGS-84 points. Nodes tagged only
+    ``door=*`` are not entrances (the OSM wiki tags a door's entrance with
+    ``entrance=*``; a lone ``door`` is usually indoors).
     """
 
     ways: HighwayWays
     features: gpd.GeoDataFrame
     osm_base: str | None
     source: str
+    entrances: gpd.GeoDataFrame = field(default_factory=lambda: empty_entrances())
+
+
+def empty_entrances() -> gpd.GeoDataFrame:
+    """Return an empty entrance table (columns ``osm_id``, ``tags``, WGS-84 points)."""
+    return gpd.GeoDataFrame(
+        {"osm_id": np.zeros(0, dtype=np.int64), "tags": []},
+        geometry=gpd.GeoSeries([], crs="EPSG:4326"),
+        crs="EPSG:4326",
+    )

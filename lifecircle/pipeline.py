@@ -40,7 +40,12 @@ from lifecircle.coverage import (
     threshold_from,
 )
 from lifecircle.errors import OutputError
-from lifecircle.facilities import CATEGORIES, subtype_set
+from lifecircle.facilities import (
+    CATEGORIES,
+    change_facilities,
+    change_facility_access,
+    subtype_set,
+)
 from lifecircle.isochrones import DEFAULT_BUFFER_M, facility_isochrones
 from lifecircle.network import WalkNetwork
 from lifecircle.prepare import (
@@ -287,6 +292,22 @@ class CoverageFrames:
     residents: gpd.GeoDataFrame
     isochrones: gpd.GeoDataFrame | None
     facilities: gpd.GeoDataFrame
+
+
+def scenario_area(
+    prepared: PreparedArea,
+    *,
+    add: gpd.GeoDataFrame | None = None,
+    remove: pd.DataFrame | None = None,
+) -> PreparedArea:
+    """Return the area with facilities added and removed, access layer kept in step."""
+    facilities = change_facilities(prepared.facilities, add=add, remove=remove)
+    access = (
+        change_facility_access(prepared.facility_access, facilities, add=add)
+        if prepared.facility_access is not None
+        else None
+    )
+    return replace(prepared, facilities=facilities, facility_access=access)
 
 
 def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> CoverageFrames:

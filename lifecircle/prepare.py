@@ -37,6 +37,8 @@ from lifecircle.facilities import (
     default_tag_rules,
     facilities_from_osm,
     facilities_from_table,
+    facility_access,
+    facility_shapes,
     parse_poi_mapping,
     parse_tag_table,
 )
@@ -52,7 +54,7 @@ from lifecircle.residents import build_residents
 
 logger = logging.getLogger(__name__)
 
-PROCESSING_VERSION = "1"
+PROCESSING_VERSION = "2"  # 2: standard facility categories, facility_access layer
 DEFAULT_MARGIN_M = settings.DEFAULT_MARGIN_M
 
 
@@ -103,6 +105,8 @@ class PreparedArea:
     zones: gpd.GeoDataFrame | None = None
     notes: list[str] = field(default_factory=list)
     facility_access: gpd.GeoDataFrame | None = None
+    """Where each facility is reached (``facilities.facility_access``): metric CRS,
+    one row per point, entrance or polygon outline, keyed by ``facility_id``."""
 
     @property
     def boundary_m(self) -> BaseGeometry:
@@ -365,7 +369,14 @@ def _build(
     osm_path: Path,
     folder: Path,
     district: District | None,
-) -> tuple[WalkNetwork, gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame, dict[str, Any]]:
+) -> tuple[
+    WalkNetwork,
+    gpd.GeoDataFrame,
+    gpd.GeoDataFrame,
+    gpd.GeoDataFrame,
+    gpd.GeoDataFrame,
+    dict[str, Any],
+]:
     boundary_m = dissolve(boundary.to_crs(crs))
     clip = _buffered_wgs84(boundary_m, crs, req.margin_m)
     osm = io.read_osm(osm_path)
@@ -382,6 +393,7 @@ def _build(
         dropped += n
         kept_parts.append(kept)
     facilities = combine_facilities([osm_fac, *kept_parts]).to_crs(crs)
+    access = facility_access(facility_shapes(facilities, feats), osm.entrances, crs=crs)
     extent = analysed_extent(net)
     extent_geom = shapely.intersection(extent.geometry.iloc[0], boundary_m)
     population = None
@@ -410,6 +422,13 @@ def _build(
         "osm": {"path": str(osm_path), "osm_base": osm.osm_base},
         "network": summarize_network(net),
         "facilities": _facility_counts(facilities),
+        "facility_access": {
+            "polygons": int(access.loc[access["access"] != "point", "facility_id"].nunique()),
+            "with_entrances": int(
+                access.loc[access["access"] == "entrance", "facility_id"].nunique()
+            ),
+            "entrances": int((access["access"] == "entrance").sum()),
+        },
         "duplicates_dropped": dropped,
         "residents": {
             "basis": str(residents["basis"].iloc[0]),
@@ -432,7 +451,7 @@ def _build(
         },
     }
     extent = gpd.GeoDataFrame({"area_km2": [analysed_km2]}, geometry=[extent_geom], crs=crs)
-    return net, facilities, residents, extent, info
+    return net, facilities, access, residents, extent, info
 
 
 def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
@@ -500,7 +519,7 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
             logger.warning("processed cache in %s is unreadable (%s): rebuilding", folder, exc)
 
     io.ensure_writable_dir(folder)
-    net, facilities, residents, extent, info = _build(
+    net, facilities, access, residents, extent, info = _build(
         req, key, crs, boundary, osm_path, folder, district
     )
     zones = _zones_layer(district, crs)
@@ -509,6 +528,7 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
     io.save_gdf(nodes, folder / "network_nodes.parquet")
     io.save_gdf(edges, folder / "network_edges.parquet")
     io.save_gdf(facilities, folder / "facilities.gpkg")
+    io.save_gdf(access, folder / "facility_access.gpkg")
     io.save_gdf(residents, folder / "residents.gpkg")
     io.save_gdf(extent, folder / "extent.gpkg")
     if zones is not None:
@@ -538,6 +558,7 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         manifest=manifest,
         district=district,
         zones=zones,
+        facility_access=access,
     )
 
 
@@ -555,6 +576,7 @@ def _load(
     if "facility_id" in facilities.columns:
         facilities = facilities.set_index("facility_id")
     zones = io.load_gdf(folder / "zones.gpkg") if manifest.get("zones") else None
+    access = io.load_gdf(folder / "facility_access.gpkg")
     return PreparedArea(
         key=key,
         folder=folder,
@@ -567,6 +589,7 @@ def _load(
         manifest=manifest,
         district=district,
         zones=zones,
+        facility_access=access,
     )
 
 
