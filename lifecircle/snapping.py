@@ -171,6 +171,46 @@ def snap_geometries(
     )
 
 
+def outline_crossings(
+    geoms: npt.NDArray[np.object_], net: WalkNetwork, index: EdgeIndex
+) -> pd.DataFrame:
+    """Return where indexed edges cross or touch facility outlines (lines).
+
+    A footway that enters a campus reaches the facility where it crosses
+    the outline, whatever street lies nearest: each crossing is an access
+    point with a 0 m leg. Points are ignored.
+
+    Returns
+    -------
+    DataFrame
+        ``item`` (position in `geoms`), ``edge``, ``along_m``, ``offset_m``
+        (0), ``leg_x``, ``leg_y``; one row per distinct crossing.
+    """
+    columns = ["item", "edge", "along_m", "offset_m", "leg_x", "leg_y"]
+    lines = np.flatnonzero(shapely.get_type_id(geoms) != 0)
+    if not len(lines) or not len(index.positions):
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in columns})
+    g_idx, t_idx = index.tree.query(geoms[lines], predicate="intersects")
+    item, edge = lines[g_idx], index.positions[t_idx]
+    inter = shapely.intersection(index.lines[edge], geoms[item])
+    coords, which = shapely.get_coordinates(inter, return_index=True)
+    item, edge = item[which], edge[which]
+    ax, ay = net.x[net.u[edge]], net.y[net.u[edge]]
+    along = np.minimum(np.hypot(coords[:, 0] - ax, coords[:, 1] - ay), net.length_m[edge])
+    out = pd.DataFrame(
+        {
+            "item": item,
+            "edge": edge,
+            "along_m": along,
+            "offset_m": 0.0,
+            "leg_x": coords[:, 0],
+            "leg_y": coords[:, 1],
+        }
+    )
+    out = out.loc[~out[["item", "edge"]].assign(a=out["along_m"].round(3)).duplicated()]
+    return out.sort_values(["item", "edge", "along_m"], kind="stable").reset_index(drop=True)
+
+
 def snap_points(
     points: gpd.GeoDataFrame,
     net: WalkNetwork,
@@ -305,7 +345,9 @@ def snap_area(
         Resident points in the network CRS.
     access
         Facility access geometries (points, outlines, entrances) with a
-        ``facility_id`` column, in the network CRS.
+        ``facility_id`` column, in the network CRS. An outline is reached
+        from its nearest routable edge and, with a 0 m leg, wherever a
+        routable edge crosses it (:func:`outline_crossings`).
     max_snap_m
         Snap limit (metres).
     fragment_max_m
@@ -323,6 +365,12 @@ def snap_area(
     res["status"] = np.where(res["edge"].to_numpy() >= 0, STATUS_OK, STATUS_UNREACHABLE)
     acc = snap_to_routable(access, net, routable=routable, max_snap_m=max_snap_m, indexes=indexes)
     acc["facility_id"] = access["facility_id"].to_numpy()
+    cross = outline_crossings(access.geometry.to_numpy(), net, indexes[0])
+    if len(cross):
+        cross["facility_id"] = access["facility_id"].to_numpy()[cross["item"].to_numpy()]
+        cross["moved_off_fragment"] = False
+        cross["extra_access_m"] = 0.0
+        acc = pd.concat([acc, cross.drop(columns="item")], ignore_index=True)
     labels = component_labels(net) if net.n_edges else np.zeros(0, dtype=np.int64)
     lived = np.zeros(int(labels.max()) + 1 if len(labels) else 0, dtype=bool)
     r_edge = res["edge"].to_numpy()

@@ -35,7 +35,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from lifecircle.pipeline import CoverageOptions, run_coverage
+from lifecircle.pipeline import CoverageOptions, run_coverage, scenario_area
 from lifecircle.prepare import AreaRequest, PoiSource, PreparedArea, prepare_area
 from tests.conftest import LUJIAZUI, POIS
 
@@ -210,6 +210,31 @@ def snap(geoms: np.ndarray, net: Network, candidates: np.ndarray) -> Snapped:
     return Snapped(edge=edge, along_m=along, leg_m=leg)
 
 
+def add_crossings(
+    fac: Snapped, cat: np.ndarray, geoms: np.ndarray, net: Network, candidates: np.ndarray
+) -> tuple[Snapped, np.ndarray]:
+    """Brute force: every point where a candidate edge meets a facility outline is an access."""
+    edge, along, leg, cats = [fac.edge], [fac.along_m], [fac.leg_m], [cat]
+    for i, g in enumerate(geoms):
+        if g.geom_type == "Point":
+            continue
+        for e in np.flatnonzero(candidates):
+            inter = g.intersection(net.lines[e])
+            if inter.is_empty:
+                continue
+            for x, y in shapely.get_coordinates(inter):
+                edge.append(np.array([e]))
+                along.append(np.array([np.hypot(x - net.x[net.a[e]], y - net.y[net.a[e]])]))
+                leg.append(np.array([0.0]))
+                cats.append(np.array([cat[i]]))
+    return (
+        Snapped(
+            edge=np.concatenate(edge), along_m=np.concatenate(along), leg_m=np.concatenate(leg)
+        ),
+        np.concatenate(cats),
+    )
+
+
 def routing_graph(net: Network, snapped: dict[str, Snapped]) -> nx.Graph[Any]:
     """The network with every snapped position inserted as a node that splits its edge.
 
@@ -287,6 +312,8 @@ def reference(streets: Streets, prepared: PreparedArea, *, routable_only: bool) 
     res = snap(residents.geometry.to_numpy(), net, candidates)
     fac_geoms, fac_cat = facility_access(prepared)
     fac = snap(fac_geoms, net, candidates)
+    if routable_only:  # outlines are also reached where a routable edge crosses them (0 m leg)
+        fac, fac_cat = add_crossings(fac, fac_cat, fac_geoms, net, candidates)
     graph = routing_graph(net, {"r": res, "f": fac})
     island = np.zeros(len(res.edge), dtype=bool)
     island[res.edge >= 0] = net.fragment[res.edge[res.edge >= 0]]
@@ -311,9 +338,21 @@ def amap_pois() -> tuple[PoiSource, ...]:
     return tuple(PoiSource(POIS / name) for name in AMAP_FILES)
 
 
+def care_home() -> gpd.GeoDataFrame:
+    """A hand-placed 60 x 40 m care-home campus in Lujiazui (the extract maps none): a polygon,
+    so the outline access path is exercised too."""
+    centre = gpd.GeoSeries([shapely.Point(121.5035, 31.2335)], crs=4326).to_crs(CRS).iloc[0]
+    x, y = centre.x, centre.y
+    return gpd.GeoDataFrame(
+        {"category": ["elderly_care"], "subtype": ["nursing_home"], "name": ["test care home"]},
+        geometry=[shapely.box(x - 30, y - 20, x + 30, y + 20)],
+        crs=CRS,
+    )
+
+
 def run_lifecircle(pois: tuple[PoiSource, ...], out: Path) -> tuple[PreparedArea, Any]:
     req = AreaRequest(district="pudong", pois=pois)
-    prepared = prepare_area(req)
+    prepared = scenario_area(prepare_area(req), add=care_home())
     options = CoverageOptions(
         minutes=15.0,  # at 4 km/h: THRESHOLD_M, every facility of a category counts
         speed_kmh=4.0,
@@ -325,7 +364,7 @@ def run_lifecircle(pois: tuple[PoiSource, ...], out: Path) -> tuple[PreparedArea
         isochrones=False,
         make_map=False,
     )
-    return prepared, run_coverage(req, options, out_dir=out)
+    return prepared, run_coverage(req, options, out_dir=out, prepared=prepared)
 
 
 def assert_matches(ref: Reference, result: Any) -> None:

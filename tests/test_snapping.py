@@ -128,3 +128,24 @@ def test_lujiazui_fragments_by_brute_force(lujiazui_net) -> None:  # type: ignor
     assert got == pytest.approx(np.sort(extra), abs=1e-6)
     assert float(np.median(got)) == pytest.approx(10.6, abs=0.05)
     assert float(got.max()) == pytest.approx(42.6, abs=0.05)
+
+
+def test_a_footway_crossing_the_outline_is_an_access() -> None:
+    # street y=0 from x=0 to 2,000; a footway leaves it at x=1,500 and runs north 400 m
+    # into a campus whose outline spans y=200..300, x=1,450..1,550 (crossed at y=200 and y=300)
+    net = toy_network([(0, 0), (1500, 0), (2000, 0), (1500, 400)], [(0, 1), (1, 2), (1, 3)])
+    outline = shapely.box(1450, 200, 1550, 300).exterior
+    access = gpd.GeoDataFrame({"facility_id": [1]}, geometry=[outline], crs=CRS)
+    snapped = snap_area(net, _pts([(100, 5)]), access)
+    acc = snapped.access.sort_values("along_m")
+    # the nearest-edge access: the footway itself runs through the outline (0 m), plus the
+    # two crossings at 200 m and 300 m along the footway (edge 2, from node 1)
+    cross = acc.loc[acc["edge"] == 2, "along_m"].round(6).unique().tolist()
+    assert 200.0 in cross
+    assert 300.0 in cross
+    assert (acc["offset_m"] == 0).all()
+    from lifecircle.access import Router
+
+    dist = Router.from_network(net).distances(snapped.residents, snapped.access, limit_m=5000)
+    # 5 m leg + 1,400 m along the street + 200 m up the footway to the outline
+    assert dist.tolist() == pytest.approx([1605.0])
