@@ -557,6 +557,13 @@ def check_writable_dir(folder: Path) -> Path:
     return folder
 
 
+def _fresh_dir(parent: Path, prefix: str) -> Path:
+    """Create a new, uniquely named folder (with the usual permissions, unlike mkdtemp)."""
+    folder = parent / f"{prefix}{uuid.uuid4().hex[:12]}"
+    folder.mkdir()
+    return folder
+
+
 def _swap_dir(new: Path, target: Path) -> None:
     """Put the complete folder `new` in the place of `target` (two renames)."""
     trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
@@ -588,7 +595,7 @@ def replaced_dir(target: Path) -> Iterator[Path]:
     """
     target = Path(target).absolute()
     ensure_writable_dir(target.parent)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.building-"))
+    tmp = _fresh_dir(target.parent, f".{target.name}.building-")
     try:
         yield tmp
         _swap_dir(tmp, target)
@@ -654,9 +661,9 @@ def _staging_dir(target: Path, summary_name: str) -> Path:
     if same_fs:
         with contextlib.suppress(OSError):
             parent.mkdir(parents=True, exist_ok=True)
-            return Path(tempfile.mkdtemp(dir=parent, prefix=f".{target.name}.{stem}-staging-"))
+            return _fresh_dir(parent, f".{target.name}.{stem}-staging-")
     try:
-        return Path(tempfile.mkdtemp(dir=target, prefix=f".{stem}-staging-"))
+        return _fresh_dir(target, f".{stem}-staging-")
     except OSError as exc:
         msg = f"cannot write to {target} ({exc.strerror}): choose a writable folder with --out"
         raise OutputError(msg) from exc
