@@ -437,7 +437,7 @@ def run_batch(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port: its HTTP server starts even with None
             )
             client = Client(cluster)
         try:

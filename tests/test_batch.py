@@ -111,7 +111,7 @@ def test_killed_worker_does_not_lose_the_batch(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):
