@@ -229,11 +229,13 @@ def test_district_data_files_are_in_the_cache_key(
 
 
 def test_requests_that_differ_get_their_own_folders(private_cache: Path) -> None:
-    from lifecircle.prepare import PoiSource
+    from lifecircle.prepare import CACHE_FILES, PoiSource
     from tests.conftest import POIS
 
     plain = prepare_area(AreaRequest(district="pudong", offline=True))
     assert plain.folder == private_cache / "processed" / "pudong"
+    # every file of a cache is a declared cache layer, so output sets never remove one
+    assert {p.name for p in plain.folder.iterdir()} <= CACHE_FILES
     school = AreaRequest(
         district="pudong", offline=True, pois=(PoiSource(POIS / "shanghai_school.csv"),)
     )
