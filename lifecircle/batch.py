@@ -1,5 +1,10 @@
 """Batch runs: many areas x scenarios on Dask (``dask.distributed``).
 
+Each area's processed cache is its own folder: areas naming the same district
+with different POIs, population, tag table, OSM file or margin get
+``<cache>/processed/<district>-<options hash>/`` (see
+:func:`lifecircle.prepare.cache_folder_name`), so they never share one.
+
 Layout of a run in ``--out DIR``::
 
     DIR/<area>/<scenario>/      coverage.json, gaps.json, layers, maps, reports, job.json
@@ -12,9 +17,11 @@ its scenarios (Dask moves it to another worker only when that worker steals a
 job). A worker's memory is bounded by one area.
 
 Resuming: each job's ``job.json`` (written last, atomically) holds a hash of
-the area's input files, the area and scenario parameters and the lifecircle
-version. A job whose ``job.json`` says ``ok`` with the same hash is skipped;
-everything else (never run, interrupted, failed) runs again.
+the bytes of the area's input files (including the data-folder boundary,
+zone and unit files of a district, POI mappings and a profile file), the
+area and scenario parameters, the lifecircle version and the package
+fingerprint (code and packaged tables). A job whose ``job.json`` says ``ok``
+with the same hash is skipped; everything else (never run, interrupted, failed) runs again.
 
 Faults: a job that raises a :class:`~lifecircle.errors.LifecircleError`
 (e.g. an area with no data) is recorded with its error in the summary while
@@ -39,6 +46,7 @@ from typing import Any
 import pandas as pd
 
 from lifecircle import __version__, io, settings
+from lifecircle.districts import get_district
 from lifecircle.errors import InputError, LifecircleError
 from lifecircle.facilities import CATEGORIES
 from lifecircle.pipeline import (
@@ -49,7 +57,7 @@ from lifecircle.pipeline import (
     run_gaps,
     scenario_area,
 )
-from lifecircle.prepare import AreaRequest, PoiSource, PreparedArea
+from lifecircle.prepare import AreaRequest, PoiSource, PreparedArea, district_files
 
 AREA_KEYS = {
     "name",
@@ -220,25 +228,46 @@ def parse_spec(data: dict[str, Any], *, base: Path) -> tuple[list[Area], list[Sc
 
 
 def _files_of(area: Area) -> list[Path]:
-    """Input files whose bytes decide an area's result (for the job hash)."""
+    """Input files whose bytes decide an area's result (for the job hash).
+
+    The request's own files (OSM, boundary, population, tag table, POI files
+    and their mappings) and, for a district, its data-folder OSM files and
+    every data-folder file its registry entry names (boundary, zones, units).
+    """
     req = area.request
     files = [p for p in (req.osm_file, req.boundary_file, req.population_file, req.tags_file) if p]
     files += [p.path for p in req.pois]
+    files += [p.mapping_file for p in req.pois if p.mapping_file]
     root = settings.data_dir()
     if req.district and root is not None:
-        files += io.find_osm_files(root / req.district / "osm") if not req.osm_file else []
-    return [p for p in files if Path(p).is_file()]
+        district = get_district(req.district)
+        files += io.find_osm_files(root / district.key / "osm") if not req.osm_file else []
+        files += district_files(district)
+    return [Path(p) for p in files if Path(p).is_file()]
 
 
 def job_key(area: Area, scenario: Scenario) -> str:
-    """Hash of everything a job's result depends on."""
+    """Hash of everything a job's result depends on.
+
+    The area and scenario as given, the bytes of every input file (see
+    :func:`_files_of`, the scenario's facility changes and a profile given
+    as a file), the lifecircle version and the package fingerprint (code
+    and packaged tables: tag table, POI mappings, standards profiles,
+    district registry; :func:`lifecircle.io.package_fingerprint`).
+    """
     extra = [p for p in (scenario.add_facilities, scenario.remove_facilities) if p]
+    profile = Path(scenario.options.profile)
+    if profile.is_file():
+        extra.append(profile)
     text = json.dumps(
         {
             "version": __version__,
+            "package": io.package_fingerprint(),
             "area": asdict(area),
             "scenario": asdict(scenario),
-            "files": {str(p): io.file_sha256(p) for p in [*_files_of(area), *extra] if p.is_file()},
+            "files": {
+                str(p): io.file_sha256(p) for p in [*_files_of(area), *extra] if Path(p).is_file()
+            },
         },
         sort_keys=True,
         default=str,
@@ -412,7 +441,7 @@ def run_batch(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port: its HTTP server starts even with None
             )
             client = Client(cluster)
         try:

@@ -6,7 +6,10 @@ layers. Downloading: Overpass through osmnx's polite request machinery (rate
 limiting against ``/status``, retries on 429/504, response cache) and the
 Nominatim geocoder through osmnx. Writing: GeoPackage, GeoParquet, JSON,
 text and figures, always to a temporary file in the target folder that is
-then renamed, so a failed run leaves no partial file.
+then renamed, so a failed run leaves no partial file. Two larger units are
+also all-or-nothing: a processed cache folder is built beside its target and
+swapped in whole (:func:`replaced_dir`), and a run's output files are staged
+and replace the previous run's set at the end (:func:`output_set`).
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
+import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +58,55 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_package_file(relative: str) -> bytes:
+    """Return the bytes of a file inside the installed ``lifecircle`` package.
+
+    Parameters
+    ----------
+    relative
+        Path below the package folder, e.g. ``"data/facility_tags.csv"``.
+    """
+    node: Traversable = resources.files("lifecircle")
+    for part in relative.split("/"):
+        node = node.joinpath(part)
+    return node.read_bytes()
+
+
+def _package_names(node: Traversable, prefix: str = "") -> Iterator[str]:
+    for child in sorted(node.iterdir(), key=lambda c: c.name):
+        name = f"{prefix}{child.name}"
+        if child.is_dir():
+            if child.name != "__pycache__" and not child.name.startswith("."):
+                yield from _package_names(child, f"{name}/")
+        elif not child.name.endswith((".pyc", ".pyo")) and not child.name.startswith("."):
+            yield name
+
+
+def package_fingerprint() -> dict[str, Any]:
+    """Return hashes of the package's code and of each packaged data file.
+
+    A result depends on the code that computed it and on the packaged tables
+    (tag table, POI mappings, standards profiles, district registry), so
+    cache keys and batch job hashes include this: editing any of them, even
+    without a version bump, invalidates what was computed before.
+
+    Returns
+    -------
+    dict
+        ``code_sha256`` (all ``.py`` files together) and ``data`` (relative
+        path -> SHA-256 for every other packaged file).
+    """
+    code = hashlib.sha256()
+    data: dict[str, str] = {}
+    for name in _package_names(resources.files("lifecircle")):
+        digest = hashlib.sha256(read_package_file(name)).hexdigest()
+        if name.endswith(".py"):
+            code.update(f"{name}\0{digest}\n".encode())
+        else:
+            data[name] = digest
+    return {"code_sha256": code.hexdigest(), "data": data}
 
 
 # --------------------------------------------------------------------------- OSM files
@@ -566,6 +622,183 @@ def ensure_writable_dir(folder: Path) -> Path:
         msg = f"cannot write to {folder} ({exc.strerror}): choose a writable folder with --out"
         raise OutputError(msg) from exc
     return folder
+
+
+def check_writable_dir(folder: Path) -> Path:
+    """Check that `folder` can be written, or created, without creating anything.
+
+    The nearest existing ancestor must be a writable folder. Used before a
+    run starts, so that a refused output folder leaves nothing behind.
+    """
+    folder = Path(folder).absolute()
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    problem = None
+    if not probe.is_dir():
+        problem = f"{probe} is not a folder"
+    else:
+        try:
+            with tempfile.NamedTemporaryFile(dir=probe, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            problem = str(exc.strerror)
+    if problem is not None:
+        msg = f"cannot write to {folder} ({problem}): choose a writable folder with --out"
+        raise OutputError(msg)
+    return folder
+
+
+def _fresh_dir(parent: Path, prefix: str) -> Path:
+    """Create a new, uniquely named folder (with the usual permissions, unlike mkdtemp)."""
+    folder = parent / f"{prefix}{uuid.uuid4().hex[:12]}"
+    folder.mkdir()
+    return folder
+
+
+def _swap_dir(new: Path, target: Path) -> None:
+    """Put the complete folder `new` in the place of `target` (two renames)."""
+    trash = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
+    with contextlib.suppress(FileNotFoundError):
+        target.rename(trash)
+    # between the two renames there is no `target`: a crash here leaves no cache, never a mixed one
+    try:
+        new.rename(target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        logger.info("%s was replaced concurrently by a complete build: keeping that one", target)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def replaced_dir(target: Path) -> Iterator[Path]:
+    """Yield an empty folder beside `target`; on success it replaces `target` whole.
+
+    Everything written into the yielded folder appears in `target` at once
+    (a rename on the same file system). If the block raises, or the process
+    dies, `target` keeps its old content (or stays absent); a killed process
+    leaves a hidden ``.<name>.building-*`` folder beside it, safe to delete.
+
+    Parameters
+    ----------
+    target
+        The folder to (re)create, e.g. ``<cache>/processed/<key>``.
+    """
+    target = Path(target).absolute()
+    ensure_writable_dir(target.parent)
+    tmp = _fresh_dir(target.parent, f".{target.name}.building-")
+    try:
+        yield tmp
+        _swap_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class OutputSet:
+    """The outputs of one run, staged in `staging` until :meth:`commit`.
+
+    Write every output file into ``staging`` (``out.path(name)``); on
+    commit, the files of the previous run of the same command (those named
+    in the old summary's ``outputs``) are removed from the target folder,
+    the new files are moved in, and the summary JSON comes last. Files named
+    in `keep` (the processed cache's layers) are never removed.
+    """
+
+    def __init__(self, target: Path, summary_name: str, staging: Path, keep: Iterable[str]):
+        self.target = target
+        self.summary_name = summary_name
+        self.staging = staging
+        self.keep = frozenset(keep)
+        self.files: list[Path] = []
+
+    def path(self, name: str) -> Path:
+        """Return where to write output `name` (inside the staging folder)."""
+        if Path(name).name != name or name in self.keep:
+            msg = f"output name {name!r} must be a plain file name, not a cache layer"
+            raise ValueError(msg)
+        return self.staging / name
+
+    def commit(self) -> list[Path]:
+        """Replace the target's previous set by the staged files; return their final paths."""
+        names = sorted(p.name for p in self.staging.iterdir())
+        if self.summary_name not in names:
+            msg = f"{self.summary_name} was not written: the run's outputs are incomplete"
+            raise OutputError(msg)
+        if not self.target.exists():
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            self.staging.rename(self.target)
+        else:
+            old = load_json(self.target / self.summary_name).get("outputs", [])
+            (self.target / self.summary_name).unlink(missing_ok=True)  # no summary: no complete run
+            stale = [
+                n
+                for n in (old if isinstance(old, list) else [])
+                if isinstance(n, str) and Path(n).name == n and n not in self.keep | set(names)
+            ]
+            for name in stale:
+                (self.target / name).unlink(missing_ok=True)
+            for name in [n for n in names if n != self.summary_name] + [self.summary_name]:
+                (self.staging / name).replace(self.target / name)
+        self.files = [self.target / n for n in names if n != self.summary_name]
+        self.files.append(self.target / self.summary_name)
+        return self.files
+
+
+def _staging_dir(target: Path, summary_name: str) -> Path:
+    """Make a fresh folder on the target's file system: beside it, else inside it."""
+    stem = Path(summary_name).stem
+    parent = target.parent
+    same_fs = not target.exists() or parent.stat().st_dev == target.stat().st_dev
+    if same_fs:
+        with contextlib.suppress(OSError):
+            parent.mkdir(parents=True, exist_ok=True)
+            return _fresh_dir(parent, f".{target.name}.{stem}-staging-")
+    try:
+        return _fresh_dir(target, f".{stem}-staging-")
+    except OSError as exc:
+        msg = f"cannot write to {target} ({exc.strerror}): choose a writable folder with --out"
+        raise OutputError(msg) from exc
+
+
+@contextlib.contextmanager
+def output_set(
+    target_dir: Path, summary_name: str, *, keep: Iterable[str] = ()
+) -> Iterator[OutputSet]:
+    """Stage one run's outputs and swap them into `target_dir` when the block ends.
+
+    Parameters
+    ----------
+    target_dir
+        The output folder (created at commit if needed).
+    summary_name
+        The run's summary JSON (``coverage.json``, ``gaps.json``); its
+        ``outputs`` list names the files of the run, and it is moved in last.
+    keep
+        File names that are never removed (the processed cache's layers,
+        when the output folder is the cache folder).
+
+    Yields
+    ------
+    OutputSet
+        Write files to ``out.path(name)``; after the block, ``out.files``
+        holds their final paths.
+
+    Notes
+    -----
+    If the block raises, the staged files are discarded and `target_dir` is
+    left exactly as it was. A process killed before the commit leaves a
+    hidden ``.<folder>.<command>-staging-*`` folder beside the target, safe
+    to delete. The commit itself is a handful of renames.
+    """
+    target = check_writable_dir(Path(target_dir))
+    staging = _staging_dir(target, summary_name)
+    out = OutputSet(target, summary_name, staging, keep)
+    try:
+        yield out
+        out.commit()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextlib.contextmanager

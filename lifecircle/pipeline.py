@@ -49,6 +49,7 @@ from lifecircle.facilities import (
 from lifecircle.isochrones import DEFAULT_BUFFER_M, facility_isochrones
 from lifecircle.network import WalkNetwork
 from lifecircle.prepare import (
+    CACHE_FILES,
     DEFAULT_MARGIN_M,
     AreaRequest,
     PreparedArea,
@@ -466,13 +467,13 @@ def _start_run(
     check_categories(options.categories)
     threshold_from(options.minutes, options.speed_kmh)
     if out_dir is not None:
-        io.ensure_writable_dir(out_dir)
+        io.check_writable_dir(out_dir)  # creates nothing: a refused run leaves no trace
         if not overwrite and io.path_exists(out_dir / marker):
             msg = f"{out_dir / marker} exists: use --overwrite or another --out"
             raise OutputError(msg)
     prepared = prepared or run_fetch(req, rebuild=rebuild)
     target_dir = out_dir if out_dir is not None else prepared.folder
-    io.ensure_writable_dir(target_dir)
+    io.check_writable_dir(target_dir)
     return prepared, target_dir
 
 
@@ -522,23 +523,26 @@ def run_coverage(
     summary, residents, iso = frames.summary, frames.residents, frames.isochrones
     files = []
     keep = [c for c in residents.columns if c not in {"ring"}] + ["ring"]
-    files.append(io.save_gdf(residents[keep], target_dir / "residents_coverage.gpkg"))
-    files.append(io.save_gdf(frames.facilities, target_dir / "facilities_reach.gpkg"))
     cat_iso = None
-    if iso is not None and not iso.empty:
-        files.append(io.save_gdf(iso, target_dir / "isochrones.gpkg"))
-        cat_iso = dissolve_isochrones(iso, residents, buffer_m=options.isochrone_buffer_m)
-        files.append(io.save_gdf(cat_iso, target_dir / "category_isochrones.gpkg"))
-    if options.make_map:
-        from lifecircle.plot import plot_coverage_map
+    # staged, then swapped in: the folder holds this run's files only, or the last run's
+    with io.output_set(target_dir, "coverage.json", keep=CACHE_FILES) as out:
+        files.append(io.save_gdf(residents[keep], out.path("residents_coverage.gpkg")))
+        files.append(io.save_gdf(frames.facilities, out.path("facilities_reach.gpkg")))
+        if iso is not None and not iso.empty:
+            files.append(io.save_gdf(iso, out.path("isochrones.gpkg")))
+            cat_iso = dissolve_isochrones(iso, residents, buffer_m=options.isochrone_buffer_m)
+            files.append(io.save_gdf(cat_iso, out.path("category_isochrones.gpkg")))
+        if options.make_map:
+            from lifecircle.plot import plot_coverage_map
 
-        fig, _ = plot_coverage_map(prepared, residents, cat_iso, summary)
-        files.append(io.save_figure(fig, target_dir / "coverage_map.png"))
-        import matplotlib.pyplot as plt
+            fig, _ = plot_coverage_map(prepared, residents, cat_iso, summary)
+            files.append(io.save_figure(fig, out.path("coverage_map.png")))
+            import matplotlib.pyplot as plt
 
-        plt.close(fig)
-    summary["outputs"] = [p.name for p in files] + ["coverage.json"]
-    files.append(io.save_json(summary, target_dir / "coverage.json"))
+            plt.close(fig)
+        summary["outputs"] = [p.name for p in files] + ["coverage.json"]
+        io.save_json(summary, out.path("coverage.json"))
+    files = out.files
     return CoverageResult(
         summary=summary,
         residents=residents,
@@ -721,50 +725,52 @@ def run_gaps(
     result = compute_gaps(prepared, req, options, gap_options, coverage=coverage)
     result.out_dir = target_dir
     files: list[Path] = []
-    long = pd.concat(result.tables.values(), ignore_index=True)
-    files.append(io.save_text(long.to_csv(index=False), target_dir / "zone_measures.csv"))
-    clusters = result.clusters
-    files.append(
-        io.save_text(
-            clusters.drop(columns="geometry").to_csv(index=False), target_dir / "gap_clusters.csv"
-        )
-    )
-    if len(clusters):
-        files.append(io.save_gdf(clusters, target_dir / "gap_clusters.gpkg"))
-    ring_polys = zones.ring_polygons(
-        _core_point(prepared), options.ring_edges_km, prepared.boundary_m, crs=prepared.crs
-    )
-    admin = result.admin
-    figures: list[tuple[str, str]] = []
-    images: dict[str, bytes] = {}
-    categories = check_categories(options.categories)
-    for cat in [*categories, "all_categories"]:
-        rt = result.tables["rings"]
-        cov = rt.loc[rt["category"] == cat].set_index("zone")["coverage"]
-        rings = ring_polys.assign(coverage=ring_polys["zone"].map(cov))
-        adm = None
-        if admin is not None and "admin" in result.tables:
-            at = result.tables["admin"]
-            adm = admin.assign(
-                coverage=admin["zone"].map(
-                    at.loc[at["category"] == cat].set_index("zone")["coverage"]
-                )
+    with io.output_set(target_dir, "gaps.json", keep=CACHE_FILES) as out:
+        long = pd.concat(result.tables.values(), ignore_index=True)
+        files.append(io.save_text(long.to_csv(index=False), out.path("zone_measures.csv")))
+        clusters = result.clusters
+        files.append(
+            io.save_text(
+                clusters.drop(columns="geometry").to_csv(index=False), out.path("gap_clusters.csv")
             )
-        fig, _ = plot_gap_map(prepared, result.residents, rings, clusters, cat, admin=adm)
-        png = target_dir / f"gap_map_{cat}.png"
-        files.append(io.save_figure(fig, png))
-        if gap_options.pdf:
-            files.append(io.save_figure(fig, target_dir / f"gap_map_{cat}.pdf"))
-        plt.close(fig)
-        figures.append((f"Gaps in {cat.replace('_', ' ')} coverage", png.name))
-        images[png.name] = png.read_bytes()
-    sections = gap_report_sections(result.summary, result.tables, clusters, figures)
-    title = f"15-minute life circle gaps: {prepared.key}"
-    files.append(io.save_text(render_markdown(title, sections), target_dir / "gaps_report.md"))
-    files.append(
-        io.save_text(render_html(title, sections, images), target_dir / "gaps_report.html")
-    )
-    result.summary["outputs"] = [p.name for p in files] + ["gaps.json"]
-    files.append(io.save_json(result.summary, target_dir / "gaps.json"))
+        )
+        if len(clusters):
+            files.append(io.save_gdf(clusters, out.path("gap_clusters.gpkg")))
+        ring_polys = zones.ring_polygons(
+            _core_point(prepared), options.ring_edges_km, prepared.boundary_m, crs=prepared.crs
+        )
+        admin = result.admin
+        figures: list[tuple[str, str]] = []
+        images: dict[str, bytes] = {}
+        categories = check_categories(options.categories)
+        for cat in [*categories, "all_categories"]:
+            rt = result.tables["rings"]
+            cov = rt.loc[rt["category"] == cat].set_index("zone")["coverage"]
+            rings = ring_polys.assign(coverage=ring_polys["zone"].map(cov))
+            adm = None
+            if admin is not None and "admin" in result.tables:
+                at = result.tables["admin"]
+                adm = admin.assign(
+                    coverage=admin["zone"].map(
+                        at.loc[at["category"] == cat].set_index("zone")["coverage"]
+                    )
+                )
+            fig, _ = plot_gap_map(prepared, result.residents, rings, clusters, cat, admin=adm)
+            png = out.path(f"gap_map_{cat}.png")
+            files.append(io.save_figure(fig, png))
+            if gap_options.pdf:
+                files.append(io.save_figure(fig, out.path(f"gap_map_{cat}.pdf")))
+            plt.close(fig)
+            figures.append((f"Gaps in {cat.replace('_', ' ')} coverage", png.name))
+            images[png.name] = png.read_bytes()
+        sections = gap_report_sections(result.summary, result.tables, clusters, figures)
+        title = f"15-minute life circle gaps: {prepared.key}"
+        files.append(io.save_text(render_markdown(title, sections), out.path("gaps_report.md")))
+        files.append(
+            io.save_text(render_html(title, sections, images), out.path("gaps_report.html"))
+        )
+        result.summary["outputs"] = [p.name for p in files] + ["gaps.json"]
+        io.save_json(result.summary, out.path("gaps.json"))
+    files = out.files
     result.files = files
     return result

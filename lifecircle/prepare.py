@@ -1,10 +1,22 @@
 """Build or reuse the processed cache of an area: boundary, network, facilities, residents.
 
 This is the ``fetch`` step. It combines :mod:`lifecircle.io` (reading and
-writing) with the pure core. The cache in ``<cache>/processed/<key>/`` is
-reused while every input file's hash and every parameter are unchanged,
-and rebuilt otherwise; ``manifest.json`` is written last, so an interrupted
-build is never mistaken for a complete one.
+writing) with the pure core.
+
+Folder: ``<cache>/processed/<key>/`` for a district with no extra data
+options, ``<key>-<8 hex>/`` otherwise, the suffix hashing the request's
+options (POI files and their columns, population, tag table, OSM file,
+margin), so two requests that differ in what they ask for never share a
+folder (:func:`cache_folder_name`).
+
+Reuse: the folder is reused while its manifest's ``cache_key`` matches, a
+hash of every input file's bytes (boundary, OSM, POIs, mappings,
+population, tag table, every data-folder file the district entry names),
+the parameters, the lifecircle version and :func:`lifecircle.io.package_fingerprint`
+(the package code and its packaged tables). Otherwise it is rebuilt, into
+a fresh folder beside it that replaces it whole only once complete
+(:func:`lifecircle.io.replaced_dir`): an interrupted build leaves the old
+complete cache, or none, never a mix.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ import hashlib
 import json
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +68,21 @@ logger = logging.getLogger(__name__)
 
 PROCESSING_VERSION = "2"  # 2: standard facility categories, facility_access layer
 DEFAULT_MARGIN_M = settings.DEFAULT_MARGIN_M
+MANIFEST = "manifest.json"
+CACHE_FILES = frozenset(
+    {
+        MANIFEST,
+        "boundary.gpkg",
+        "network_nodes.parquet",
+        "network_edges.parquet",
+        "facilities.gpkg",
+        "facility_access.gpkg",
+        "residents.gpkg",
+        "extent.gpkg",
+        "zones.gpkg",
+    }
+)
+"""The processed cache's own files: an output set in the cache folder never removes them."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +235,76 @@ def _file_info(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
     return {"path": str(path), "sha256": io.file_sha256(path)}
+
+
+def district_files(district: District) -> list[Path]:
+    """Return the data-folder files a district entry names (boundary, zones, unit lists...).
+
+    Every string field of the entry (at any depth) that names an existing
+    file below ``LIFECIRCLE_DATA_DIR`` counts, so a new kind of file added
+    to the registry is covered without a change here.
+    """
+
+    def strings(value: Any) -> list[str]:
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list | tuple):
+            return [s for v in value for s in strings(v)]
+        return [value] if isinstance(value, str) and value else []
+
+    found = [_data_file(text) for text in strings(asdict(district)) if "/" in text]
+    return sorted({p for p in found if p is not None})
+
+
+def request_options(req: AreaRequest) -> dict[str, Any]:
+    """Return what a request asks for beyond its area, for the cache folder name.
+
+    File paths are resolved; file contents are not read (they belong in the
+    cache key, see :func:`prepare_area`). A bbox or boundary file is part of
+    it only when a ``name`` is given (otherwise the key already hashes it).
+    """
+
+    def resolved(path: Path | None) -> str | None:
+        return str(Path(path).resolve()) if path is not None else None
+
+    options: dict[str, Any] = {
+        "pois": [
+            {**asdict(p), "path": resolved(p.path), "mapping_file": resolved(p.mapping_file)}
+            for p in req.pois
+        ],
+        "population_file": resolved(req.population_file),
+        "population_column": req.population_column if req.population_file else None,
+        "tags_file": resolved(req.tags_file),
+        "osm_file": resolved(req.osm_file),
+        "margin_m": float(req.margin_m),
+    }
+    if req.name is not None:
+        options["bbox"] = req.bbox
+        options["boundary_file"] = resolved(req.boundary_file)
+    return options
+
+
+def cache_folder_name(key: str, req: AreaRequest) -> str:
+    """Return the processed cache folder name of a request.
+
+    ``<key>`` when the request adds nothing to its area (a district with the
+    data folder's OSM file, no POIs, population or tag table, the default
+    margin), else ``<key>-<first 8 hex of the SHA-256 of its options>``.
+
+    Examples
+    --------
+    >>> cache_folder_name("pudong", AreaRequest(district="pudong"))
+    'pudong'
+    >>> cache_folder_name("pudong", AreaRequest(district="pudong", margin_m=500)).startswith(
+    ...     "pudong-"
+    ... )
+    True
+    """
+    options = request_options(req)
+    if options == request_options(AreaRequest(name=req.name)):
+        return key
+    text = json.dumps(options, sort_keys=True, default=str)
+    return f"{key}-{hashlib.sha256(text.encode('utf-8')).hexdigest()[:8]}"
 
 
 def _cache_key(inputs: dict[str, Any], params: dict[str, Any]) -> str:
@@ -454,40 +551,11 @@ def _build(
     return net, facilities, access, residents, extent, info
 
 
-def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
-    """Build or reuse the processed cache for an area.
-
-    Parameters
-    ----------
-    req
-        The area and data options.
-    rebuild
-        Rebuild even when the cache is current.
-
-    Returns
-    -------
-    PreparedArea
-    """
-    if req.margin_m < 0:
-        msg = f"margin must be >= 0 m, got {req.margin_m}"
-        raise InputError(msg)
-    key, crs, boundary, boundary_info, district = _resolve_area(req)
-    folder = settings.processed_dir() / key
-    osm_path = _osm_source(req, key)
-    if osm_path is None:
-        if req.offline:
-            msg = (
-                f"no OSM data for {key}: give --osm-file, set LIFECIRCLE_DATA_DIR to a folder "
-                f"with {key}/osm/*.osm.pbf, or run online"
-            )
-            raise DataError(msg)
-        boundary_m = dissolve(boundary.to_crs(crs))
-        osm_path = io.download_osm(
-            _buffered_wgs84(boundary_m, crs, req.margin_m),
-            settings.raw_dir() / key / "overpass.osm.pbf",
-            cache_folder=settings.raw_dir() / "http",
-        )
-    inputs: dict[str, Any] = {
+def _cache_inputs(
+    req: AreaRequest, boundary_info: dict[str, Any], osm_path: Path, district: District | None
+) -> dict[str, Any]:
+    """Describe every input of a build, with the SHA-256 of each file's bytes."""
+    return {
         "boundary": boundary_info,
         "osm": _file_info(osm_path),
         "pois": [
@@ -505,11 +573,59 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         "population": _file_info(req.population_file),
         "population_column": req.population_column if req.population_file else None,
         "tags": _file_info(req.tags_file),
-        "zones": _file_info(_data_file(district.zones.file) if district else None),
+        "district_files": {
+            str(p.relative_to(settings.data_dir() or p.parent)): io.file_sha256(p)
+            for p in (district_files(district) if district is not None else [])
+        },
+        "package": {"version": __version__, **io.package_fingerprint()},
     }
+
+
+def _locate_osm(req: AreaRequest, key: str, crs: str, boundary: gpd.GeoDataFrame) -> Path:
+    """Return the OSM file of an area, downloading it when online and none is at hand."""
+    osm_path = _osm_source(req, key)
+    if osm_path is not None:
+        return osm_path
+    if req.offline:
+        msg = (
+            f"no OSM data for {key}: give --osm-file, set LIFECIRCLE_DATA_DIR to a folder "
+            f"with {key}/osm/*.osm.pbf, or run online"
+        )
+        raise DataError(msg)
+    boundary_m = dissolve(boundary.to_crs(crs))
+    return io.download_osm(
+        _buffered_wgs84(boundary_m, crs, req.margin_m),
+        settings.raw_dir() / key / "overpass.osm.pbf",
+        cache_folder=settings.raw_dir() / "http",
+    )
+
+
+def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
+    """Build or reuse the processed cache for an area.
+
+    Parameters
+    ----------
+    req
+        The area and data options.
+    rebuild
+        Rebuild even when the cache is current.
+
+    Returns
+    -------
+    PreparedArea
+        Loaded from ``<cache>/processed/<folder>/`` (see :func:`cache_folder_name`)
+        when its manifest's ``cache_key`` matches, else freshly built there.
+    """
+    if req.margin_m < 0:
+        msg = f"margin must be >= 0 m, got {req.margin_m}"
+        raise InputError(msg)
+    key, crs, boundary, boundary_info, district = _resolve_area(req)
+    folder = settings.processed_dir() / cache_folder_name(key, req)
+    osm_path = _locate_osm(req, key, crs, boundary)
+    inputs = _cache_inputs(req, boundary_info, osm_path, district)
     params = {"crs": crs, "margin_m": req.margin_m, "processing_version": PROCESSING_VERSION}
     cache_key = _cache_key(inputs, params)
-    manifest = io.load_json(folder / "manifest.json")
+    manifest = io.load_json(folder / MANIFEST)
     if not rebuild and manifest.get("cache_key") == cache_key:
         try:
             prepared = _load(folder, key, crs, manifest, district)
@@ -518,21 +634,10 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("processed cache in %s is unreadable (%s): rebuilding", folder, exc)
 
-    io.ensure_writable_dir(folder)
     net, facilities, access, residents, extent, info = _build(
         req, key, crs, boundary, osm_path, folder, district
     )
     zones = _zones_layer(district, crs)
-    nodes, edges = network_to_gdfs(net)
-    io.save_gdf(boundary, folder / "boundary.gpkg")
-    io.save_gdf(nodes, folder / "network_nodes.parquet")
-    io.save_gdf(edges, folder / "network_edges.parquet")
-    io.save_gdf(facilities, folder / "facilities.gpkg")
-    io.save_gdf(access, folder / "facility_access.gpkg")
-    io.save_gdf(residents, folder / "residents.gpkg")
-    io.save_gdf(extent, folder / "extent.gpkg")
-    if zones is not None:
-        io.save_gdf(zones, folder / "zones.gpkg")
     manifest = {
         "lifecircle_version": __version__,
         "key": key,
@@ -545,7 +650,21 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         "zones": zones is not None,
         **info,
     }
-    io.save_json(manifest, folder / "manifest.json")
+    nodes, edges = network_to_gdfs(net)
+    layers = {
+        "boundary.gpkg": boundary,
+        "network_nodes.parquet": nodes,
+        "network_edges.parquet": edges,
+        "facilities.gpkg": facilities,
+        "facility_access.gpkg": access,
+        "residents.gpkg": residents,
+        "extent.gpkg": extent,
+        **({"zones.gpkg": zones} if zones is not None else {}),
+    }
+    with io.replaced_dir(folder) as staging:  # all or nothing: see the module docstring
+        for name, layer in layers.items():
+            io.save_gdf(layer, staging / name)
+        io.save_json(manifest, staging / MANIFEST)
     return PreparedArea(
         key=key,
         folder=folder,

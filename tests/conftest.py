@@ -28,11 +28,25 @@ def data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets the real data folder and a cache of its own (session-shared)."""
+    """Every test gets the real data folder and the session's shared cache.
+
+    Sharing is safe because a cache folder is keyed by everything that
+    changes it and replaced whole (never half-written), so a test sees the
+    same data whatever ran before it. A test that tampers with a cache
+    (interrupts a build, edits an input in place) takes `private_cache`.
+    """
     monkeypatch.setenv("LIFECIRCLE_DATA_DIR", str(DATA_DIR))
     monkeypatch.setenv("LIFECIRCLE_CACHE_DIR", str(_session_cache(tmp_path_factory)))
     monkeypatch.setenv("LIFECIRCLE_OVERPASS_URL", "http://127.0.0.1:9/api")
     monkeypatch.setenv("LIFECIRCLE_NOMINATIM_URL", "http://127.0.0.1:9/")
+
+
+@pytest.fixture
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache folder of this test alone (for tests that interrupt or tamper with builds)."""
+    folder = tmp_path / "private-cache"
+    monkeypatch.setenv("LIFECIRCLE_CACHE_DIR", str(folder))
+    return folder
 
 
 _CACHE: list[Path] = []

@@ -111,7 +111,7 @@ def test_killed_worker_does_not_lose_the_batch(tmp_path: Path) -> None:
     out = tmp_path / "out"
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):
@@ -217,3 +217,102 @@ def test_scenario_with_added_facilities_runs_in_a_batch(tmp_path: Path) -> None:
     )
     s = run_batch(spec, tmp_path / "out", workers=1).summary.set_index("scenario")
     assert s.loc["plus-one", "coverage_elderly_care"] > s.loc["now", "coverage_elderly_care"]
+
+
+def _key_of(spec: dict, base: Path) -> str:  # type: ignore[type-arg]
+    from lifecircle.batch import job_key
+
+    areas, scenarios = parse_spec(spec, base=base)
+    return job_key(areas[0], scenarios[0])
+
+
+def test_job_key_covers_every_input_of_a_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packaged tables, profile files and the district's data-folder files are hashed."""
+    import shutil
+
+    from lifecircle import io
+    from tests.conftest import DATA_DIR
+
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR / "pudong" / "boundaries", data / "pudong" / "boundaries")
+    shutil.copytree(DATA_DIR / "pudong" / "admin", data / "pudong" / "admin")
+    (data / "pudong" / "osm").mkdir()
+    (data / "pudong" / "osm" / "lujiazui.osm").symlink_to(LUJIAZUI)
+    monkeypatch.setenv("LIFECIRCLE_DATA_DIR", str(data))
+    profile = tmp_path / "profile.csv"
+    profile.write_text("category,subtype,minutes\nschool,*,15\n")
+    spec = {
+        "areas": [{"district": "pudong"}],
+        "scenarios": [{"name": "a", "profile": str(profile)}],
+    }
+    keys = [_key_of(spec, tmp_path)]
+    assert _key_of(spec, tmp_path) == keys[0]  # stable
+
+    profile.write_text("category,subtype,minutes\nschool,*,10\n")  # a user profile's contents
+    keys.append(_key_of(spec, tmp_path))
+    assert keys[-1] not in keys[:-1]
+    with (data / "pudong" / "admin" / "pudong_streets_2023.csv").open("a") as fh:
+        fh.write("310115999,新街道\n")  # the district's unit list in the data folder
+    keys.append(_key_of(spec, tmp_path))
+    assert keys[-1] not in keys[:-1]
+    zones = data / "pudong" / "boundaries" / "pudong_4_towns_osm_wgs84.geojson"
+    zones.write_bytes(zones.read_bytes() + b"\n")  # its zone file
+    keys.append(_key_of(spec, tmp_path))
+    assert keys[-1] not in keys[:-1]
+    boundary = data / "pudong" / "boundaries" / "pudong_310115_datav_gcj02.json"
+    boundary.write_bytes(boundary.read_bytes() + b"\n")  # its boundary file
+    keys.append(_key_of(spec, tmp_path))
+    assert keys[-1] not in keys[:-1]
+
+    real = io.read_package_file
+
+    def edited(relative: str) -> bytes:
+        data = real(relative)
+        return data + b"# edited\n" if relative == "data/facility_tags.csv" else data
+
+    monkeypatch.setattr(io, "read_package_file", edited)  # the packaged tag table
+    keys.append(_key_of(spec, tmp_path))
+    assert keys[-1] not in keys[:-1]
+
+    def edited_mapping(relative: str) -> bytes:
+        data = real(relative)
+        return data + b"# edited\n" if relative == "data/poi_mappings/amap.csv" else data
+
+    monkeypatch.setattr(io, "read_package_file", edited_mapping)  # the packaged POI mapping
+    keys.append(_key_of(spec, tmp_path))
+    assert keys[-1] not in keys[:-1]
+    assert len(set(keys)) == len(keys)
+
+
+def test_areas_naming_one_district_with_different_pois_do_not_share_a_cache(
+    tmp_path: Path, private_cache: Path
+) -> None:
+    from lifecircle.batch import prepare_task
+    from tests.conftest import POIS
+
+    spec = {
+        "areas": [
+            {"name": "osm-only", "district": "pudong"},
+            {"name": "schools", "district": "pudong", "pois": [str(POIS / "shanghai_school.csv")]},
+            {"name": "osm-again", "district": "pudong"},
+        ],
+        "scenarios": [{"name": "a"}],
+    }
+    areas, _ = parse_spec(spec, base=tmp_path)
+    env = {"LIFECIRCLE_CACHE_DIR": str(private_cache)}
+    plain, schools, again = (prepare_task(a, env) for a in areas)
+    assert not isinstance(plain, str)
+    assert not isinstance(schools, str)
+    assert not isinstance(again, str)
+    assert plain.folder != schools.folder
+    assert again.folder == plain.folder
+    assert (schools.facilities["source"] != "osm").sum() > 100
+    assert (again.facilities["source"] == "osm").all()
+    assert len(again.facilities) == len(plain.facilities)
+    # the second plain area reused the first one's cache: the POI build did not replace it
+    assert again.manifest["created"] == plain.manifest["created"]
+    assert (plain.folder / "manifest.json").stat().st_mtime_ns == (
+        again.folder / "manifest.json"
+    ).stat().st_mtime_ns

@@ -114,10 +114,10 @@ def test_malformed_osm_file_leaves_no_output(runner: CliRunner, tmp_path: Path) 
     )
     assert result.exit_code == 1
     assert "bad.osm" in result.output
-    assert not (out / "coverage.json").exists()
+    assert not out.exists()  # not even an empty folder
 
 
-def test_unwritable_output(runner: CliRunner, tmp_path: Path) -> None:
+def test_unwritable_output(runner: CliRunner, tmp_path: Path, private_cache: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     result = runner.invoke(
@@ -134,6 +134,9 @@ def test_unwritable_output(runner: CliRunner, tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "writable folder" in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing written
 
 
 def test_no_facilities_of_a_category_warns_and_reports_zero(
@@ -165,3 +168,61 @@ def test_districts_command(runner: CliRunner) -> None:
     result = runner.invoke(main, ["districts"])
     assert "pudong" in result.output
     assert "浦东新区" in result.output
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_rerun_without_isochrones_removes_the_old_ones(runner: CliRunner, tmp_path: Path) -> None:
+    """Issue 8.5: an output folder holds exactly one run's files."""
+    out = tmp_path / "out"
+    args = ["coverage", "--district", "pudong", "--out", str(out), "--no-map"]
+    assert runner.invoke(main, args).exit_code == 0
+    assert (out / "isochrones.gpkg").is_file()
+    result = runner.invoke(main, [*args, "--overwrite", "--no-isochrones", "--minutes", "10"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "coverage.json").read_text())
+    assert summary["parameters"]["minutes"] == 10
+    assert sorted(p.name for p in out.iterdir()) == sorted(summary["outputs"])
+    assert sorted(summary["outputs"]) == ["coverage.json", "residents_coverage.gpkg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging left beside it
+
+
+def test_run_that_dies_after_its_first_write_leaves_the_folder_as_it_was(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed half-way (here: the disk fills after its first file) changes nothing."""
+    from lifecircle import io
+
+    out = tmp_path / "out"
+    args = ["coverage", "--district", "pudong", "--out", str(out), "--no-map"]
+    assert runner.invoke(main, args).exit_code == 0
+    before = _snapshot(out)
+    assert set(before) == {
+        "coverage.json",
+        "residents_coverage.gpkg",
+        "isochrones.gpkg",
+        "category_isochrones.gpkg",
+    }
+    real = io.save_gdf
+    written: list[str] = []
+
+    def dies_after_first(gdf: object, path: Path, **kw: object) -> Path:
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(Path(path).name)
+        return real(gdf, path, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(io, "save_gdf", dies_after_first)
+    result = runner.invoke(main, [*args, "--overwrite", "--minutes", "10"])
+    assert result.exit_code != 0
+    assert written == ["residents_coverage.gpkg"]  # the run did write its first file
+    assert _snapshot(out) == before  # same names, same bytes
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    monkeypatch.undo()
+    # and a completed rerun replaces the whole set
+    assert runner.invoke(main, [*args, "--overwrite", "--minutes", "10"]).exit_code == 0
+    after = json.loads((out / "coverage.json").read_text())
+    assert after["parameters"]["minutes"] == 10
+    assert _snapshot(out)["residents_coverage.gpkg"] != before["residents_coverage.gpkg"]

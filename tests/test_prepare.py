@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+from importlib import resources
 from pathlib import Path
 
 import geopandas as gpd
@@ -67,3 +69,182 @@ def test_population_raster_spread_over_buildings(tmp_path: Path) -> None:
     res = prepared.residents
     assert res["basis"].iloc[0] == "population+buildings"
     assert res["weight"].sum() == pytest.approx(1750.0, rel=1e-6)
+
+
+def _build_stamp(prepared: object) -> tuple[int, int]:
+    """Identify one build of a cache folder: its manifest's inode and modification time."""
+    stat = (prepared.folder / "manifest.json").stat()  # type: ignore[attr-defined]
+    return stat.st_ino, stat.st_mtime_ns
+
+
+AMAP_LISTS = ("shanghai_school.csv", "shanghai_hospital.csv", "shanghai_Theatr_Cinema.csv")
+
+
+def _fail_on(monkeypatch: pytest.MonkeyPatch, layer: str) -> None:
+    """Make the cache writer die when it reaches `layer` (the layers before it are written)."""
+    from lifecircle import io
+
+    real = io.save_gdf
+
+    def dying(gdf: gpd.GeoDataFrame, path: Path, **kw: object) -> Path:
+        if Path(path).name == layer:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C, or the machine went down
+        return real(gdf, path, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(io, "save_gdf", dying)
+
+
+def test_interrupted_rebuild_with_pois_is_never_reused(
+    private_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 8.4: build without POIs, interrupt a build with the Amap lists, build without again."""
+    from lifecircle.prepare import PoiSource
+    from tests.conftest import POIS
+
+    plain = AreaRequest(district="pudong", offline=True)
+    with_pois = AreaRequest(
+        district="pudong", offline=True, pois=tuple(PoiSource(POIS / n) for n in AMAP_LISTS)
+    )
+    first = prepare_area(plain)
+    n_osm = len(first.facilities)
+    # the OSM-only count, by hand: facilities whose source is OSM, none imported
+    assert n_osm == int((first.facilities["source"] == "osm").sum())
+    with pytest.MonkeyPatch.context() as mp:
+        _fail_on(mp, "residents.gpkg")  # facilities.gpkg with the 1,500+ POIs is already written
+        with pytest.raises(KeyboardInterrupt):
+            prepare_area(with_pois)
+    stamp = _build_stamp(first)
+    again = prepare_area(plain)
+    assert len(again.facilities) == n_osm
+    assert _build_stamp(again) == stamp  # reused, not rebuilt
+    assert sorted(again.facilities["source"].unique()) == ["osm"]
+    # the interrupted build left nothing half-made behind
+    assert not [p for p in (private_cache / "processed").iterdir() if p.name.startswith(".")]
+    # and the POI build, when it completes, has its own folder and many more facilities
+    full = prepare_area(with_pois)
+    assert full.folder != first.folder
+    assert len(full.facilities) > 10 * n_osm
+    assert len(prepare_area(plain).facilities) == n_osm
+
+
+def test_interrupted_rebuild_in_the_same_folder_keeps_the_old_cache(
+    private_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An input edited in place rebuilds the same folder: a crash keeps the old complete cache."""
+    from lifecircle.facilities import default_tag_rules
+
+    tags = tmp_path / "tags.csv"
+    school_only = "category,subtype,key,value,name_pattern\nschool,school,amenity,school,\n"
+    tags.write_text(school_only)
+    req = AreaRequest(bbox=BBOX, osm_file=LUJIAZUI, name="inplace", tags_file=tags)
+    first = prepare_area(req)
+    stamp = _build_stamp(first)
+    assert first.manifest["facilities"]["health"]["total"] == 0
+    assert len(first.facilities) == (first.facilities["category"] == "school").sum()
+    # the full packaged table finds health facilities on Lujiazui
+    full_table = resources.files("lifecircle").joinpath("data/facility_tags.csv").read_text("utf-8")
+    assert any(r.category == "health" for r in default_tag_rules())
+    tags.write_text(full_table)
+    for layer in ("network_nodes.parquet", "residents.gpkg", "extent.gpkg"):
+        with pytest.MonkeyPatch.context() as mp:
+            _fail_on(mp, layer)
+            with pytest.raises(KeyboardInterrupt):
+                prepare_area(req)
+        tags.write_text(school_only)  # back to the inputs of the complete cache
+        kept = prepare_area(req)
+        assert _build_stamp(kept) == stamp
+        assert (kept.facilities["category"] == "health").sum() == 0
+        tags.write_text(full_table)
+    rebuilt = prepare_area(req)
+    assert rebuilt.folder == first.folder
+    assert rebuilt.manifest["facilities"]["health"]["total"] > 0
+    assert (rebuilt.facilities["category"] == "health").sum() > 0
+
+
+def test_packaged_tag_table_contents_change_the_cache_key(
+    private_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Editing the packaged tag table (no --tags file) must not reuse a cache built before."""
+    from lifecircle import facilities, io
+
+    req = AreaRequest(bbox=BBOX, osm_file=LUJIAZUI, name="packaged")
+    first = prepare_area(req)
+    assert first.manifest["facilities"]["health"]["total"] > 0
+    school_only = "category,subtype,key,value,name_pattern\nschool,school,amenity,school,\n"
+    real_csv = facilities._read_package_csv
+    real_file = getattr(io, "read_package_file", lambda name: b"")
+
+    def edited_file(relative: str) -> bytes:
+        if relative == "data/facility_tags.csv":
+            return school_only.encode("utf-8")
+        return real_file(relative)
+
+    def edited_csv(name: str) -> str:
+        return school_only if name == "facility_tags.csv" else real_csv(name)
+
+    monkeypatch.setattr(io, "read_package_file", edited_file, raising=False)
+    monkeypatch.setattr(facilities, "_read_package_csv", edited_csv)
+    edited = prepare_area(req)
+    assert edited.manifest["cache_key"] != first.manifest["cache_key"]
+    assert edited.manifest["facilities"]["health"]["total"] == 0
+    assert (edited.facilities["category"] == "school").all()
+    package = edited.manifest["inputs"]["package"]
+    assert (
+        package["data"]["data/facility_tags.csv"]
+        == hashlib.sha256(school_only.encode()).hexdigest()
+    )
+    monkeypatch.undo()
+    assert prepare_area(req).manifest["cache_key"] == first.manifest["cache_key"]
+
+
+def test_district_data_files_are_in_the_cache_key(
+    private_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The district's zone file (read from the data folder, not named by the user) is hashed."""
+    import shutil
+
+    from tests.conftest import DATA_DIR
+
+    data = tmp_path / "data"
+    shutil.copytree(DATA_DIR / "pudong" / "boundaries", data / "pudong" / "boundaries")
+    shutil.copytree(DATA_DIR / "pudong" / "admin", data / "pudong" / "admin")
+    (data / "pudong" / "osm").mkdir()
+    (data / "pudong" / "osm" / "lujiazui.osm").symlink_to(LUJIAZUI)
+    monkeypatch.setenv("LIFECIRCLE_DATA_DIR", str(data))
+    req = AreaRequest(district="pudong", offline=True)
+    first = prepare_area(req)
+    zones = data / "pudong" / "boundaries" / "pudong_4_towns_osm_wgs84.geojson"
+    towns = gpd.read_file(zones)
+    field = "referenceAdminName"
+    towns[field] = towns[field].astype(str) + "-renamed"
+    zones.unlink()
+    towns.to_file(zones, driver="GeoJSON")
+    second = prepare_area(req)
+    assert second.manifest["cache_key"] != first.manifest["cache_key"]
+    assert second.zones is not None
+    assert second.zones["zone"].str.endswith("-renamed").all()
+    files = second.manifest["inputs"]["district_files"]
+    assert "pudong/boundaries/pudong_4_towns_osm_wgs84.geojson" in files
+    assert "pudong/admin/pudong_streets_2023.csv" in files
+
+
+def test_requests_that_differ_get_their_own_folders(private_cache: Path) -> None:
+    from lifecircle.prepare import CACHE_FILES, PoiSource
+    from tests.conftest import POIS
+
+    plain = prepare_area(AreaRequest(district="pudong", offline=True))
+    assert plain.folder == private_cache / "processed" / "pudong"
+    # every file of a cache is a declared cache layer, so output sets never remove one
+    assert {p.name for p in plain.folder.iterdir()} <= CACHE_FILES
+    school = AreaRequest(
+        district="pudong", offline=True, pois=(PoiSource(POIS / "shanghai_school.csv"),)
+    )
+    hospital = AreaRequest(
+        district="pudong", offline=True, pois=(PoiSource(POIS / "shanghai_hospital.csv"),)
+    )
+    folders = {plain.folder, prepare_area(school).folder, prepare_area(hospital).folder}
+    assert len(folders) == 3
+    # each stays current: asking again reuses it, nothing was overwritten by the others
+    stamps = {req: _build_stamp(prepare_area(req)) for req in (school, hospital)}
+    assert _build_stamp(prepare_area(AreaRequest(district="pudong"))) == _build_stamp(plain)
+    assert {req: _build_stamp(prepare_area(req)) for req in (school, hospital)} == stamps
