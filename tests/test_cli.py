@@ -185,7 +185,11 @@ def test_rerun_without_isochrones_removes_the_old_ones(runner: CliRunner, tmp_pa
     summary = json.loads((out / "coverage.json").read_text())
     assert summary["parameters"]["minutes"] == 10
     assert sorted(p.name for p in out.iterdir()) == sorted(summary["outputs"])
-    assert sorted(summary["outputs"]) == ["coverage.json", "residents_coverage.gpkg"]
+    assert sorted(summary["outputs"]) == [
+        "coverage.json",
+        "facilities_reach.gpkg",
+        "residents_coverage.gpkg",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging left beside it
 
 
@@ -202,6 +206,7 @@ def test_run_that_dies_after_its_first_write_leaves_the_folder_as_it_was(
     assert set(before) == {
         "coverage.json",
         "residents_coverage.gpkg",
+        "facilities_reach.gpkg",
         "isochrones.gpkg",
         "category_isochrones.gpkg",
     }

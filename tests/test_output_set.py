@@ -82,6 +82,7 @@ def test_outputs_never_take_a_cache_layer_name(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.filterwarnings("ignore:no elderly_care facilities:RuntimeWarning")
 def test_gaps_rerun_replaces_its_own_files_in_the_cache_folder(private_cache: Path) -> None:
     """Default outputs go to the cache folder: a rerun swaps its set, cache layers stay."""
     req = AreaRequest(district="pudong", offline=True)

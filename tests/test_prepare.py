@@ -213,9 +213,9 @@ def test_district_data_files_are_in_the_cache_key(
     monkeypatch.setenv("LIFECIRCLE_DATA_DIR", str(data))
     req = AreaRequest(district="pudong", offline=True)
     first = prepare_area(req)
-    zones = data / "pudong" / "boundaries" / "pudong_4_towns_osm_wgs84.geojson"
+    zones = data / "pudong" / "boundaries" / "pudong_36_streets_towns_osm_wgs84.geojson"
     towns = gpd.read_file(zones)
-    field = "referenceAdminName"
+    field = "official_control_name_2023"
     towns[field] = towns[field].astype(str) + "-renamed"
     zones.unlink()
     towns.to_file(zones, driver="GeoJSON")
@@ -224,7 +224,7 @@ def test_district_data_files_are_in_the_cache_key(
     assert second.zones is not None
     assert second.zones["zone"].str.endswith("-renamed").all()
     files = second.manifest["inputs"]["district_files"]
-    assert "pudong/boundaries/pudong_4_towns_osm_wgs84.geojson" in files
+    assert "pudong/boundaries/pudong_36_streets_towns_osm_wgs84.geojson" in files
     assert "pudong/admin/pudong_streets_2023.csv" in files
 
 
