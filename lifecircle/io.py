@@ -555,8 +555,38 @@ def load_gdf(path: Path) -> gpd.GeoDataFrame:
 
 
 def save_json(data: dict[str, Any], path: Path) -> Path:
-    """Write a JSON document atomically (UTF-8, indented)."""
-    return save_text(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default), path)
+    """Write a strict JSON document atomically (UTF-8, indented).
+
+    Strict means what RFC 8259 allows: a non-finite number (NaN, Infinity,
+    from Python or numpy floats) is written as ``null``, never as the
+    ``NaN``/``Infinity`` tokens that Python's ``json`` module emits by
+    default and other parsers reject. Where a missing number carries a
+    meaning, the summaries say so in a sibling field (e.g.
+    ``p90_beyond_search_limit``).
+    """
+    text = json.dumps(
+        to_strict_json(data), indent=2, ensure_ascii=False, allow_nan=False, default=_json_default
+    )
+    return save_text(text, path)
+
+
+def to_strict_json(value: Any) -> Any:
+    """Return `value` with every non-finite float (Python or numpy) replaced by None.
+
+    Examples
+    --------
+    >>> to_strict_json({"a": [1.0, float("inf")], "b": np.float64("nan")})
+    {'a': [1.0, None], 'b': None}
+    """
+    if isinstance(value, dict):
+        return {k: to_strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_strict_json(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -566,6 +596,8 @@ def _json_default(value: Any) -> Any:
         return None if not np.isfinite(value) else float(value)
     if isinstance(value, np.bool_):
         return bool(value)
+    if isinstance(value, np.ndarray):
+        return to_strict_json(value.tolist())
     if isinstance(value, Path):
         return str(value)
     msg = f"cannot serialise {type(value).__name__} to JSON"

@@ -583,27 +583,8 @@ def compute_gaps(
                 }
             )
     grad = gaps.gradient(tables["rings"], lag_points=gap_options.lag_points)
-    w = residents["weight"].to_numpy(dtype=float)
     groups = residents["ring"].fillna("outside rings").astype(str).to_numpy()
-    ineq: dict[str, Any] = {}
-    for cat in [*categories, "all_categories"]:
-        if cat == "all_categories":
-            dist = np.max(
-                np.column_stack(
-                    [residents[distance_column(c)].to_numpy(dtype=float) for c in categories]
-                ),
-                axis=1,
-            )
-        else:
-            dist = residents[distance_column(cat)].to_numpy(dtype=float)
-        capped = np.minimum(dist, cap_m)
-        t = gaps.theil(capped, w, list(groups))
-        ineq[cat] = {
-            "gini": round(gaps.gini(capped, w), 4),
-            "theil": round(t["total"], 4),
-            "theil_between": round(t["between"], 4),
-            "theil_within": round(t["within"], 4),
-        }
+    ineq = gaps.inequality_by_category(residents, categories, list(groups), cap_m=cap_m)
     clusters = gaps.gap_clusters(residents, categories, eps_m=gap_options.cluster_eps_m)
     flag_list = gaps.flags(
         tables["rings"],

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 
@@ -136,3 +138,37 @@ def test_datav_boundary_is_shifted_from_gcj02(data_dir: Path) -> None:
     raw = io.read_vector(data_dir / "pudong" / "boundaries" / "pudong_310115_datav_gcj02.json")
     shift = raw.to_crs(32651).centroid.distance(prepared.boundary.to_crs(32651).centroid).iloc[0]
     assert 300 < shift < 800
+
+
+def _strict_loads(text: str) -> object:
+    """Parse JSON as RFC 8259 does: NaN, Infinity and -Infinity are errors."""
+
+    def refuse(token: str) -> object:
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_save_json_is_strict(tmp_path: Path) -> None:
+    summary = {
+        "categories": {
+            "school": {"median_distance_m": float("inf"), "p90_distance_m": np.float64("inf")},
+            "health": {"coverage": float("nan"), "levels": [1.0, -np.inf, np.float32(2.5)]},
+        },
+        "count": np.int64(3),
+        "flag": np.bool_(True),
+        "pair": (np.nan, 1),
+        "array": np.array([1.0, np.inf]),
+    }
+    path = io.save_json(summary, tmp_path / "s.json")
+    data = _strict_loads(path.read_text("utf-8"))
+    assert data == {
+        "categories": {
+            "school": {"median_distance_m": None, "p90_distance_m": None},
+            "health": {"coverage": None, "levels": [1.0, None, 2.5]},
+        },
+        "count": 3,
+        "flag": True,
+        "pair": [None, 1],
+        "array": [1.0, None],
+    }
