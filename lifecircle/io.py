@@ -32,6 +32,7 @@ from shapely.geometry.base import BaseGeometry
 
 from lifecircle import settings
 from lifecircle.errors import CRSError, DataError, InputError, OutputError
+from lifecircle.network import walk_overpass_filter
 from lifecircle.osmdata import FEATURE_KEYS, HighwayWays, OSMData
 
 logger = logging.getLogger(__name__)
@@ -224,14 +225,19 @@ def _configure_osmnx(cache_folder: Path) -> None:
     ox.settings.http_user_agent = "lifecircle (15-minute life circle coverage; osmnx)"
 
 
-def build_overpass_query(poly_str: str, overpass_settings: str, walk_filter: str) -> str:
+def build_overpass_query(
+    poly_str: str, overpass_settings: str, walk_filter: str | None = None
+) -> str:
     """Return the Overpass QL query for one polygon piece.
 
-    It asks for the walking network (osmnx's ``walk`` filter), every object
+    It asks for the walking network (`walk_filter`, by default
+    :func:`lifecircle.network.walk_overpass_filter`, the same definition a
+    local extract is filtered with), every object
     that may be a facility, buildings and residential land use, plus the
     nodes and ways they reference.
     """
     area = f'(poly:"{poly_str}")'
+    walk_filter = walk_overpass_filter() if walk_filter is None else walk_filter
     parts = [
         f"way{walk_filter}{area};",
         f'nwr["amenity"~"school|kindergarten|childcare|hospital|clinic|doctors|nursing_home|'
@@ -272,14 +278,13 @@ def download_osm(polygon: BaseGeometry, out_path: Path, *, cache_folder: Path) -
     from osmnx import _overpass
 
     _configure_osmnx(cache_folder)
-    walk_filter = _overpass._get_network_filter("walk")
     nodes: dict[int, dict[str, Any]] = {}
     ways: dict[int, dict[str, Any]] = {}
     relations: dict[int, dict[str, Any]] = {}
     osm_base = None
     try:
         for poly_str in _overpass._make_overpass_polygon_coord_strs(polygon):  # type: ignore[arg-type]
-            query = build_overpass_query(poly_str, _overpass._make_overpass_settings(), walk_filter)
+            query = build_overpass_query(poly_str, _overpass._make_overpass_settings())
             response = _overpass._overpass_request(OrderedDict(data=query))
             osm_base = response.get("osm3s", {}).get("timestamp_osm_base", osm_base)
             for el in response.get("elements", []):

@@ -88,7 +88,7 @@ def test_overpass_download_through_osmnx_against_replay(
     posts = [b for m, p, b in replay_server.requests if m == "POST"]
     assert len(posts) == 1
     assert b"highway" in posts[0]
-    assert b"sidewalk" in posts[0]  # osmnx's own walk filter went into the query
+    assert b"sidewalk" in posts[0]  # the walk filter (network.WALK_EXCLUDE) went in
     assert prepared.manifest["osm"]["osm_base"] == "2026-08-15T11:23:42Z"
     assert prepared.network.n_edges > 3000
     assert prepared.manifest["facilities"]["school"]["osm"] >= 5
