@@ -47,11 +47,11 @@ from lifecircle.network import (
     network_to_gdfs,
     summarize_network,
 )
-from lifecircle.residents import build_residents
+from lifecircle.residents import build_residents, summarize_residents
 
 logger = logging.getLogger(__name__)
 
-PROCESSING_VERSION = "1"
+PROCESSING_VERSION = "2"  # 2: residents on residential land without buildings, levels_source
 DEFAULT_MARGIN_M = 1000.0
 
 
@@ -334,12 +334,7 @@ def _build(
         "network": summarize_network(net),
         "facilities": _facility_counts(facilities),
         "duplicates_dropped": dropped,
-        "residents": {
-            "basis": str(residents["basis"].iloc[0]),
-            "count": len(residents),
-            "weight_unit": residents.attrs.get("weight_unit"),
-            "total_weight": float(residents["weight"].sum()),
-        },
+        "residents": summarize_residents(residents),
         "extent": {
             "analysed_area_km2": round(analysed_km2, 3),
             "district_area_km2": round(district_km2, 3),
