@@ -19,7 +19,15 @@ Inequality
     ``cap_m`` (the search limit, 3,000 m by default: farther counts as the
     cap), and the Theil T index split into between-zone and within-zone parts
     (``T = sum_g s_g T_g + sum_g s_g ln(mu_g / mu)``, ``s_g`` the zone's
-    share of total distance).
+    share of total distance). When no resident reaches a facility of the
+    category within the cap (no facility, or all beyond it) every capped
+    distance is equal, so the indices are reported as not measurable
+    (``null`` with a ``reason``), never as Gini 0 ("perfect equality");
+    ``capped_share`` says how much weight sits at the cap.
+Quantiles
+    Weighted lower quantiles (:func:`lifecircle.stats.weighted_quantile`,
+    shared with ``coverage.json``); one beyond the search limit is NaN
+    (``null`` in JSON) with ``*_beyond_search_limit`` True.
 Gap clusters
     Uncovered residents grouped with scikit-learn's DBSCAN in the metric CRS
     (``eps`` 250 m, ``min_samples=1``: every uncovered resident belongs to a

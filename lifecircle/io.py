@@ -584,7 +584,10 @@ def to_strict_json(value: Any) -> Any:
     {'a': [1.0, None], 'b': None}
     """
     if isinstance(value, dict):
-        return {k: to_strict_json(v) for k, v in value.items()}
+        return {
+            (k.item() if isinstance(k, np.generic) else k): to_strict_json(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [to_strict_json(v) for v in value]
     if isinstance(value, float | np.floating):
