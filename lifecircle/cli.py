@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from lifecircle import __version__
+from lifecircle import __version__, settings
 from lifecircle.errors import LifecircleError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -101,7 +101,7 @@ def area_options(func: F) -> F:
         click.option(
             "--margin-m",
             type=float,
-            default=1000.0,
+            default=settings.DEFAULT_MARGIN_M,
             show_default=True,
             help="Margin around the boundary for streets and facilities.",
         ),

@@ -28,11 +28,19 @@ class BoundarySource:
 
 @dataclass(frozen=True)
 class ZoneSource:
-    """Administrative units with boundaries, and the full list of unit names/codes."""
+    """Administrative (town-level) units with boundaries, and the full list of unit names/codes.
+
+    ``filter_field``/``filter_value`` pick the district's rows of a file
+    holding several districts; ``code_field`` names the statistical code
+    column (it classifies 街道/镇/farm/development zone).
+    """
 
     file: str | None = None
     datum: str = "wgs84"
     name_field: str = "name"
+    code_field: str | None = None
+    filter_field: str | None = None
+    filter_value: str | None = None
     units_file: str | None = None
 
 

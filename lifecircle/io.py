@@ -356,10 +356,16 @@ def geocode_boundary(query: str, *, cache_folder: Path) -> gpd.GeoDataFrame:
 def download_admin_units(
     polygon: BaseGeometry, *, cache_folder: Path, admin_level: str = "8"
 ) -> gpd.GeoDataFrame:
-    """Download administrative boundaries inside a WGS-84 polygon with osmnx (Overpass).
+    """Download the town-level administrative units inside a WGS-84 polygon (Overpass, osmnx).
 
-    In China's OSM data, town-level units (街道 sub-districts, 镇 towns) carry
-    ``admin_level=8``.
+    In China's OSM data, town-level units (街道 sub-districts, 镇 towns)
+    carry ``boundary=administrative`` *and* ``admin_level=8``. osmnx reads a
+    tags dict as a union (any tag matches), so asking for both tags would
+    also return the district, city and country boundaries
+    (``boundary=administrative`` with ``admin_level`` 6, 4, 2). The query
+    asks for ``admin_level`` only (small: no country-sized relations), then
+    keeps the named polygons that have both tags; a unit mapped both as a
+    relation and as a closed way keeps the relation.
 
     Returns
     -------
@@ -372,7 +378,7 @@ def download_admin_units(
     try:
         gdf = ox.features_from_polygon(
             polygon,  # type: ignore[arg-type]
-            tags={"boundary": "administrative", "admin_level": admin_level},
+            tags={"admin_level": admin_level},
         )
     except Exception as exc:
         msg = (
@@ -380,14 +386,62 @@ def download_admin_units(
             "check the network or LIFECIRCLE_OVERPASS_URL, or use a data folder"
         )
         raise DataError(msg) from exc
-    gdf = gdf.loc[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
-    names = gdf["name"].astype(str) if "name" in gdf else pd.Series("", index=gdf.index)
-    codes = gdf["ref"].fillna("").astype(str) if "ref" in gdf else pd.Series("", index=gdf.index)
+    return admin_units_from_features(gdf, admin_level=admin_level)
+
+
+def admin_units_from_features(features: gpd.GeoDataFrame, *, admin_level: str) -> gpd.GeoDataFrame:
+    """Keep named polygons tagged ``boundary=administrative`` and ``admin_level`` (osmnx frame)."""
+
+    def column(name: str) -> pd.Series:
+        if name in features:
+            return features[name].fillna("").astype(str)
+        return pd.Series("", index=features.index)
+
+    keep = (
+        features.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+        & (column("boundary") == "administrative").to_numpy()
+        & (column("admin_level").str.strip() == str(admin_level)).to_numpy()
+        & (column("name").str.strip() != "").to_numpy()
+    )
+    gdf = features.loc[keep]
+    element = (
+        gdf.index.get_level_values(0).astype(str)
+        if isinstance(gdf.index, pd.MultiIndex)
+        else pd.Index(["relation"] * len(gdf))
+    )
+    order = np.argsort(element.to_numpy() != "relation", kind="stable")  # relations first
+    gdf = gdf.iloc[order]
+    gdf = gdf.loc[~column("name").loc[gdf.index].duplicated().to_numpy()]
     return gpd.GeoDataFrame(
-        {"name": names.to_numpy(), "code": codes.to_numpy()},
+        {
+            "name": column("name").loc[gdf.index].to_numpy(),
+            "code": column("ref").loc[gdf.index].to_numpy(),
+        },
         geometry=gdf.geometry.to_numpy(),
-        crs=gdf.crs,
+        crs=features.crs if features.crs is not None else 4326,
     ).to_crs(4326)
+
+
+def load_admin_units(
+    polygon: BaseGeometry,
+    cached: Path,
+    *,
+    cache_folder: Path,
+    admin_level: str = "8",
+    offline: bool = False,
+) -> gpd.GeoDataFrame | None:
+    """Town-level units from the raw cache file `cached`, else downloaded and saved there.
+
+    Returns None offline without a cached file. A failed download raises
+    :class:`DataError`.
+    """
+    if cached.is_file():
+        return read_vector(cached)
+    if offline:
+        return None
+    units = download_admin_units(polygon, cache_folder=cache_folder, admin_level=admin_level)
+    save_text(units.to_json(), cached)
+    return units
 
 
 # --------------------------------------------------------------------------- vector layers

@@ -8,7 +8,6 @@ categories, by zone and by distance ring), isochrones, and writes
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -23,14 +22,11 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from lifecircle import __version__, io
-from lifecircle.access import Router
+from lifecircle.access import Router, nearest_distances
 from lifecircle.coverage import (
     DEFAULT_MINUTES,
     DEFAULT_SPEED_KMH,
     DEFAULT_TARGET,
-    STATUS_ISLAND,
-    STATUS_OK,
-    STATUS_UNREACHABLE,
     Target,
     check_categories,
     check_target,
@@ -40,24 +36,35 @@ from lifecircle.coverage import (
     parse_profile,
     read_profile_text,
     ring_labels,
-    summarize_coverage,
     target_mask,
     threshold_from,
 )
 from lifecircle.errors import OutputError
 from lifecircle.facilities import CATEGORIES, subtype_set
 from lifecircle.isochrones import DEFAULT_BUFFER_M, facility_isochrones
-from lifecircle.network import component_labels, component_lengths_m, edge_lines
-from lifecircle.prepare import AreaRequest, PreparedArea, check_nonempty, prepare_area
-from lifecircle.snapping import DEFAULT_MAX_SNAP_M, snap_points
+from lifecircle.network import WalkNetwork
+from lifecircle.prepare import (
+    DEFAULT_MARGIN_M,
+    AreaRequest,
+    PreparedArea,
+    admin_units,
+    check_nonempty,
+    prepare_area,
+)
+from lifecircle.snapping import (
+    DEFAULT_FRAGMENT_MAX_M,
+    DEFAULT_MAX_SNAP_M,
+    SnappedArea,
+    snap_area,
+    snapped_xy,
+)
+from lifecircle.summary import coverage_summary
+from lifecircle.zones import admin_coverage
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RING_EDGES_KM: tuple[float, ...] = (0, 3, 6, 10, 15, 25)
 DEFAULT_SEARCH_LIMIT_M = 3000.0
-DEFAULT_ISLAND_MAX_M = 1000.0
-PARTIAL_SHARE = 0.5
-ATTRIBUTION = "© OpenStreetMap contributors"
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class CoverageOptions:
     profile: str = "default"
     categories: tuple[str, ...] = CATEGORIES
     max_snap_m: float = DEFAULT_MAX_SNAP_M
-    island_max_length_m: float = DEFAULT_ISLAND_MAX_M
+    fragment_max_m: float = DEFAULT_FRAGMENT_MAX_M
     search_limit_m: float = DEFAULT_SEARCH_LIMIT_M
     ring_edges_km: tuple[float, ...] = DEFAULT_RING_EDGES_KM
     isochrone_buffer_m: float = DEFAULT_BUFFER_M
@@ -114,97 +121,247 @@ def _facility_threshold(fac: pd.DataFrame, targets: list[Target]) -> npt.NDArray
     return out
 
 
-def compute_coverage(
-    prepared: PreparedArea, options: CoverageOptions
-) -> tuple[dict[str, Any], gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
-    """Compute distances, coverage and isochrones (no writing).
-
-    Returns
-    -------
-    summary, residents, isochrones
-        The ``coverage.json`` content, residents with distance, status and
-        coverage columns, and facility isochrones (or None).
-    """
+def _targets(options: CoverageOptions) -> tuple[tuple[str, ...], list[Target]]:
+    """Validate the options and read the profile's thresholds."""
     check_target(options.target)
     categories = check_categories(options.categories)
-    threshold_m = threshold_from(options.minutes, options.speed_kmh)
     targets = parse_profile(
         read_profile_text(options.profile),
         minutes=options.minutes,
         speed_kmh=options.speed_kmh,
         categories=categories,
     )
-    net = prepared.network
-    router = Router.from_network(net)
-    tree = shapely.STRtree(edge_lines(net))
-    residents = prepared.residents.copy()
-    facilities = prepared.facilities.loc[prepared.facilities["category"].isin(categories)].copy()
-    res_snap = snap_points(residents, net, max_snap_m=options.max_snap_m, tree=tree)
-    fac_snap = snap_points(facilities, net, max_snap_m=options.max_snap_m, tree=tree)
+    return categories, targets
 
-    labels = component_labels(net)
-    lengths = component_lengths_m(net, labels)
-    small = lengths < options.island_max_length_m
-    small[0] = False  # the longest component is never an island
-    edge = res_snap["edge"].to_numpy()
-    on_island = np.zeros(len(edge), dtype=bool)
-    on_island[edge >= 0] = small[labels[net.u[edge[edge >= 0]]]]
-    status = np.where(edge < 0, STATUS_UNREACHABLE, np.where(on_island, STATUS_ISLAND, STATUS_OK))
-    residents["status"] = status
-    residents["snap_offset_m"] = res_snap["offset_m"].to_numpy()
 
-    limit = max(options.search_limit_m, max(t.threshold_m for t in targets))
-    warn: list[str] = []
-    columns: dict[str, Target | None] = {}
-    for t in targets:
-        columns[t.column] = t
-    for cat in categories:
-        columns.setdefault(distance_column(cat), None)
-    for col, tgt in columns.items():
-        if tgt is None:
-            cat = col[len("dist_") : -len("_m")]
-            mask = facilities["category"].to_numpy() == cat
-        else:
-            mask = target_mask(facilities, tgt)
+def facility_access_layer(
+    facilities: gpd.GeoDataFrame, access: gpd.GeoDataFrame | None
+) -> gpd.GeoDataFrame:
+    """Return the access geometries of `facilities` (their own points when none are given)."""
+    if access is None:
+        return gpd.GeoDataFrame(
+            {"facility_id": facilities.index.to_numpy()},
+            geometry=facilities.geometry.to_numpy(),
+            crs=facilities.crs,
+        )
+    keep = access["facility_id"].isin(facilities.index).to_numpy()
+    return access.loc[keep].reset_index(drop=True)
+
+
+def search_limit(
+    options: CoverageOptions, targets: list[Target], margin_m: float
+) -> tuple[float, list[str]]:
+    """Return the search radius and the notes that explain it.
+
+    Facilities are loaded only within `margin_m` of the boundary, so a
+    distance longer than the margin may miss a nearer facility beyond it:
+    the search stops at the margin (never below the largest threshold).
+    """
+    need = max(t.threshold_m for t in targets)
+    limit = max(options.search_limit_m, need)
+    notes: list[str] = []
+    if margin_m < need:
+        msg = (
+            f"the margin ({margin_m:g} m) is smaller than the walking threshold ({need:g} m): "
+            "facilities just beyond the boundary are missing, so coverage near it is "
+            f"under-estimated; use --margin-m {need:g} or more"
+        )
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        notes.append(msg)
+    if margin_m < limit:
+        limit = max(margin_m, need)
+        notes.append(
+            f"distances are searched up to {limit:g} m only: facilities are loaded within "
+            f"--margin-m {margin_m:g} m of the boundary, so a longer distance could miss a "
+            "nearer facility beyond it"
+        )
+    return limit, notes
+
+
+def _target_groups(
+    facilities: pd.DataFrame,
+    access: pd.DataFrame,
+    targets: list[Target],
+    categories: tuple[str, ...],
+) -> dict[str, npt.NDArray[np.bool_]]:
+    """Distance column -> mask over access rows of the facilities that serve it."""
+    fac_ids = access["facility_id"].to_numpy()
+    groups: dict[str, npt.NDArray[np.bool_]] = {}
+    masks = [(t.column, target_mask(facilities, t)) for t in targets]
+    masks += [
+        (distance_column(c), facilities["category"].to_numpy() == c)
+        for c in categories
+        if distance_column(c) not in dict(masks)
+    ]
+    for column, mask in masks:
+        groups[column] = np.isin(fac_ids, facilities.index.to_numpy()[mask])
+    return groups
+
+
+def _missing_warnings(groups: dict[str, npt.NDArray[np.bool_]]) -> list[str]:
+    warn = []
+    for column, mask in groups.items():
         if not mask.any():
-            label = col[len("dist_") : -len("_m")]
+            label = column[len("dist_") : -len("_m")]
             msg = f"no {label} facilities in the area: its coverage is 0%; add some with --pois"
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
             warn.append(msg)
-        residents[col] = router.distances(res_snap, fac_snap.loc[mask], limit_m=limit)
+    return warn
 
+
+def resident_table(
+    residents: gpd.GeoDataFrame, snapped: SnappedArea, distances: pd.DataFrame, net: WalkNetwork
+) -> gpd.GeoDataFrame:
+    """Return the residents with their snap and distance columns.
+
+    ``street_x``/``street_y`` is where the resident's access leg meets the street.
+    """
+    out = residents.copy()
+    snap = snapped.residents
+    out["status"] = snap["status"].to_numpy()
+    out["snap_offset_m"] = snap["offset_m"].to_numpy()
+    out["moved_off_fragment"] = snap["moved_off_fragment"].to_numpy()
+    out["extra_access_m"] = snap["extra_access_m"].to_numpy()
+    out["street_x"], out["street_y"] = snapped_xy(snap, net)
+    for column in distances.columns:
+        out[column] = distances[column].to_numpy()
+    return out
+
+
+def facility_table(facilities: gpd.GeoDataFrame, snapped: SnappedArea) -> gpd.GeoDataFrame:
+    """Return the facilities with ``reachable`` (from where residents live) and the access leg."""
+    out = facilities.copy()
+    acc = snapped.access
+    ok = acc["edge"].to_numpy() >= 0
+    best = acc.loc[ok].groupby("facility_id")["offset_m"].min()
+    out["reachable"] = snapped.facility_reachable.reindex(out.index, fill_value=False).to_numpy(
+        dtype=bool
+    )
+    out["access_leg_m"] = best.reindex(out.index).to_numpy(dtype=float)
+    return out
+
+
+def _isochrones(
+    router: Router,
+    facilities: gpd.GeoDataFrame,
+    snapped: SnappedArea,
+    targets: list[Target],
+    buffer_m: float,
+) -> gpd.GeoDataFrame | None:
+    """One isochrone per facility at its own threshold, from all its access points."""
+    acc = snapped.access
+    fac = facilities.loc[acc["facility_id"].to_numpy()]
+    thresholds = _facility_threshold(fac, targets)
+    legs = gpd.GeoDataFrame(
+        {c: fac[c].to_numpy() for c in ("category", "subtype", "name")},
+        geometry=shapely.points(acc["leg_x"].to_numpy(), acc["leg_y"].to_numpy()),
+        crs=facilities.crs,
+    )
+    parts = []
+    for value in np.unique(thresholds[np.isfinite(thresholds)]):
+        sel = thresholds == value
+        iso = facility_isochrones(
+            router, legs.loc[sel], acc.loc[sel], threshold_m=float(value), buffer_m=buffer_m
+        )
+        parts.append(iso.assign(facility_id=acc["facility_id"].to_numpy()[iso.index]))
+    if not parts:
+        return None
+    iso = gpd.GeoDataFrame(pd.concat(parts), crs=router.net.crs)
+    return dissolve_by_facility(iso)
+
+
+def dissolve_by_facility(iso: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Union the isochrones of a facility's several access points into one."""
+    if not iso["facility_id"].duplicated().any():
+        return iso.set_index("facility_id")
+    geoms = iso.groupby("facility_id").geometry.apply(lambda g: shapely.union_all(g.to_numpy()))
+    first = iso.drop(columns="geometry").groupby("facility_id").first()
+    return gpd.GeoDataFrame(first, geometry=geoms.reindex(first.index).to_numpy(), crs=iso.crs)
+
+
+@dataclass
+class CoverageFrames:
+    """What :func:`compute_coverage` returns (nothing written yet)."""
+
+    summary: dict[str, Any]
+    residents: gpd.GeoDataFrame
+    isochrones: gpd.GeoDataFrame | None
+    facilities: gpd.GeoDataFrame
+
+
+def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> CoverageFrames:
+    """Compute distances, coverage and isochrones (no writing).
+
+    Stages: snap (residents and facility access points to the routable
+    network), route (nearest facility per threshold), aggregate (coverage by
+    category, unit and ring), summarise (the ``coverage.json`` content).
+
+    Returns
+    -------
+    CoverageFrames
+        The ``coverage.json`` content, residents with distance, status and
+        coverage columns, facility isochrones (or None) and the facility
+        table (``reachable``, ``access_leg_m``).
+    """
+    categories, targets = _targets(options)
+    net = prepared.network
+    facilities = prepared.facilities.loc[prepared.facilities["category"].isin(categories)]
+    access = facility_access_layer(facilities, prepared.facility_access)
+    snapped = snap_area(
+        net,
+        prepared.residents,
+        access,
+        max_snap_m=options.max_snap_m,
+        fragment_max_m=options.fragment_max_m,
+    )
+    margin_m = float(prepared.manifest.get("parameters", {}).get("margin_m", DEFAULT_MARGIN_M))
+    limit, notes = search_limit(options, targets, margin_m)
+    groups = _target_groups(facilities, snapped.access, targets, categories)
+    warn = _missing_warnings(groups)
+    router = Router.from_network(net)
+    distances = nearest_distances(router, snapped.residents, snapped.access, groups, limit_m=limit)
+    residents = resident_table(prepared.residents, snapped, distances, net)
     covered = covered_frame(residents, targets)
     for col in covered.columns:
         residents[f"covered_{col}"] = covered[col].to_numpy()
-
-    reachable = fac_snap["edge"].to_numpy() >= 0
-    counts = {
-        cat: {
-            "reachable": int(((facilities["category"] == cat).to_numpy() & reachable).sum()),
-            "total": int((facilities["category"] == cat).sum()),
-        }
-        for cat in categories
-    }
-    summary = summarize_coverage(
-        residents, covered, targets, target=options.target, facility_counts=counts
+    fac_table = facility_table(facilities, snapped)
+    zones_out = _zone_coverage(prepared, residents, covered, options)
+    isochrones = (
+        _isochrones(router, facilities, snapped, targets, options.isochrone_buffer_m)
+        if options.isochrones
+        else None
     )
+    summary = coverage_summary(
+        prepared,
+        options,
+        residents=residents,
+        covered=covered,
+        targets=targets,
+        facilities=fac_table,
+        snapped=snapped,
+        search_limit_m=limit,
+        zones=zones_out,
+        warnings_=[*warn, *notes],
+    )
+    return CoverageFrames(summary, residents, isochrones, fac_table)
 
-    # zones: administrative units with boundaries, then distance rings from the core
+
+def _zone_coverage(
+    prepared: PreparedArea,
+    residents: gpd.GeoDataFrame,
+    covered: pd.DataFrame,
+    options: CoverageOptions,
+) -> dict[str, Any]:
+    """Coverage by administrative unit (where boundaries exist) and by distance ring.
+
+    Adds ``core_distance_km`` and ``ring`` (and ``admin_unit``) to `residents`.
+    """
     zones_out: dict[str, Any] = {}
     if prepared.zones is not None and not prepared.zones.empty:
-        joined = gpd.sjoin(
-            residents[["geometry"]],
-            prepared.zones[["zone", "geometry"]],
-            how="left",
-            predicate="within",
-        )
-        zone_labels = joined.loc[~joined.index.duplicated(), "zone"]
-        zones_out["admin"] = [
-            {**z, "kind": _unit_kind(z["zone"])}
-            for z in coverage_by_zone(residents, covered, zone_labels, target=options.target)
-        ]
-        zones_out["admin_units_without_residents"] = sorted(
-            set(prepared.zones["zone"]) - {z["zone"] for z in zones_out["admin"]}
+        zones_out.update(
+            admin_coverage(
+                residents, covered, prepared.zones, prepared.network, target=options.target
+            )
         )
     core = _core_point(prepared)
     dist_km = shapely.distance(residents.geometry.to_numpy(), core) / 1000.0
@@ -213,89 +370,7 @@ def compute_coverage(
     rings.index = residents.index
     residents["ring"] = rings
     zones_out["rings"] = coverage_by_zone(residents, covered, rings, target=options.target)
-
-    isochrones = None
-    if options.isochrones:
-        thresholds = _facility_threshold(facilities, targets)
-        parts = []
-        for value in np.unique(thresholds[np.isfinite(thresholds)]):
-            sel = thresholds == value
-            parts.append(
-                facility_isochrones(
-                    router,
-                    facilities.loc[sel],
-                    fac_snap.loc[sel],
-                    threshold_m=float(value),
-                    buffer_m=options.isochrone_buffer_m,
-                )
-            )
-        isochrones = gpd.GeoDataFrame(pd.concat(parts), crs=net.crs) if parts else None
-
-    w = residents["weight"].to_numpy(dtype=float)
-    man = prepared.manifest
-    extent = man["extent"]
-    partial = bool(
-        extent["analysed_share"] is not None and extent["analysed_share"] < PARTIAL_SHARE
-    )
-    summary = {
-        "lifecircle_version": __version__,
-        "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "area": prepared.key,
-        "parameters": {
-            "threshold_m": round(threshold_m, 3),
-            "minutes": options.minutes,
-            "speed_kmh": options.speed_kmh,
-            "target": options.target,
-            "profile": options.profile,
-            "categories": list(categories),
-            "max_snap_m": options.max_snap_m,
-            "island_max_length_m": options.island_max_length_m,
-            "search_limit_m": limit,
-            "ring_edges_km": list(options.ring_edges_km),
-            "isochrone_buffer_m": options.isochrone_buffer_m,
-        },
-        **summary,
-        "data": {
-            "analysed_area_km2": extent["analysed_area_km2"],
-            "district_area_km2": extent["district_area_km2"],
-            "district_area_source": extent["district_area_source"],
-            "analysed_share": extent["analysed_share"],
-            "partial": partial,
-            "note": (
-                f"The walking network covers {extent['analysed_area_km2']:.1f} km² of "
-                f"{extent['district_area_km2']:.1f} km²: the figures describe the analysed "
-                "area only."
-                if partial
-                else "The walking network covers at least half of the district's land."
-            ),
-            "residents": {
-                **man["residents"],
-                "unreachable": {
-                    "count": int((status == STATUS_UNREACHABLE).sum()),
-                    "weight": round(float(w[status == STATUS_UNREACHABLE].sum()), 3),
-                },
-                "island": {
-                    "count": int((status == STATUS_ISLAND).sum()),
-                    "weight": round(float(w[status == STATUS_ISLAND].sum()), 3),
-                },
-            },
-            "network": man["network"],
-            "osm": {**man["osm"], "attribution": ATTRIBUTION},
-            "facilities": man["facilities"],
-        },
-        "zones": zones_out,
-        "warnings": warn,
-    }
-    return summary, residents, isochrones
-
-
-def _unit_kind(name: str) -> str:
-    """Classify a unit as urban sub-district (街道) or town (镇) from its name."""
-    if name.endswith("街道"):
-        return "subdistrict"
-    if name.endswith("镇"):
-        return "town"
-    return "other"
+    return zones_out
 
 
 def _core_point(prepared: PreparedArea) -> BaseGeometry:
@@ -306,17 +381,48 @@ def _core_point(prepared: PreparedArea) -> BaseGeometry:
     return prepared.boundary_m.centroid
 
 
-def dissolve_isochrones(isochrones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Dissolve facility isochrones into one polygon per category."""
+def dissolve_isochrones(
+    isochrones: gpd.GeoDataFrame,
+    residents: gpd.GeoDataFrame | None = None,
+    *,
+    buffer_m: float = DEFAULT_BUFFER_M,
+) -> gpd.GeoDataFrame:
+    """Dissolve facility isochrones into one polygon per category.
+
+    With `residents` (``street_x``/``street_y`` and ``covered_<category>``
+    columns), the access legs of the residents covered for a category are
+    added, buffered like the streets, so every resident the figures count
+    as covered lies inside the drawn isochrone.
+    """
     rows = []
     for cat, group in isochrones.groupby("category", sort=False):
-        rows.append(
-            {
-                "category": cat,
-                "facilities": len(group),
-                "geometry": shapely.union_all(group.geometry.to_numpy()),
-            }
-        )
+        geom = shapely.union_all(group.geometry.to_numpy())
+        column = f"covered_{cat}"
+        if residents is not None and column in residents:
+            sel = residents[column].to_numpy(dtype=bool)
+            legs = shapely.linestrings(
+                np.stack(
+                    [
+                        np.column_stack(
+                            [
+                                residents.geometry.x.to_numpy()[sel],
+                                residents.geometry.y.to_numpy()[sel],
+                            ]
+                        ),
+                        np.column_stack(
+                            [
+                                residents["street_x"].to_numpy()[sel],
+                                residents["street_y"].to_numpy()[sel],
+                            ]
+                        ),
+                    ],
+                    axis=1,
+                )
+            )
+            geom = shapely.union(
+                geom, shapely.union_all(shapely.buffer(legs, buffer_m, quad_segs=3))
+            )
+        rows.append({"category": cat, "facilities": len(group), "geometry": geom})
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=isochrones.crs)
 
 
@@ -391,14 +497,16 @@ def run_coverage(
         rebuild=rebuild,
         prepared=prepared,
     )
-    summary, residents, iso = compute_coverage(prepared, options)
+    frames = compute_coverage(prepared, options)
+    summary, residents, iso = frames.summary, frames.residents, frames.isochrones
     files = []
     keep = [c for c in residents.columns if c not in {"ring"}] + ["ring"]
     files.append(io.save_gdf(residents[keep], target_dir / "residents_coverage.gpkg"))
+    files.append(io.save_gdf(frames.facilities, target_dir / "facilities_reach.gpkg"))
     cat_iso = None
     if iso is not None and not iso.empty:
         files.append(io.save_gdf(iso, target_dir / "isochrones.gpkg"))
-        cat_iso = dissolve_isochrones(iso)
+        cat_iso = dissolve_isochrones(iso, residents, buffer_m=options.isochrone_buffer_m)
         files.append(io.save_gdf(cat_iso, target_dir / "category_isochrones.gpkg"))
     if options.make_map:
         from lifecircle.plot import plot_coverage_map
@@ -455,67 +563,6 @@ class GapResult:
     files: list[Path] = field(default_factory=list)
 
 
-def _admin_units(
-    prepared: PreparedArea, req: AreaRequest, options: GapOptions
-) -> gpd.GeoDataFrame | None:
-    """Administrative units with boundaries: the data folder, the raw cache, or Overpass."""
-    from lifecircle import settings
-    from lifecircle.errors import DataError
-    from lifecircle.zones import classify_unit
-
-    units = prepared.zones
-    if units is None and prepared.district is not None:
-        cached = settings.raw_dir() / prepared.key / "admin_units.geojson"
-        if cached.is_file():
-            raw = io.read_vector(cached)
-        elif req.offline:
-            raw = None
-        else:
-            boundary = gpd.GeoSeries([prepared.boundary_m.buffer(0)], crs=prepared.crs).to_crs(4326)
-            try:
-                raw = io.download_admin_units(
-                    boundary.iloc[0],
-                    cache_folder=settings.raw_dir() / "http",
-                    admin_level=options.admin_level,
-                )
-                io.save_text(raw.to_json(), cached)
-            except DataError as exc:
-                warnings.warn(f"{exc}; zones: distance rings only", RuntimeWarning, stacklevel=2)
-                raw = None
-        if raw is not None and not raw.empty:
-            units = gpd.GeoDataFrame(
-                {
-                    "zone": raw["name"].astype(str).to_numpy(),
-                    "code": raw.get("code", pd.Series("", index=raw.index)).astype(str).to_numpy(),
-                },
-                geometry=raw.geometry.to_numpy(),
-                crs=raw.crs,
-            ).to_crs(prepared.crs)
-    if units is None or units.empty:
-        return None
-    codes = _unit_codes(prepared)
-    units = units.copy()
-    units["kind"] = [
-        classify_unit(n, codes.get(n) or (c if "code" in units else None))
-        for n, c in zip(units["zone"], units.get("code", units["zone"]), strict=True)
-    ]
-    return units
-
-
-def _unit_codes(prepared: PreparedArea) -> dict[str, str]:
-    """Map unit names to statistical codes from the registry's unit list, when there is one."""
-    from lifecircle import settings
-
-    root = settings.data_dir()
-    if prepared.district is None or prepared.district.zones.units_file is None or root is None:
-        return {}
-    path = root / prepared.district.zones.units_file
-    if not path.is_file():
-        return {}
-    table = io.read_table(path)
-    return dict(zip(table["name"].astype(str), table["code"].astype(str), strict=True))
-
-
 def compute_gaps(
     prepared: PreparedArea,
     req: AreaRequest,
@@ -535,16 +582,17 @@ def compute_gaps(
     check_target(options.target)
     categories = check_categories(options.categories)
     if coverage is None:
-        cov_summary, residents, _ = compute_coverage(prepared, replace(options, isochrones=False))
+        frames = compute_coverage(prepared, replace(options, isochrones=False))
+        cov_summary, residents = frames.summary, frames.residents
     else:
         cov_summary, residents = coverage[0], coverage[1].copy()
     cap_m = float(cov_summary["parameters"]["search_limit_m"])
     tables: dict[str, pd.DataFrame] = {
         "rings": gaps.zone_measures(residents, residents["ring"], categories, kind="ring")
     }
-    admin = _admin_units(prepared, req, gap_options)
+    admin = admin_units(prepared, offline=req.offline, admin_level=gap_options.admin_level)
     if admin is not None:
-        labels = zones.label_points(residents, admin)
+        labels = zones.assign_units(residents, admin)
         residents["admin_unit"] = labels
         table = gaps.zone_measures(residents, labels, categories, kind="admin")
         kinds = dict(zip(admin["zone"], admin["kind"], strict=True))
@@ -559,13 +607,7 @@ def compute_gaps(
             name_field=gap_options.zones_name_field,
             ring_m=gap_options.zone_ring_m,
         )
-        inner, ring = user.loc[user["kind"] == "zone"], user.loc[user["kind"] == "ring"]
-        t_in = gaps.zone_measures(
-            residents, zones.label_points(residents, inner), categories, kind="user_zone"
-        )
-        t_ring = gaps.zone_measures(
-            residents, zones.label_points(residents, ring), categories, kind="user_zone_ring"
-        )
+        t_in, t_ring = zones.user_zone_tables(residents, user, categories)
         tables["user_zones"] = pd.concat([t_in, t_ring], ignore_index=True)
         suffix = f" (ring {gap_options.zone_ring_m / 1000:g} km)"
         for _, row in t_in.iterrows():
@@ -611,6 +653,11 @@ def compute_gaps(
         "user_zone_comparison": comparison,
         "admin_units_without_residents": (
             sorted(set(admin["zone"]) - set(tables["admin"]["zone"])) if admin is not None else []
+        ),
+        "admin_units_without_network": (
+            sorted(zones.units_without_network(admin, prepared.network))
+            if admin is not None
+            else []
         ),
         "clusters": clusters.drop(columns="geometry").to_dict("records"),
         "flags": flag_list,

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ from lifecircle.residents import build_residents, summarize_residents
 logger = logging.getLogger(__name__)
 
 PROCESSING_VERSION = "2"  # 2: residents on residential land without buildings, levels_source
-DEFAULT_MARGIN_M = 1000.0
+DEFAULT_MARGIN_M = settings.DEFAULT_MARGIN_M
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class PreparedArea:
     district: District | None = None
     zones: gpd.GeoDataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    facility_access: gpd.GeoDataFrame | None = None
 
     @property
     def boundary_m(self) -> BaseGeometry:
@@ -249,20 +251,95 @@ def _load_pois(req: AreaRequest, crs: str, clip_wgs84: BaseGeometry) -> list[gpd
 
 
 def _zones_layer(district: District | None, crs: str) -> gpd.GeoDataFrame | None:
+    """Return the district's town-level units from the data folder: zone, code, kind."""
+    from lifecircle.zones import classify_units
+
     if district is None:
         return None
-    path = _data_file(district.zones.file)
+    src = district.zones
+    path = _data_file(src.file)
     if path is None:
         return None
-    gdf = boundary_to_wgs84(io.read_vector(path), datum=district.zones.datum)  # type: ignore[arg-type]
-    names = (
-        gdf[district.zones.name_field].astype(str)
-        if district.zones.name_field in gdf
-        else (gdf.index.astype(str))
-    )
-    return gpd.GeoDataFrame(
-        {"zone": names.to_numpy()}, geometry=gdf.geometry.to_numpy(), crs=4326
+    gdf = io.read_vector(path)
+    missing = [f for f in (src.name_field, src.code_field, src.filter_field) if f and f not in gdf]
+    if missing:
+        msg = f"units file {path} has no column {missing[0]!r}: fix [{district.key}.zones]"
+        raise DataError(msg)
+    if src.filter_field is not None:
+        gdf = gdf.loc[gdf[src.filter_field].astype(str) == str(src.filter_value)]
+    if gdf.empty:
+        msg = f"units file {path} has no rows for {district.key}: fix [{district.key}.zones]"
+        raise DataError(msg)
+    gdf = boundary_to_wgs84(gdf, datum=src.datum)  # type: ignore[arg-type]
+    units = gpd.GeoDataFrame(
+        {
+            "zone": gdf[src.name_field].astype(str).to_numpy(),
+            "code": (
+                gdf[src.code_field].fillna("").astype(str).to_numpy()
+                if src.code_field
+                else np.full(len(gdf), "", dtype=object)
+            ),
+        },
+        geometry=gdf.geometry.to_numpy(),
+        crs=4326,
     ).to_crs(crs)
+    return classify_units(units, _unit_codes(district))
+
+
+def _unit_codes(district: District | None) -> dict[str, str]:
+    """Map unit names to statistical codes from the registry's unit list, when there is one."""
+    path = _data_file(district.zones.units_file) if district is not None else None
+    if path is None:
+        return {}
+    table = io.read_table(path)
+    return dict(zip(table["name"].astype(str), table["code"].astype(str), strict=True))
+
+
+def admin_units(
+    prepared: PreparedArea, *, offline: bool, admin_level: str = "8"
+) -> gpd.GeoDataFrame | None:
+    """Town-level administrative units of a prepared area, in its metric CRS.
+
+    From the data folder (the registry's ``[<key>.zones]`` file, already in
+    ``prepared.zones``), else the raw cache
+    (``<cache>/raw/<key>/admin_units.geojson``), else Overpass when online
+    (:func:`lifecircle.io.download_admin_units`: ``boundary=administrative``
+    *and* ``admin_level=8`` only). A failed download warns and returns None
+    (the gap analysis then uses distance rings only).
+
+    Returns
+    -------
+    GeoDataFrame or None
+        ``zone``, ``code``, ``kind`` (:func:`lifecircle.zones.classify_unit`)
+        and polygons.
+    """
+    from lifecircle.zones import classify_units
+
+    units = prepared.zones
+    if (units is None or units.empty) and prepared.district is not None:
+        try:
+            raw = io.load_admin_units(
+                prepared.boundary.to_crs(4326).union_all(),
+                settings.raw_dir() / prepared.key / "admin_units.geojson",
+                cache_folder=settings.raw_dir() / "http",
+                admin_level=admin_level,
+                offline=offline,
+            )
+        except DataError as exc:
+            warnings.warn(f"{exc}; zones: distance rings only", RuntimeWarning, stacklevel=2)
+            raw = None
+        units = (
+            None
+            if raw is None or raw.empty
+            else gpd.GeoDataFrame(
+                {"zone": raw["name"].astype(str).to_numpy(), "code": raw["code"].to_numpy()},
+                geometry=raw.geometry.to_numpy(),
+                crs=raw.crs,
+            ).to_crs(prepared.crs)
+        )
+    if units is None or units.empty:
+        return None
+    return classify_units(units, _unit_codes(prepared.district))
 
 
 def _facility_counts(fac: gpd.GeoDataFrame) -> dict[str, Any]:
@@ -404,6 +481,7 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         "population": _file_info(req.population_file),
         "population_column": req.population_column if req.population_file else None,
         "tags": _file_info(req.tags_file),
+        "zones": _file_info(_data_file(district.zones.file) if district else None),
     }
     params = {"crs": crs, "margin_m": req.margin_m, "processing_version": PROCESSING_VERSION}
     cache_key = _cache_key(inputs, params)

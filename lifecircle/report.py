@@ -76,9 +76,11 @@ def format_coverage_table(summary: dict[str, Any]) -> str:
             f"{name:<15}{fac:>11}{_pct(info['coverage']):>10}{target * 100:>7g}%{gap:>9}  {verdict}"
         )
     res = data["residents"]
+    snap = data["snapping"]["residents"]
     lines.append(
-        f"residents: {res['count']:,} points ({res['basis']}); unreachable "
-        f"{res['unreachable']['count']}, on small islands {res['island']['count']}"
+        f"residents: {res['count']:,} points ({res['basis']}); unreachable (no street within "
+        f"the snap limit) {res['unreachable']['count']}; snapped past a network fragment "
+        f"{snap['moved_off_fragment']}"
     )
     lines.append("© OpenStreetMap contributors")
     return "\n".join(lines)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 DEFAULT_OVERPASS_URL = "https://overpass-api.de/api"
 DEFAULT_NOMINATIM_URL = "https://nominatim.openstreetmap.org/"
+# streets and facilities are loaded this far beyond the boundary; distances are exact up to it
+DEFAULT_MARGIN_M = 3000.0
 
 
 def data_dir() -> Path | None:

@@ -1,22 +1,174 @@
-"""Attach points to the nearest network edge, at their projected position along it.
+"""Attach points (and facility outlines) to the routable walking network.
 
 Every edge is a straight segment, so the projection is exact: the snapped
 position is the closest point of the nearest edge, ``offset_m`` is the
-straight-line access leg from the point to it (walked, so it counts), and
+straight-line access leg from the geometry to it (walked, so it counts), and
 ``along_m`` is the distance from the edge's ``u`` end.
+
+*Routable* edges are those of every component except *fragments*: a
+component with less than ``fragment_max_m`` metres of street (1,000 m by
+default) is a fragment, unless it is the longest component. Points snap to
+the nearest routable edge, as users of osmnx (``retain_all=False``), pandana
+or r5 expect; a fragment edge nearer than that is skipped and reported. A
+point is *unreachable* only when no routable edge lies within
+``max_snap_m``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 
-from lifecircle.errors import CRSError
-from lifecircle.network import WalkNetwork, edge_lines
+from lifecircle.errors import CRSError, InputError
+from lifecircle.network import WalkNetwork, component_labels, component_lengths_m, edge_lines
 
 DEFAULT_MAX_SNAP_M = 300.0
+DEFAULT_FRAGMENT_MAX_M = 1000.0
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class EdgeIndex:
+    """A spatial index over a subset of the network's edges.
+
+    ``positions[i]`` is the network edge position of the tree's item ``i``.
+    """
+
+    lines: npt.NDArray[np.object_]
+    positions: npt.NDArray[np.int64]
+    tree: shapely.STRtree
+
+    @classmethod
+    def build(cls, net: WalkNetwork, mask: npt.NDArray[np.bool_] | None = None) -> EdgeIndex:
+        """Index the edges where `mask` is True (all edges by default)."""
+        lines = edge_lines(net)
+        positions = np.arange(net.n_edges, dtype=np.int64)
+        if mask is not None:
+            positions = positions[mask]
+        return cls(lines=lines, positions=positions, tree=shapely.STRtree(lines[positions]))
+
+
+def routable_edges(
+    net: WalkNetwork, *, fragment_max_m: float = DEFAULT_FRAGMENT_MAX_M
+) -> npt.NDArray[np.bool_]:
+    """Return which edges are routable (not on a fragment).
+
+    Parameters
+    ----------
+    net
+        The network.
+    fragment_max_m
+        A component with less street than this is a fragment, except the
+        longest component.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from lifecircle.network import WalkNetwork
+    >>> net = WalkNetwork(np.arange(4), np.array([0.0, 2000, 0, 50]), np.zeros(4),
+    ...     np.array([0, 2]), np.array([1, 3]), np.array([2000.0, 50.0]), np.zeros(2, int),
+    ...     np.array(["footway"] * 2, dtype=object), "EPSG:32651")
+    >>> routable_edges(net).tolist()
+    [True, False]
+    """
+    if net.n_edges == 0:
+        return np.zeros(0, dtype=bool)
+    labels = component_labels(net)
+    lengths = component_lengths_m(net, labels)
+    fragment = lengths < fragment_max_m
+    fragment[0] = False  # the longest component is never a fragment
+    return np.asarray(~fragment[labels[net.u]], dtype=bool)
+
+
+def _check_crs(points: gpd.GeoDataFrame, net: WalkNetwork) -> None:
+    if points.crs is None or not points.crs.equals(net.crs):
+        msg = f"points must be in the network CRS {net.crs}, got {points.crs!r}: use to_crs"
+        raise CRSError(msg)
+
+
+def _project(
+    geoms: npt.NDArray[np.object_], e_idx: npt.NDArray[np.int64], net: WalkNetwork
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Return ``along_m``, ``offset_m`` and the leg's start (x, y) on each geometry.
+
+    A point is projected onto its edge; a line or polygon is joined to its
+    edge by the shortest line between them (0 m where they touch).
+    """
+    ax, ay = net.x[net.u[e_idx]], net.y[net.u[e_idx]]
+    bx, by = net.x[net.v[e_idx]], net.y[net.v[e_idx]]
+    n = len(geoms)
+    gx, gy = np.empty(n), np.empty(n)  # the geometry's side of the access leg
+    is_point = shapely.get_type_id(geoms) == 0
+    gx[is_point], gy[is_point] = shapely.get_x(geoms[is_point]), shapely.get_y(geoms[is_point])
+    px, py = gx.copy(), gy.copy()  # the position projected onto the edge
+    other = ~is_point
+    if other.any():
+        segs = shapely.linestrings(
+            np.stack([np.column_stack([ax, ay]), np.column_stack([bx, by])], axis=1)[other]
+        )
+        leg = shapely.shortest_line(geoms[other], segs)
+        near, on_edge = shapely.get_point(leg, 0), shapely.get_point(leg, 1)
+        gx[other], gy[other] = shapely.get_x(near), shapely.get_y(near)
+        px[other], py[other] = shapely.get_x(on_edge), shapely.get_y(on_edge)
+    dx, dy = bx - ax, by - ay
+    seg2 = dx * dx + dy * dy
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(seg2 > 0, ((px - ax) * dx + (py - ay) * dy) / seg2, 0.0)
+    t = np.clip(t, 0.0, 1.0)
+    along = t * net.length_m[e_idx]
+    offset = np.hypot(gx - (ax + t * dx), gy - (ay + t * dy))
+    return along, offset, gx, gy
+
+
+def snap_geometries(
+    geoms: npt.NDArray[np.object_],
+    net: WalkNetwork,
+    index: EdgeIndex,
+    *,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+) -> pd.DataFrame:
+    """Snap geometries (points, lines, polygons) to the nearest indexed edge.
+
+    Parameters
+    ----------
+    geoms
+        Geometries in the network's CRS; a line or polygon is reached from
+        its point nearest to the street.
+    net
+        The network.
+    index
+        The edges allowed (:meth:`EdgeIndex.build`).
+    max_snap_m
+        Geometries farther than this from every indexed edge get ``edge = -1``.
+
+    Returns
+    -------
+    DataFrame
+        ``edge`` (network position, -1 if none within `max_snap_m`),
+        ``along_m``, ``offset_m`` (NaN if none), and ``leg_x``/``leg_y``,
+        where the access leg leaves the geometry; in the order of `geoms`.
+    """
+    if not np.isfinite(max_snap_m) or max_snap_m <= 0:
+        msg = f"--max-snap-m must be a finite number > 0, got {max_snap_m}"
+        raise InputError(msg)
+    n = len(geoms)
+    edge = np.full(n, -1, dtype=np.int64)
+    along, offset, leg_x, leg_y = (np.full(n, np.nan) for _ in range(4))
+    if n and len(index.positions):
+        g_idx, t_idx = index.tree.query_nearest(geoms, max_distance=max_snap_m, all_matches=False)
+        e_idx = index.positions[t_idx]
+        a, o, lx, ly = _project(geoms[g_idx], e_idx, net)
+        edge[g_idx], along[g_idx], offset[g_idx] = e_idx, a, o
+        leg_x[g_idx], leg_y[g_idx] = lx, ly
+    return pd.DataFrame(
+        {"edge": edge, "along_m": along, "offset_m": offset, "leg_x": leg_x, "leg_y": leg_y}
+    )
 
 
 def snap_points(
@@ -24,22 +176,21 @@ def snap_points(
     net: WalkNetwork,
     *,
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
-    tree: shapely.STRtree | None = None,
+    index: EdgeIndex | None = None,
 ) -> pd.DataFrame:
-    """Snap points to their nearest edge.
+    """Snap a layer to the nearest edge of `index` (default: every edge).
 
     Parameters
     ----------
     points
-        Points in the network's CRS.
+        Points (or lines, polygons) in the network's CRS.
     net
         The network.
     max_snap_m
         Points farther than this from every edge are unreachable
         (``edge = -1``), not silently snapped.
-    tree
-        Optional pre-built ``STRtree`` over :func:`edge_lines` (reuse it when
-        snapping several layers).
+    index
+        The edges to snap to, e.g. ``EdgeIndex.build(net, routable_edges(net))``.
 
     Returns
     -------
@@ -47,29 +198,162 @@ def snap_points(
         Aligned to ``points.index``: ``edge`` (position, -1 if unreachable),
         ``along_m``, ``offset_m`` (NaN if unreachable).
     """
-    if points.crs is None or points.crs != net.crs:
-        if points.crs is not None and points.crs.equals(net.crs):
-            pass
-        else:
-            msg = f"points must be in the network CRS {net.crs}, got {points.crs!r}: use to_crs"
-            raise CRSError(msg)
+    _check_crs(points, net)
+    index = index if index is not None else EdgeIndex.build(net)
+    out = snap_geometries(points.geometry.to_numpy(), net, index, max_snap_m=max_snap_m)
+    out.index = points.index
+    return out
+
+
+def snap_to_routable(
+    points: gpd.GeoDataFrame,
+    net: WalkNetwork,
+    *,
+    routable: npt.NDArray[np.bool_],
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    indexes: tuple[EdgeIndex, EdgeIndex] | None = None,
+) -> pd.DataFrame:
+    """Snap to the nearest routable edge and report what a snap to any edge would have done.
+
+    Parameters
+    ----------
+    points
+        Points (or facility outlines) in the network's CRS.
+    net
+        The network.
+    routable
+        Boolean mask over edges (:func:`routable_edges`).
+    max_snap_m
+        Snap limit in metres.
+    indexes
+        Pre-built ``(routable, all edges)`` indexes, to reuse over layers.
+
+    Returns
+    -------
+    DataFrame
+        Aligned to ``points.index``: ``edge``, ``along_m``, ``offset_m`` of
+        the routable snap; ``moved_off_fragment`` (the nearest edge lies on
+        a fragment) and ``extra_access_m`` (the extra straight leg that costs,
+        0 when not moved; NaN when unreachable).
+    """
+    _check_crs(points, net)
+    idx_routable, idx_all = indexes or (EdgeIndex.build(net, routable), EdgeIndex.build(net))
     geoms = points.geometry.to_numpy()
-    n = len(geoms)
-    edge = np.full(n, -1, dtype=np.int64)
-    along = np.full(n, np.nan)
-    offset = np.full(n, np.nan)
-    if n and net.n_edges:
-        tree = tree if tree is not None else shapely.STRtree(edge_lines(net))
-        p_idx, e_idx = tree.query_nearest(geoms, max_distance=max_snap_m, all_matches=False)
-        px, py = shapely.get_x(geoms[p_idx]), shapely.get_y(geoms[p_idx])
-        ax, ay = net.x[net.u[e_idx]], net.y[net.u[e_idx]]
-        bx, by = net.x[net.v[e_idx]], net.y[net.v[e_idx]]
-        dx, dy = bx - ax, by - ay
-        seg2 = dx * dx + dy * dy
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t = np.where(seg2 > 0, ((px - ax) * dx + (py - ay) * dy) / seg2, 0.0)
-        t = np.clip(t, 0.0, 1.0)
-        edge[p_idx] = e_idx
-        along[p_idx] = t * net.length_m[e_idx]
-        offset[p_idx] = np.hypot(px - (ax + t * dx), py - (ay + t * dy))
-    return pd.DataFrame({"edge": edge, "along_m": along, "offset_m": offset}, index=points.index)
+    snap = snap_geometries(geoms, net, idx_routable, max_snap_m=max_snap_m)
+    nearest = snap_geometries(geoms, net, idx_all, max_snap_m=max_snap_m)
+    near_edge = nearest["edge"].to_numpy()
+    on_fragment = (near_edge >= 0) & ~routable[np.maximum(near_edge, 0)]
+    snap["moved_off_fragment"] = on_fragment & (snap["edge"].to_numpy() >= 0)
+    extra = snap["offset_m"].to_numpy() - nearest["offset_m"].to_numpy()
+    snap["extra_access_m"] = np.where(snap["moved_off_fragment"], np.maximum(extra, 0.0), 0.0)
+    snap.loc[snap["edge"] < 0, "extra_access_m"] = np.nan
+    snap.index = points.index
+    return snap
+
+
+def snapped_xy(snap: pd.DataFrame, net: WalkNetwork) -> tuple[FloatArray, FloatArray]:
+    """Return the coordinates of snapped positions on their edges (NaN when unsnapped)."""
+    e = snap["edge"].to_numpy()
+    ok = e >= 0
+    x = np.full(len(e), np.nan)
+    y = np.full(len(e), np.nan)
+    eo = e[ok]
+    length = net.length_m[eo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(length > 0, snap["along_m"].to_numpy()[ok] / length, 0.0)
+    x[ok] = net.x[net.u[eo]] + t * (net.x[net.v[eo]] - net.x[net.u[eo]])
+    y[ok] = net.y[net.u[eo]] + t * (net.y[net.v[eo]] - net.y[net.u[eo]])
+    return x, y
+
+
+STATUS_OK = "ok"
+STATUS_UNREACHABLE = "unreachable"
+
+
+@dataclass
+class SnappedArea:
+    """The snap stage's result.
+
+    ``residents`` and ``access`` hold the snap columns of
+    :func:`snap_to_routable` (``access`` also ``facility_id``);
+    ``residents["status"]`` is ``ok`` or ``unreachable``;
+    ``facility_reachable`` tells, per facility id, whether any of its access
+    points lies on a component where residents live.
+    """
+
+    residents: pd.DataFrame
+    access: pd.DataFrame
+    facility_reachable: pd.Series
+    routable: npt.NDArray[np.bool_]
+
+
+def snap_area(
+    net: WalkNetwork,
+    residents: gpd.GeoDataFrame,
+    access: gpd.GeoDataFrame,
+    *,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    fragment_max_m: float = DEFAULT_FRAGMENT_MAX_M,
+) -> SnappedArea:
+    """Snap residents and facility access geometries to the routable network.
+
+    Parameters
+    ----------
+    net
+        The network.
+    residents
+        Resident points in the network CRS.
+    access
+        Facility access geometries (points, outlines, entrances) with a
+        ``facility_id`` column, in the network CRS.
+    max_snap_m
+        Snap limit (metres).
+    fragment_max_m
+        Components with less street than this are fragments (never snapped to).
+
+    Returns
+    -------
+    SnappedArea
+    """
+    routable = routable_edges(net, fragment_max_m=fragment_max_m)
+    indexes = (EdgeIndex.build(net, routable), EdgeIndex.build(net))
+    res = snap_to_routable(
+        residents, net, routable=routable, max_snap_m=max_snap_m, indexes=indexes
+    )
+    res["status"] = np.where(res["edge"].to_numpy() >= 0, STATUS_OK, STATUS_UNREACHABLE)
+    acc = snap_to_routable(access, net, routable=routable, max_snap_m=max_snap_m, indexes=indexes)
+    acc["facility_id"] = access["facility_id"].to_numpy()
+    labels = component_labels(net) if net.n_edges else np.zeros(0, dtype=np.int64)
+    lived = np.zeros(int(labels.max()) + 1 if len(labels) else 0, dtype=bool)
+    r_edge = res["edge"].to_numpy()
+    lived[labels[net.u[r_edge[r_edge >= 0]]]] = True
+    a_edge = acc["edge"].to_numpy()
+    on_lived = np.zeros(len(a_edge), dtype=bool)
+    on_lived[a_edge >= 0] = lived[labels[net.u[a_edge[a_edge >= 0]]]]
+    reach = pd.Series(on_lived, index=acc.index).groupby(acc["facility_id"].to_numpy()).any()
+    return SnappedArea(residents=res, access=acc, facility_reachable=reach, routable=routable)
+
+
+def snap_report(
+    snapped: pd.DataFrame, weights: npt.NDArray[np.float64] | None = None
+) -> dict[str, float | int | None]:
+    """Summarise what snapping to the routable network changed.
+
+    Returns
+    -------
+    dict
+        ``moved_off_fragment`` (count), its ``weight`` (when `weights` are
+        given), the median and largest ``extra_access_m`` of those moved, and
+        the ``unreachable`` count.
+    """
+    moved = snapped["moved_off_fragment"].to_numpy(dtype=bool)
+    extra = snapped["extra_access_m"].to_numpy(dtype=float)[moved]
+    out: dict[str, float | int | None] = {
+        "moved_off_fragment": int(moved.sum()),
+        "extra_access_m_median": round(float(np.median(extra)), 1) if len(extra) else None,
+        "extra_access_m_max": round(float(extra.max()), 1) if len(extra) else None,
+        "unreachable": int((snapped["edge"].to_numpy() < 0).sum()),
+    }
+    if weights is not None:
+        out["moved_weight"] = round(float(weights[moved].sum()), 3)
+    return out

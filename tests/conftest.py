@@ -192,13 +192,20 @@ def replay_server(overpass_recording: bytes) -> Iterator[ReplayServer]:
         yield server
 
 
-def overpass_json_from_boundaries(path: Path, name_field: str) -> dict:  # type: ignore[type-arg]
+def overpass_json_from_boundaries(  # type: ignore[type-arg]
+    path: Path,
+    name_field: str,
+    *,
+    admin_level: str = "8",
+    boundary: str = "administrative",
+    id_offset: int = 0,
+) -> dict:
     """Turn admin polygons into an Overpass JSON answer: nodes, closed ways, boundary relations."""
     import geopandas as gpd
 
     gdf = gpd.read_file(path)
     elements: list[dict] = []  # type: ignore[type-arg]
-    nid, wid = 9_000_000_000, 9_100_000_000
+    nid, wid = 9_000_000_000 + id_offset, 9_100_000_000 + id_offset
     for rid, (name, geom) in enumerate(zip(gdf[name_field], gdf.geometry, strict=True), start=1):
         members = []
         for poly in getattr(geom, "geoms", [geom]):
@@ -213,12 +220,12 @@ def overpass_json_from_boundaries(path: Path, name_field: str) -> dict:  # type:
         elements.append(
             {
                 "type": "relation",
-                "id": 9_200_000_000 + rid,
+                "id": 9_200_000_000 + id_offset + rid,
                 "members": members,
                 "tags": {
                     "type": "boundary",
-                    "boundary": "administrative",
-                    "admin_level": "8",
+                    "boundary": boundary,
+                    "admin_level": admin_level,
                     "name": name,
                 },
             }

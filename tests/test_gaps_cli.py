@@ -77,7 +77,11 @@ def test_gaps_outputs(gap_run: Path) -> None:
     ineq = s["inequality"]["categories"]["all_categories"]
     assert 0 < ineq["gini"] < 1
     assert ineq["theil_between"] + ineq["theil_within"] == pytest.approx(ineq["theil"], abs=1e-3)
-    assert s["admin_units_without_residents"] == ["三林镇", "北蔡镇", "张江镇", "金桥镇"]
+    admin = {z["zone"] for z in s["zones"]["admin"]}
+    assert admin == {"陆家嘴街道", "潍坊新村街道"}
+    assert {z["unit_kind"] for z in s["zones"]["admin"]} == {"subdistrict"}
+    assert len(s["admin_units_without_residents"]) == 34
+    assert "洋泾街道" in s["admin_units_without_network"]
     comp = [c for c in s["user_zone_comparison"] if c["category"] == "all_categories"]
     assert comp
     assert comp[0]["zone"] == "south"
@@ -160,19 +164,44 @@ def test_bad_zones_files(runner: CliRunner, tmp_path: Path) -> None:
 def test_admin_units_downloaded_through_osmnx_replay(
     overpass_recording: bytes, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """Online units: town level only, though Overpass also answers district and city outlines."""
     from lifecircle.pipeline import GapOptions, run_gaps
     from lifecircle.prepare import AreaRequest
     from tests.conftest import STATUS, ReplayServer, overpass_json_from_boundaries
 
+    boundaries = DATA_DIR / "pudong" / "boundaries"
     towns = overpass_json_from_boundaries(
-        DATA_DIR / "pudong" / "boundaries" / "pudong_4_towns_osm_wgs84.geojson",
-        "referenceAdminName",
+        boundaries / "pudong_36_streets_towns_osm_wgs84.geojson", "official_control_name_2023"
     )
+    # the district (admin_level 6) and the city (4) also cover Lujiazui; a census-like
+    # boundary with admin_level 8 but not administrative must not count either
+    outline = gpd.read_file(boundaries / "pudong_36_streets_towns_osm_wgs84.geojson")
+    bigger = gpd.GeoDataFrame(
+        {"name": ["浦东新区", "上海市", "统计区"]},
+        geometry=[
+            outline.union_all().convex_hull,
+            shapely.box(120.8, 30.6, 122.2, 31.9),
+            shapely.box(121.49, 31.22, 121.52, 31.25),
+        ],
+        crs=4326,
+    )
+    for i, (level, kind) in enumerate(
+        [("6", "administrative"), ("4", "administrative"), ("8", "census")]
+    ):
+        bigger.iloc[[i]].to_file(tmp_path / f"b{i}.geojson", driver="GeoJSON")
+        extra = overpass_json_from_boundaries(
+            tmp_path / f"b{i}.geojson",
+            "name",
+            admin_level=level,
+            boundary=kind,
+            id_offset=(i + 1) * 10_000_000,
+        )
+        towns["elements"] += extra["elements"]
     with ReplayServer(
         {
             "/api/status": STATUS,
             "/api/interpreter": [
-                (b"administrative", json.dumps(towns).encode()),
+                (b"admin_level", json.dumps(towns).encode()),
                 (b"highway", overpass_recording),
             ],
             "/search": nominatim_answer(121.45, 31.10, 121.70, 31.30),
@@ -188,9 +217,21 @@ def test_admin_units_downloaded_through_osmnx_replay(
             out_dir=tmp_path / "out",
         )
         posts = [b for m, _, b in server.requests if m == "POST"]
-    assert any(b"administrative" in b for b in posts)
+    assert any(b"admin_level" in b for b in posts)
     assert (tmp_path / "cache" / "raw" / "pudong" / "admin_units.geojson").is_file()
-    assert sorted(result.summary["admin_units_without_residents"]) == sorted(
-        ["张江镇", "金桥镇", "三林镇", "北蔡镇"]
-    )
+    assert result.admin is not None
+    names = set(result.admin["zone"])
+    assert not names & {"浦东新区", "上海市", "统计区"}
+    assert names <= set(outline["official_control_name_2023"])
+    assert set(result.residents["admin_unit"].dropna()) == {"陆家嘴街道", "潍坊新村街道"}
+    # the replayed boundary is a box that takes in the Bund across the river: residents there
+    # are in none of Pudong's units, every other one is in exactly one
+    res = result.residents
+    pudong = outline.to_crs(res.crs).union_all()
+    in_pudong = np.array([pudong.covers(p) for p in res.geometry])
+    assert (res["admin_unit"].notna().to_numpy() == in_pudong).all()
+    assert 0 < (~in_pudong).sum() < in_pudong.sum()
+    kinds = dict(zip(result.admin["zone"], result.admin["kind"], strict=True))
+    assert kinds["陆家嘴街道"] == "subdistrict"  # named by the unit list's code 310115005
+    assert "陆家嘴街道" not in result.summary["admin_units_without_residents"]
     assert np.isfinite(result.summary["inequality"]["categories"]["school"]["gini"])

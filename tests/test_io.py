@@ -140,6 +140,58 @@ def test_datav_boundary_is_shifted_from_gcj02(data_dir: Path) -> None:
     assert 300 < shift < 800
 
 
+def test_admin_units_keep_town_level_administrative_polygons_only() -> None:
+    """osmnx answers tags as a union: the filter keeps boundary=administrative AND level 8."""
+    import geopandas as gpd
+    import pandas as pd
+    import shapely
+
+    from lifecircle.io import admin_units_from_features
+
+    square = shapely.box(121.50, 31.22, 121.51, 31.23)
+    index = pd.MultiIndex.from_tuples(
+        [
+            ("relation", 1),  # a town: kept
+            ("way", 2),  # the same town as a closed way: the relation wins
+            ("relation", 3),  # the district (admin_level 6): dropped
+            ("relation", 4),  # the city (4): dropped
+            ("relation", 5),  # admin_level 8 but a census boundary: dropped
+            ("way", 6),  # an unnamed boundary way: dropped
+            ("relation", 7),  # a second town, with a ref: kept
+            ("way", 8),  # a boundary line, not a polygon: dropped
+        ],
+        names=["element", "id"],
+    )
+    features = gpd.GeoDataFrame(
+        {
+            "boundary": ["administrative"] * 4
+            + ["census", "administrative", "administrative", "administrative"],
+            "admin_level": ["8", "8", "6", "4", "8", "8", "8", "8"],
+            "name": [
+                "陆家嘴街道",
+                "陆家嘴街道",
+                "浦东新区",
+                "上海市",
+                "统计区",
+                None,
+                "洋泾街道",
+                "x",
+            ],
+            "ref": [None, None, None, None, None, None, "310115013", None],
+        },
+        geometry=[square, shapely.box(121.50, 31.22, 121.505, 31.225)]
+        + [square] * 5
+        + [shapely.LineString([(121.5, 31.2), (121.6, 31.3)])],
+        index=index,
+        crs=4326,
+    )
+    out = admin_units_from_features(features.iloc[[1, 0, 2, 3, 4, 5, 6, 7]], admin_level="8")
+    assert out["name"].tolist() == ["陆家嘴街道", "洋泾街道"]
+    assert out["code"].tolist() == ["", "310115013"]
+    assert out.crs.to_epsg() == 4326
+    assert out.geometry.iloc[0].equals(square)  # the relation's polygon, not the way's
+
+
 def _strict_loads(text: str) -> object:
     """Parse JSON as RFC 8259 does: NaN, Infinity and -Infinity are errors."""
 

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+
+from lifecircle.coverage import Target
+from lifecircle.pipeline import CoverageOptions, run_coverage, search_limit
+from lifecircle.prepare import AreaRequest
+
+
+@pytest.fixture(scope="module")
+def lujiazui_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):  # type: ignore[no-untyped-def]
+    out = tmp_path_factory.mktemp("run")
+    return run_coverage(AreaRequest(district="pudong"), CoverageOptions(), out_dir=out)
+
+
+def test_every_covered_resident_lies_inside_its_drawn_isochrone(lujiazui_run) -> None:  # type: ignore[no-untyped-def]
+    res = lujiazui_run.residents
+    cat_iso = lujiazui_run.category_isochrones.set_index("category")
+    checked = 0
+    for cat in cat_iso.index:
+        covered = res[f"covered_{cat}"].to_numpy(dtype=bool)
+        inside = res.geometry.within(cat_iso.geometry[cat]).to_numpy()
+        assert not (covered & ~inside).any(), cat
+        checked += int(covered.sum())
+    assert checked > 200
+
+
+def test_facility_table_marks_the_unreachable(lujiazui_run) -> None:  # type: ignore[no-untyped-def]
+    fac = gpd.read_file(lujiazui_run.out_dir / "facilities_reach.gpkg")
+    cats = lujiazui_run.summary["categories"]
+    for cat, info in cats.items():
+        sel = fac["category"] == cat
+        assert info["facilities"] == int(fac.loc[sel, "reachable"].sum())
+        assert info["facilities_total"] == int(sel.sum())
+    # a facility counted as reachable has an access leg within the snap limit
+    assert (fac.loc[fac["reachable"], "access_leg_m"] <= 300).all()
+
+
+def test_snapping_report_on_lujiazui(lujiazui_run) -> None:  # type: ignore[no-untyped-def]
+    snap = lujiazui_run.summary["data"]["snapping"]["residents"]
+    res = lujiazui_run.residents
+    assert snap["moved_off_fragment"] == int(res["moved_off_fragment"].sum()) == 7
+    w = res.loc[res["moved_off_fragment"], "weight"].sum()
+    assert snap["moved_weight"] == pytest.approx(w, abs=1e-3)
+    # no resident counts as stranded any more: every one is on the routable network
+    assert (res["status"] == "ok").all()
+
+
+def _targets(*metres: float) -> list[Target]:
+    return [Target("school", "*", m, "") for m in metres]
+
+
+def test_search_limit_stops_at_the_margin() -> None:
+    limit, notes = search_limit(CoverageOptions(search_limit_m=3000), _targets(1000), 1500)
+    assert limit == 1500
+    assert "1500 m" in notes[0]
+    limit, notes = search_limit(CoverageOptions(search_limit_m=3000), _targets(1000), 3000)
+    assert (limit, notes) == (3000, [])
+
+
+def test_margin_below_the_threshold_warns() -> None:
+    with pytest.warns(RuntimeWarning, match="margin"):
+        limit, _ = search_limit(CoverageOptions(), _targets(1000), 500)
+    assert limit == 1000
+
+
+def test_distances_beyond_the_margin_are_not_reported(data_dir: Path, tmp_path: Path) -> None:
+    req = AreaRequest(district="pudong", margin_m=1200)
+    result = run_coverage(req, CoverageOptions(isochrones=False, make_map=False), out_dir=tmp_path)
+    assert result.summary["parameters"]["search_limit_m"] == 1200
+    d = result.residents["dist_school_m"].to_numpy()
+    assert np.all(np.isinf(d) | (d <= 1200))
