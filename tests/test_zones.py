@@ -206,7 +206,8 @@ def test_lujiazui_residents_fall_in_the_real_units(lujiazui_prepared) -> None:  
 def test_lujiazui_coverage_names_units_and_units_without_network(lujiazui_prepared) -> None:  # type: ignore[no-untyped-def]
     from lifecircle.pipeline import CoverageOptions, compute_coverage
 
-    summary, residents, _ = compute_coverage(lujiazui_prepared, CoverageOptions(isochrones=False))
+    frames = compute_coverage(lujiazui_prepared, CoverageOptions(isochrones=False))
+    summary, residents = frames.summary, frames.residents
     z = summary["zones"]
     admin = {u["zone"]: u for u in z["admin"]}
     assert set(admin) == {"陆家嘴街道", "潍坊新村街道"}
