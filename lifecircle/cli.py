@@ -348,10 +348,13 @@ def gaps(**kw: Any) -> None:
     for line in s["flags"] or ["no gap exceeds the flag thresholds"]:
         click.echo(f"  - {line}")
     ineq = s["inequality"]["categories"]["all_categories"]
-    click.echo(
-        f"inequality of the distance to the farthest category: Gini {ineq['gini']:.3f}, "
-        f"Theil {ineq['theil']:.3f} (between rings {ineq['theil_between']:.3f})"
-    )
+    if ineq.get("measurable", True):
+        click.echo(
+            f"inequality of the distance to the farthest category: Gini {ineq['gini']:.3f}, "
+            f"Theil {ineq['theil']:.3f} (between rings {ineq['theil_between']:.3f})"
+        )
+    else:
+        click.echo(f"inequality of the distance to the farthest category: {ineq['reason']}")
     click.echo(
         f"gap clusters: {len(result.clusters)}; report: {result.out_dir / 'gaps_report.html'}"
     )

@@ -26,6 +26,7 @@ import pandas as pd
 
 from lifecircle.errors import InputError
 from lifecircle.facilities import CATEGORIES, subtype_set
+from lifecircle.stats import quantile_fields
 
 PROFILES: tuple[str, ...] = ("default", "shanghai")
 DEFAULT_MINUTES = 15.0
@@ -210,18 +211,10 @@ def _verdict(share: float, target: float) -> dict[str, Any]:
 
 
 def _quantiles(dist: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> dict[str, Any]:
-    finite_order = np.argsort(dist, kind="stable")
-    d, w = dist[finite_order], weights[finite_order]
-    total = w.sum()
-    result: dict[str, Any] = {}
-    for label, q in (("median_distance_m", 0.5), ("p90_distance_m", 0.9)):
-        if total <= 0:
-            result[label] = None
-            continue
-        pos = int(np.searchsorted(np.cumsum(w), q * total))
-        value = d[min(pos, len(d) - 1)]
-        result[label] = round(float(value), 1) if np.isfinite(value) else None
-    return result
+    return {
+        **quantile_fields(dist, weights, 0.5, "median_distance_m"),
+        **quantile_fields(dist, weights, 0.9, "p90_distance_m"),
+    }
 
 
 def summarize_coverage(

@@ -19,7 +19,15 @@ Inequality
     ``cap_m`` (the search limit, 3,000 m by default: farther counts as the
     cap), and the Theil T index split into between-zone and within-zone parts
     (``T = sum_g s_g T_g + sum_g s_g ln(mu_g / mu)``, ``s_g`` the zone's
-    share of total distance).
+    share of total distance). When no resident reaches a facility of the
+    category within the cap (no facility, or all beyond it) every capped
+    distance is equal, so the indices are reported as not measurable
+    (``null`` with a ``reason``), never as Gini 0 ("perfect equality");
+    ``capped_share`` says how much weight sits at the cap.
+Quantiles
+    Weighted lower quantiles (:func:`lifecircle.stats.weighted_quantile`,
+    shared with ``coverage.json``); one beyond the search limit is NaN
+    (``null`` in JSON) with ``*_beyond_search_limit`` True.
 Gap clusters
     Uncovered residents grouped with scikit-learn's DBSCAN in the metric CRS
     (``eps`` 250 m, ``min_samples=1``: every uncovered resident belongs to a
@@ -41,6 +49,7 @@ import shapely
 from scipy.stats import spearmanr
 
 from lifecircle.coverage import distance_column, weighted_share
+from lifecircle.stats import weighted_quantile
 
 FloatArray = npt.NDArray[np.float64]
 DEFAULT_LAG_POINTS = 10.0
@@ -48,24 +57,11 @@ DEFAULT_CLUSTER_EPS_M = 250.0
 CLUSTER_HULL_BUFFER_M = 50.0
 
 
-def weighted_quantile(values: FloatArray, weights: FloatArray, q: float) -> float:
-    """Return the weighted `q` quantile (lower value at ties); ``inf`` values count as large.
-
-    Examples
-    --------
-    >>> weighted_quantile(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 2.0]), 0.5)
-    2.0
-    """
-    if len(values) == 0 or weights.sum() <= 0:
-        return float("nan")
-    order = np.argsort(values, kind="stable")
-    cum = np.cumsum(weights[order])
-    pos = int(np.searchsorted(cum, q * cum[-1]))
-    return float(values[order][min(pos, len(values) - 1)])
-
-
 def gini(values: FloatArray, weights: FloatArray | None = None) -> float:
     """Return the (weighted) Gini coefficient of non-negative values.
+
+    NaN when it is undefined: no weight, a zero mean, or a non-finite value
+    (use :func:`inequality` for a result with the reason).
 
     Examples
     --------
@@ -79,9 +75,11 @@ def gini(values: FloatArray, weights: FloatArray | None = None) -> float:
     x = np.asarray(values, dtype=float)
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
     total_w = w.sum()
-    mean = float((w * x).sum() / total_w) if total_w > 0 else 0.0
+    if not total_w > 0 or not np.isfinite(x).all():
+        return float("nan")
+    mean = float((w * x).sum() / total_w)
     if mean <= 0:
-        return 0.0
+        return float("nan")
     order = np.argsort(x, kind="stable")
     x, w = x[order], w[order]
     cum_w = np.cumsum(w) - w  # weight strictly below each value
@@ -94,6 +92,9 @@ def theil(
     values: FloatArray, weights: FloatArray | None = None, groups: Sequence[Any] | None = None
 ) -> dict[str, float]:
     """Return the Theil T index and its between/within-group decomposition.
+
+    All three are NaN when the index is undefined (no weight, a zero mean or
+    a non-finite value).
 
     Examples
     --------
@@ -118,9 +119,10 @@ def theil(
         return float((ws * terms).sum() / ws.sum())
 
     total_w = w.sum()
-    mu = float((w * x).sum() / total_w) if total_w > 0 else 0.0
-    if mu <= 0:
-        return {"total": 0.0, "between": 0.0, "within": 0.0}
+    mu = float((w * x).sum() / total_w) if total_w > 0 and np.isfinite(x).all() else 0.0
+    if not mu > 0:
+        nan = float("nan")
+        return {"total": nan, "between": nan, "within": nan}
     between = within = 0.0
     for code in np.unique(g[g >= 0]):
         sel = g == code
@@ -134,36 +136,97 @@ def theil(
 
 
 def inequality(
-    residents: pd.DataFrame, categories: Sequence[str], *, cap_m: float
+    distances_m: FloatArray,
+    weights: FloatArray,
+    groups: Sequence[Any] | None = None,
+    *,
+    cap_m: float,
 ) -> dict[str, Any]:
-    """Gini and Theil (split by distance ring) of the walking distance per category.
+    """Return Gini and Theil indices of capped distances, or why they cannot be measured.
 
-    Distances are capped at `cap_m` (the search limit), so "farther than the
-    limit" counts as the limit; ``all_categories`` uses each resident's
-    distance to the farthest category.
+    Distances beyond `cap_m` (the search limit; ``inf`` = no facility found)
+    count as `cap_m`. The indices are *not measurable* (``None`` with a
+    ``reason``) when there is no resident weight, when no resident reaches a
+    facility within the cap (a category without facilities, or all of them
+    beyond the cap: every capped distance would be equal and Gini 0 would
+    falsely read as perfect equality), or when every distance is 0.
+
+    Parameters
+    ----------
+    distances_m
+        Network distance per resident in metres (``inf`` allowed).
+    weights
+        Resident weights.
+    groups
+        Group label per resident for the Theil decomposition (e.g. rings).
+    cap_m
+        Distances are capped at this value.
+
+    Returns
+    -------
+    dict
+        ``measurable``, ``reason`` (None when measurable), ``gini``,
+        ``theil``, ``theil_between``, ``theil_within`` (rounded to 4 places,
+        None when not measurable) and ``capped_share`` (weight share at or
+        beyond the cap).
+
+    Examples
+    --------
+    >>> inequality(np.array([np.inf, np.inf]), np.ones(2), cap_m=3000.0)["gini"] is None
+    True
+    >>> inequality(np.array([0.0, 3000.0]), np.ones(2), cap_m=3000.0)["gini"]
+    0.5
+    """
+    d = np.asarray(distances_m, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    total = float(w.sum())
+    capped = np.minimum(d, cap_m)
+    beyond = d >= cap_m
+    capped_share = float(w[beyond].sum()) / total if total > 0 else None
+    reason = None
+    if not total > 0:
+        reason = "no resident weight"
+    elif not (w[~beyond] > 0).any():
+        reason = (
+            f"no resident reaches a facility within the {cap_m:.0f} m search limit "
+            "(no facility, or all beyond it): every distance equals the cap"
+        )
+    elif not (w * capped).sum() > 0:
+        reason = "every resident is at distance 0: the indices are undefined"
+    out: dict[str, Any] = {
+        "measurable": reason is None,
+        "reason": reason,
+        "capped_share": round(capped_share, 6) if capped_share is not None else None,
+    }
+    if reason is not None:
+        return {**out, "gini": None, "theil": None, "theil_between": None, "theil_within": None}
+    t = theil(capped, w, groups)
+    return {
+        **out,
+        "gini": round(gini(capped, w), 4),
+        "theil": round(t["total"], 4),
+        "theil_between": round(t["between"], 4),
+        "theil_within": round(t["within"], 4),
+    }
+
+
+def inequality_by_category(
+    residents: pd.DataFrame,
+    categories: Sequence[str],
+    groups: Sequence[Any],
+    *,
+    cap_m: float,
+) -> dict[str, dict[str, Any]]:
+    """Return :func:`inequality` per category and for ``all_categories``.
+
+    The ``all_categories`` distance of a resident is the distance to the
+    farthest category (the one that limits reaching them all).
     """
     w = residents["weight"].to_numpy(dtype=float)
-    groups = residents["ring"].fillna("outside rings").astype(str).to_numpy()
-    out: dict[str, Any] = {}
-    for cat in [*categories, "all_categories"]:
-        if cat == "all_categories":
-            dist = np.max(
-                np.column_stack(
-                    [residents[distance_column(c)].to_numpy(dtype=float) for c in categories]
-                ),
-                axis=1,
-            )
-        else:
-            dist = residents[distance_column(cat)].to_numpy(dtype=float)
-        capped = np.minimum(dist, cap_m)
-        t = theil(capped, w, list(groups))
-        out[cat] = {
-            "gini": round(gini(capped, w), 4),
-            "theil": round(t["total"], 4),
-            "theil_between": round(t["between"], 4),
-            "theil_within": round(t["within"], 4),
-        }
-    return out
+    dists = {c: residents[distance_column(c)].to_numpy(dtype=float) for c in categories}
+    if dists:
+        dists["all_categories"] = np.max(np.column_stack(list(dists.values())), axis=1)
+    return {c: inequality(d, w, groups, cap_m=cap_m) for c, d in dists.items()}
 
 
 def zone_measures(
@@ -191,7 +254,10 @@ def zone_measures(
     -------
     DataFrame
         Long table: ``kind``, ``zone``, ``category``, ``residents``,
-        ``coverage``, ``median_m``, ``p90_m``, ``left_out``.
+        ``coverage``, ``median_m``, ``median_beyond_search_limit``, ``p90_m``,
+        ``p90_beyond_search_limit``, ``left_out``. A quantile beyond the
+        search limit is NaN (null in JSON) with its ``*_beyond_search_limit``
+        flag True.
     """
     w = residents["weight"].to_numpy(dtype=float)
     lab = labels.reindex(residents.index)
@@ -213,6 +279,7 @@ def zone_measures(
                 )
             else:
                 dist = residents[distance_column(cat)].to_numpy(dtype=float)[sel]
+            median, p90 = weighted_quantile(dist, ws, 0.5), weighted_quantile(dist, ws, 0.9)
             rows.append(
                 {
                     "kind": kind,
@@ -220,12 +287,25 @@ def zone_measures(
                     "category": cat,
                     "residents": float(ws.sum()),
                     "coverage": weighted_share(covered, ws),
-                    "median_m": weighted_quantile(dist, ws, 0.5),
-                    "p90_m": weighted_quantile(dist, ws, 0.9),
+                    "median_m": median if np.isfinite(median) else np.nan,
+                    "median_beyond_search_limit": bool(np.isposinf(median)),
+                    "p90_m": p90 if np.isfinite(p90) else np.nan,
+                    "p90_beyond_search_limit": bool(np.isposinf(p90)),
                     "left_out": float(ws[~covered].sum()),
                 }
             )
-    columns = ["kind", "zone", "category", "residents", "coverage", "median_m", "p90_m", "left_out"]
+    columns = [
+        "kind",
+        "zone",
+        "category",
+        "residents",
+        "coverage",
+        "median_m",
+        "median_beyond_search_limit",
+        "p90_m",
+        "p90_beyond_search_limit",
+        "left_out",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -39,6 +39,7 @@ from shapely.geometry.base import BaseGeometry
 
 from lifecircle import settings
 from lifecircle.errors import CRSError, DataError, InputError, OutputError
+from lifecircle.network import walk_overpass_filter
 from lifecircle.osmdata import ENTRANCE_KEY, FEATURE_KEYS, HighwayWays, OSMData
 
 logger = logging.getLogger(__name__)
@@ -318,14 +319,19 @@ def _configure_osmnx(cache_folder: Path) -> None:
     ox.settings.http_user_agent = "lifecircle (15-minute life circle coverage; osmnx)"
 
 
-def build_overpass_query(poly_str: str, overpass_settings: str, walk_filter: str) -> str:
+def build_overpass_query(
+    poly_str: str, overpass_settings: str, walk_filter: str | None = None
+) -> str:
     """Return the Overpass QL query for one polygon piece.
 
-    It asks for the walking network (osmnx's ``walk`` filter), every object
+    It asks for the walking network (`walk_filter`, by default
+    :func:`lifecircle.network.walk_overpass_filter`, the same definition a
+    local extract is filtered with), every object
     that may be a facility, buildings and residential land use, plus the
     nodes and ways they reference.
     """
     area = f'(poly:"{poly_str}")'
+    walk_filter = walk_overpass_filter() if walk_filter is None else walk_filter
     parts = [
         f"way{walk_filter}{area};",
         f'nwr["amenity"~"school|kindergarten|childcare|hospital|clinic|doctors|nursing_home|'
@@ -366,14 +372,13 @@ def download_osm(polygon: BaseGeometry, out_path: Path, *, cache_folder: Path) -
     from osmnx import _overpass
 
     _configure_osmnx(cache_folder)
-    walk_filter = _overpass._get_network_filter("walk")
     nodes: dict[int, dict[str, Any]] = {}
     ways: dict[int, dict[str, Any]] = {}
     relations: dict[int, dict[str, Any]] = {}
     osm_base = None
     try:
         for poly_str in _overpass._make_overpass_polygon_coord_strs(polygon):  # type: ignore[arg-type]
-            query = build_overpass_query(poly_str, _overpass._make_overpass_settings(), walk_filter)
+            query = build_overpass_query(poly_str, _overpass._make_overpass_settings())
             response = _overpass._overpass_request(OrderedDict(data=query))
             osm_base = response.get("osm3s", {}).get("timestamp_osm_base", osm_base)
             for el in response.get("elements", []):
@@ -880,8 +885,41 @@ def load_gdf(path: Path) -> gpd.GeoDataFrame:
 
 
 def save_json(data: dict[str, Any], path: Path) -> Path:
-    """Write a JSON document atomically (UTF-8, indented)."""
-    return save_text(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default), path)
+    """Write a strict JSON document atomically (UTF-8, indented).
+
+    Strict means what RFC 8259 allows: a non-finite number (NaN, Infinity,
+    from Python or numpy floats) is written as ``null``, never as the
+    ``NaN``/``Infinity`` tokens that Python's ``json`` module emits by
+    default and other parsers reject. Where a missing number carries a
+    meaning, the summaries say so in a sibling field (e.g.
+    ``p90_beyond_search_limit``).
+    """
+    text = json.dumps(
+        to_strict_json(data), indent=2, ensure_ascii=False, allow_nan=False, default=_json_default
+    )
+    return save_text(text, path)
+
+
+def to_strict_json(value: Any) -> Any:
+    """Return `value` with every non-finite float (Python or numpy) replaced by None.
+
+    Examples
+    --------
+    >>> to_strict_json({"a": [1.0, float("inf")], "b": np.float64("nan")})
+    {'a': [1.0, None], 'b': None}
+    """
+    if isinstance(value, dict):
+        return {
+            (k.item() if isinstance(k, np.generic) else k): to_strict_json(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [to_strict_json(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -891,6 +929,8 @@ def _json_default(value: Any) -> Any:
         return None if not np.isfinite(value) else float(value)
     if isinstance(value, np.bool_):
         return bool(value)
+    if isinstance(value, np.ndarray):
+        return to_strict_json(value.tolist())
     if isinstance(value, Path):
         return str(value)
     msg = f"cannot serialise {type(value).__name__} to JSON"

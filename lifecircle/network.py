@@ -5,14 +5,18 @@ node and every pair of consecutive nodes is a straight edge, so an edge's
 geometry is its two end points and its length is their distance in the
 metric CRS. Walking is undirected (one-way tags do not apply to people).
 
-Walk filter (the same semantics as osmnx's ``network_type="walk"``, each test
-a regular-expression search on the tag value, as Overpass does): keep ways
+Walk filter: :data:`WALK_EXCLUDE` is its one definition. It has the same
+semantics as osmnx's ``network_type="walk"`` (osmnx 2.x), each test a
+regular-expression search on the tag value, as Overpass does: keep ways
 with a ``highway`` tag, except ``area~yes``, ``access~private``,
 ``highway~abandoned|bus_guideway|construction|cycleway|motor|no|planned|
 platform|proposed|raceway|razed|rest_area|services``, ``foot~no``,
 ``service~private`` and ``sidewalk``/``sidewalk:both``/``sidewalk:left``/
 ``sidewalk:right~separate`` (the separately mapped sidewalk carries the
-walking instead).
+walking instead). :func:`is_walkable` applies it to a local extract and
+:func:`walk_overpass_filter` writes it as the Overpass QL filter of a
+download, so both always agree; the tests check it against osmnx's own
+filter string.
 """
 
 from __future__ import annotations
@@ -85,6 +89,17 @@ class WalkNetwork:
     def n_edges(self) -> int:
         """Number of (undirected) edges."""
         return len(self.u)
+
+
+def walk_overpass_filter() -> str:
+    """Return :data:`WALK_EXCLUDE` as an Overpass QL way filter (osmnx's syntax).
+
+    Examples
+    --------
+    >>> walk_overpass_filter().startswith('["highway"]["area"!~"yes"]["access"!~"private"]')
+    True
+    """
+    return '["highway"]' + "".join(f'["{k}"!~"{v}"]' for k, v in WALK_EXCLUDE.items())
 
 
 def is_walkable(tags: dict[str, str]) -> bool:

@@ -14,20 +14,6 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 
-# Tags of highway ways that the walking filter reads.
-WAY_FILTER_KEYS: tuple[str, ...] = (
-    "highway",
-    "area",
-    "access",
-    "foot",
-    "service",
-    "sidewalk",
-    "sidewalk:both",
-    "sidewalk:left",
-    "sidewalk:right",
-    "name",
-)
-
 # Keys that make a tagged node or area worth keeping as a feature.
 FEATURE_KEYS: tuple[str, ...] = (
     "amenity",

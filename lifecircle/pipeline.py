@@ -650,7 +650,8 @@ def compute_gaps(
     cap_m = float(cov_summary["parameters"]["search_limit_m"])
     tables, admin, comparison = _gap_zone_tables(prepared, req, residents, categories, gap_options)
     grad = gaps.gradient(tables["rings"], lag_points=gap_options.lag_points)
-    ineq = gaps.inequality(residents, categories, cap_m=cap_m)
+    groups = residents["ring"].fillna("outside rings").astype(str).to_numpy()
+    ineq = gaps.inequality_by_category(residents, categories, list(groups), cap_m=cap_m)
     clusters = gaps.gap_clusters(residents, categories, eps_m=gap_options.cluster_eps_m)
     flag_list = gaps.flags(
         tables["rings"],

@@ -62,11 +62,11 @@ from lifecircle.network import (
     network_to_gdfs,
     summarize_network,
 )
-from lifecircle.residents import build_residents
+from lifecircle.residents import build_residents, summarize_residents
 
 logger = logging.getLogger(__name__)
 
-PROCESSING_VERSION = "2"  # 2: standard facility categories, facility_access layer
+PROCESSING_VERSION = "2"  # 2: standard categories, facility_access, landuse infill, levels_source
 DEFAULT_MARGIN_M = settings.DEFAULT_MARGIN_M
 MANIFEST = "manifest.json"
 CACHE_FILES = frozenset(
@@ -527,12 +527,7 @@ def _build(
             "entrances": int((access["access"] == "entrance").sum()),
         },
         "duplicates_dropped": dropped,
-        "residents": {
-            "basis": str(residents["basis"].iloc[0]),
-            "count": len(residents),
-            "weight_unit": residents.attrs.get("weight_unit"),
-            "total_weight": float(residents["weight"].sum()),
-        },
+        "residents": summarize_residents(residents),
         "extent": {
             "analysed_area_km2": round(analysed_km2, 3),
             "district_area_km2": round(district_km2, 3),

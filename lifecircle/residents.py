@@ -12,12 +12,21 @@ Bases, from strongest to weakest, always recorded in the ``basis`` column:
     Residential buildings from OSM, weighted by floor area = footprint area x
     levels. A building is residential when ``building`` is one of
     :data:`RESIDENTIAL_BUILDING_VALUES`, or when ``building=yes`` and it lies
-    in ``landuse=residential``. Levels come from ``building:levels``, else
-    ``height`` / 3 m, else the median known levels of residential buildings
-    in the same data, else :data:`DEFAULT_LEVELS` (6, a typical Shanghai
-    walk-up).
+    in ``landuse=residential``. Levels come from ``building:levels``
+    (``levels_source`` "tagged_levels"), else ``height`` / 3 m ("height"),
+    else the **median** known levels of all residential buildings in the
+    data ("imputed_median"), else :data:`DEFAULT_LEVELS` ("default": 6, a
+    typical Shanghai walk-up). :func:`summarize_residents` reports the
+    weight share resting on imputed levels.
+``landuse_infill``
+    Added to ``buildings``: residential land use with no mapped residential
+    building (OSM often maps the estate outline before its blocks) gets
+    grid points sharing ``land area x median floor area ratio of the
+    residential land that does hold mapped buildings``; see
+    :func:`landuse_infill`. Weights stay in floor area (m²).
 ``landuse_grid``
-    A regular grid of points over residential land use (equal weights).
+    A regular grid of points over residential land use (equal weights),
+    when the data hold no residential building at all.
 ``area_grid``
     A regular grid over the analysed area (the weakest basis: it measures
     territory, not people).
@@ -27,6 +36,8 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -56,8 +67,20 @@ RESIDENTIAL_BUILDING_VALUES = frozenset(
 )
 DEFAULT_LEVELS = 6.0
 METRES_PER_LEVEL = 3.0
-BASES = ("population+buildings", "population", "buildings", "landuse_grid", "area_grid")
-RESIDENT_COLUMNS = ["weight", "basis", "source_id", "geometry"]
+BASES = (
+    "population+buildings",
+    "population",
+    "buildings",
+    "landuse_infill",
+    "landuse_grid",
+    "area_grid",
+)
+# Where a resident's building levels come from; the last two are imputed.
+LEVELS_SOURCES = ("tagged_levels", "height", "imputed_median", "default", "none")
+IMPUTED_LEVELS = ("imputed_median", "default")
+# Residential land pieces smaller than this get no infill point (slivers between polygons).
+INFILL_MIN_AREA_M2 = 500.0
+RESIDENT_COLUMNS = ["weight", "basis", "source_id", "levels_source", "geometry"]
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 
@@ -85,7 +108,10 @@ def residential_buildings(
     -------
     GeoDataFrame
         Polygons in `crs` with ``source_id``, ``levels``, ``levels_source``
-        ("tag", "height", "median", "default"), ``footprint_m2`` and ``floor_area_m2``.
+        (one of :data:`LEVELS_SOURCES`), ``footprint_m2`` and ``floor_area_m2``;
+        ``attrs["imputed_levels"]`` is the value given to buildings without
+        levels (the median of the known levels of all residential buildings
+        in `features`, before the `area` filter).
     """
     is_poly = features.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
     polys = features.loc[is_poly].to_crs(crs)
@@ -105,13 +131,13 @@ def residential_buildings(
     sel_tags = [t for t, k in zip(tags, keep, strict=True) if k]
     levels = np.array([_parse_number(t.get("building:levels")) for t in sel_tags])
     height = np.array([_parse_number(t.get("height")) for t in sel_tags])
-    source = np.where(np.isfinite(levels) & (levels > 0), "tag", "")
+    source = np.where(np.isfinite(levels) & (levels > 0), "tagged_levels", "")
     from_height = (source == "") & np.isfinite(height) & (height > 0)
     levels = np.where(from_height, np.maximum(1.0, np.round(height / METRES_PER_LEVEL)), levels)
     source = np.where(from_height, "height", source)
     known = levels[source != ""]
     fill, fill_source = (
-        (float(np.median(known)), "median") if len(known) else (DEFAULT_LEVELS, "default")
+        (float(np.median(known)), "imputed_median") if len(known) else (DEFAULT_LEVELS, "default")
     )
     missing = source == ""
     levels = np.where(missing, fill, levels)
@@ -131,7 +157,9 @@ def residential_buildings(
     if area is not None and not out.empty:
         inside = shapely.within(shapely.point_on_surface(out.geometry.to_numpy()), area)
         out = out.loc[inside]
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    out.attrs["imputed_levels"] = fill
+    return out
 
 
 def residential_landuse(features: gpd.GeoDataFrame, *, crs: str) -> BaseGeometry | None:
@@ -141,6 +169,112 @@ def residential_landuse(features: gpd.GeoDataFrame, *, crs: str) -> BaseGeometry
     if polys.empty:
         return None
     return shapely.union_all(polys.to_crs(crs).geometry.to_numpy())
+
+
+def _residential_land_parts(features: gpd.GeoDataFrame, *, crs: str) -> gpd.GeoDataFrame:
+    """Return the ``landuse=residential`` polygons exploded into parts, in `crs`."""
+    is_res = np.array([t.get("landuse") == "residential" for t in features["tags"]], dtype=bool)
+    is_poly = features.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    land = features.loc[is_res & is_poly]
+    parts = gpd.GeoDataFrame(
+        {"source_id": [f"{t}/{i}" for t, i in zip(land["osm_type"], land["osm_id"], strict=True)]},
+        geometry=land.geometry.to_numpy(),
+        crs=features.crs,
+    )
+    return parts.to_crs(crs).explode(index_parts=False).reset_index(drop=True)
+
+
+def landuse_infill(
+    features: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    *,
+    crs: str,
+    spacing_m: float = 100.0,
+    min_area_m2: float = INFILL_MIN_AREA_M2,
+) -> tuple[gpd.GeoDataFrame, float | None]:
+    """Give residents to residential land that holds no mapped residential building.
+
+    Each part of a ``landuse=residential`` polygon either holds residential
+    buildings (their point on surface lies in it) or not. The built parts
+    give the floor area ratio (FAR: residential floor area / land area) of
+    each part; their **median** is the density assumed on the empty parts.
+    The empty land (empty parts minus built parts, so overlapping polygons
+    are not counted twice) is split into connected pieces; a piece of at
+    least `min_area_m2` gets the grid points of :func:`grid_points` inside
+    it (one point on its surface if none falls inside), sharing
+    ``piece area x median FAR`` square metres of floor area equally.
+
+    Parameters
+    ----------
+    features
+        ``OSMData.features`` (WGS-84).
+    buildings
+        :func:`residential_buildings` of the same features (all of them, not
+        filtered by area).
+    crs
+        Metric CRS.
+    spacing_m
+        Grid spacing.
+    min_area_m2
+        Smaller pieces (slivers) are skipped.
+
+    Returns
+    -------
+    points, far
+        Points in `crs` with ``weight`` (floor area m²), ``source_id`` (the
+        landuse polygon) and ``basis`` "landuse_infill"; and the median FAR
+        used (None when no residential land holds a building, in which case
+        no point is made).
+
+    Examples
+    --------
+    >>> import geopandas as gpd
+    >>> land = gpd.GeoDataFrame({"osm_type": "way", "osm_id": [1, 2],
+    ...     "tags": [{"landuse": "residential"}] * 2},
+    ...     geometry=[shapely.box(0, 0, 100, 100), shapely.box(200, 0, 400, 100)],
+    ...     crs="EPSG:32651")
+    >>> houses = gpd.GeoDataFrame({"floor_area_m2": [15000.0]},
+    ...     geometry=[shapely.box(10, 10, 60, 60)], crs="EPSG:32651")
+    >>> pts, far = landuse_infill(land, houses, crs="EPSG:32651")
+    >>> far, pts["weight"].tolist()
+    (1.5, [15000.0, 15000.0])
+    """
+    empty_out = gpd.GeoDataFrame(
+        {"weight": [], "source_id": [], "basis": []}, geometry=gpd.GeoSeries([]), crs=crs
+    )
+    parts = _residential_land_parts(features, crs=crs)
+    if parts.empty:
+        return empty_out, None
+    geoms = parts.geometry.to_numpy()
+    floor = np.zeros(len(parts))
+    if len(buildings):
+        bpoints = shapely.point_on_surface(buildings.to_crs(crs).geometry.to_numpy())
+        b_of, p_of = shapely.STRtree(geoms).query(bpoints, predicate="within")
+        np.add.at(floor, p_of, buildings["floor_area_m2"].to_numpy(dtype=float)[b_of])
+    built = floor > 0
+    if not built.any():
+        return empty_out, None
+    far = float(np.median(floor[built] / shapely.area(geoms[built])))
+    if built.all():
+        return empty_out, far
+    land = shapely.difference(shapely.union_all(geoms[~built]), shapely.union_all(geoms[built]))
+    pieces = np.asarray(shapely.get_parts(land), dtype=object)
+    pieces = pieces[shapely.area(pieces) >= min_area_m2]
+    owner = shapely.STRtree(geoms[~built]).query_nearest(
+        shapely.point_on_surface(pieces), all_matches=False
+    )[1]
+    rows = []
+    for piece, own in zip(pieces, owner, strict=True):
+        pts = grid_points(piece, spacing_m=spacing_m).to_numpy()
+        if len(pts) == 0:
+            pts = np.array([shapely.point_on_surface(piece)], dtype=object)
+        source = parts["source_id"].to_numpy()[~built][own]
+        share = float(piece.area) * far / len(pts)
+        rows += [{"weight": share, "source_id": source, "geometry": pt} for pt in pts]
+    if not rows:
+        return empty_out, far
+    out = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs).assign(basis="landuse_infill")
+    return out, far
 
 
 def grid_points(area: BaseGeometry, *, spacing_m: float) -> gpd.GeoSeries:
@@ -205,11 +339,17 @@ def spread_population(
         share_den = np.bincount(p_of, weights=floor[b_of], minlength=len(poly_idx))
         with np.errstate(invalid="ignore", divide="ignore"):
             w = values[poly_idx][p_of] * floor[b_of] / share_den[p_of]
+        levels_source = (
+            buildings["levels_source"].to_numpy()[b_of]
+            if "levels_source" in buildings
+            else np.full(len(b_of), "none", dtype=object)
+        )
         parts.append(
             pd.DataFrame(
                 {
                     "weight": w,
                     "source_id": buildings["source_id"].to_numpy()[b_of],
+                    "levels_source": levels_source,
                     "geometry": bpoints[b_of],
                 }
             )
@@ -229,6 +369,7 @@ def spread_population(
         if parts
         else pd.DataFrame({"weight": [], "source_id": [], "geometry": []})
     )
+    frame["levels_source"] = frame.get("levels_source", pd.Series(dtype=object)).fillna("none")
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
 
 
@@ -268,7 +409,10 @@ def build_residents(
         and ``source_id``; ``attrs["weight_unit"]`` is "persons",
         "floor_area_m2" or "grid_point".
     """
-    buildings = residential_buildings(features, crs=crs, area=area)
+    everywhere = residential_buildings(features, crs=crs)
+    inside = shapely.within(shapely.point_on_surface(everywhere.geometry.to_numpy()), area)
+    buildings = everywhere.loc[np.asarray(inside, dtype=bool)].reset_index(drop=True)
+    far = None
     if population is not None:
         if population.crs is None:
             msg = "population layer has no CRS: set one (e.g. EPSG:4326) in the file"
@@ -284,25 +428,13 @@ def build_residents(
         residents = pts.assign(basis=basis)
         unit = "persons"
     elif len(buildings):
-        residents = gpd.GeoDataFrame(
-            {"weight": buildings["floor_area_m2"], "source_id": buildings["source_id"]},
-            geometry=shapely.point_on_surface(buildings.geometry.to_numpy()),
-            crs=crs,
-        ).assign(basis="buildings")
+        residents, far = _building_residents(
+            features, buildings, everywhere, crs=crs, spacing_m=grid_spacing_m
+        )
         unit = "floor_area_m2"
     else:
-        land = residential_landuse(features, crs=crs)
-        land = shapely.intersection(land, area) if land is not None else None
-        if land is not None and not land.is_empty:
-            pts_s, basis = grid_points(land, spacing_m=grid_spacing_m), "landuse_grid"
-        else:
-            base = area if analysed is None else shapely.intersection(analysed, area)
-            pts_s, basis = grid_points(base, spacing_m=grid_spacing_m), "area_grid"
-        n_pts = len(pts_s)
-        residents = gpd.GeoDataFrame(
-            {"weight": np.ones(n_pts), "source_id": [basis] * n_pts, "basis": [basis] * n_pts},
-            geometry=pts_s.to_numpy(),
-            crs=crs,
+        residents = _grid_residents(
+            features, crs=crs, area=area, analysed=analysed, spacing_m=grid_spacing_m
         )
         unit = "grid_point"
     residents = residents.loc[shapely.within(residents.geometry.to_numpy(), area)]
@@ -310,8 +442,129 @@ def build_residents(
     if residents.empty:
         msg = "no residents inside the area: check the boundary, or give --population"
         raise NoDataError(msg)
+    if "levels_source" not in residents:
+        residents = residents.assign(levels_source="none")
     out = gpd.GeoDataFrame(residents[RESIDENT_COLUMNS].reset_index(drop=True), crs=crs)
     out.index.name = "resident_id"
     out.attrs["weight_unit"] = unit
-    logger.info("residents: %d points, basis %s", len(out), out["basis"].iloc[0])
+    out.attrs["imputed_levels"] = everywhere.attrs.get("imputed_levels")
+    out.attrs["landuse_infill_floor_area_ratio"] = far
+    logger.info(
+        "residents: %d points, bases %s", len(out), ", ".join(out["basis"].unique().tolist())
+    )
     return out
+
+
+def _building_residents(
+    features: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    everywhere: gpd.GeoDataFrame,
+    *,
+    crs: str,
+    spacing_m: float,
+) -> tuple[gpd.GeoDataFrame, float | None]:
+    """Residents at residential buildings (floor area), plus :func:`landuse_infill` points.
+
+    `buildings` are those in the area, `everywhere` all of the data's (the
+    density of mapped residential land is measured on all of them).
+    """
+    at_buildings = gpd.GeoDataFrame(
+        {
+            "weight": buildings["floor_area_m2"].to_numpy(),
+            "source_id": buildings["source_id"].to_numpy(),
+            "levels_source": buildings["levels_source"].to_numpy(),
+            "basis": "buildings",
+        },
+        geometry=shapely.point_on_surface(buildings.geometry.to_numpy()),
+        crs=crs,
+    )
+    infill, far = landuse_infill(features, everywhere, crs=crs, spacing_m=spacing_m)
+    if far is None and len(_residential_land_parts(features, crs=crs)):
+        warnings.warn(
+            "no residential land use holds a mapped residential building, so residential "
+            "land without buildings gets no residents (no density to assume)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    residents = pd.concat([at_buildings, infill.assign(levels_source="none")], ignore_index=True)
+    return gpd.GeoDataFrame(residents, geometry="geometry", crs=crs), far
+
+
+def _grid_residents(
+    features: gpd.GeoDataFrame,
+    *,
+    crs: str,
+    area: BaseGeometry,
+    analysed: BaseGeometry | None,
+    spacing_m: float,
+) -> gpd.GeoDataFrame:
+    """Equal-weight grid points over residential land use, else over the analysed area."""
+    land = residential_landuse(features, crs=crs)
+    land = shapely.intersection(land, area) if land is not None else None
+    if land is not None and not land.is_empty:
+        pts_s, basis = grid_points(land, spacing_m=spacing_m), "landuse_grid"
+    else:
+        base = area if analysed is None else shapely.intersection(analysed, area)
+        pts_s, basis = grid_points(base, spacing_m=spacing_m), "area_grid"
+    n_pts = len(pts_s)
+    return gpd.GeoDataFrame(
+        {"weight": np.ones(n_pts), "source_id": [basis] * n_pts, "basis": [basis] * n_pts},
+        geometry=pts_s.to_numpy(),
+        crs=crs,
+    )
+
+
+def summarize_residents(residents: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Describe the residents' bases and how much of their weight rests on imputed levels.
+
+    Returns
+    -------
+    dict
+        For the manifest and ``coverage.json``: ``count``, ``weight_unit``,
+        ``total_weight``, ``basis`` (the basis holding most weight),
+        ``bases`` (per basis, most weight first: ``points`` and
+        ``weight_share``), ``levels_source`` (weight share per source),
+        ``imputed_levels_share`` (weight share whose building levels were
+        imputed: ``imputed_median`` or ``default``),
+        ``imputed_levels_share_of_buildings`` (the same among residents
+        placed at buildings), ``imputed_levels`` (the value used) and
+        ``landuse_infill_floor_area_ratio`` (the median FAR given to
+        residential land without buildings).
+
+    Examples
+    --------
+    >>> r = gpd.GeoDataFrame({"weight": [3.0, 1.0], "basis": "buildings",
+    ...     "levels_source": ["imputed_median", "tagged_levels"]},
+    ...     geometry=[shapely.Point(0, 0)] * 2)
+    >>> summarize_residents(r)["imputed_levels_share"]
+    0.75
+    """
+    w = residents["weight"].to_numpy(dtype=float)
+    total = float(w.sum())
+
+    def shares(column: str) -> dict[str, float]:
+        by = pd.Series(w, index=residents[column].astype(str).to_numpy()).groupby(level=0).sum()
+        by = by.sort_values(ascending=False, kind="stable")
+        return {str(k): round(float(v) / total, 6) if total > 0 else 0.0 for k, v in by.items()}
+
+    bases = shares("basis")
+    counts = residents["basis"].astype(str).value_counts()
+    levels = shares("levels_source") if "levels_source" in residents else {}
+    far = residents.attrs.get("landuse_infill_floor_area_ratio")
+    imputed = residents.attrs.get("imputed_levels")
+    imputed_share = sum(levels.get(k, 0.0) for k in IMPUTED_LEVELS)
+    building_share = 1.0 - levels.get("none", 0.0) if levels else 0.0
+    return {
+        "count": len(residents),
+        "weight_unit": residents.attrs.get("weight_unit"),
+        "total_weight": total,
+        "basis": next(iter(bases), ""),
+        "bases": {b: {"points": int(counts[b]), "weight_share": s} for b, s in bases.items()},
+        "levels_source": levels,
+        "imputed_levels_share": round(imputed_share, 6),
+        "imputed_levels_share_of_buildings": (
+            round(imputed_share / building_share, 6) if building_share > 0 else None
+        ),
+        "imputed_levels": float(imputed) if imputed is not None else None,
+        "landuse_infill_floor_area_ratio": round(far, 4) if far is not None else None,
+    }

@@ -1,12 +1,23 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
 
-from lifecircle.gaps import flags, gap_clusters, gini, gradient, theil, zone_measures
+from lifecircle.gaps import (
+    flags,
+    gap_clusters,
+    gini,
+    gradient,
+    inequality,
+    theil,
+    zone_measures,
+)
 
 
 def test_gini_known_values() -> None:
@@ -109,3 +120,80 @@ def test_gap_clusters_by_hand() -> None:
     assert np.isnan(cl["dist_health_m"].iloc[0])
     assert cl["dist_health_m"].iloc[1] == 1600.0
     assert cl["area_km2"].iloc[1] == pytest.approx((200 * 100 + np.pi * 50**2) / 1e6, rel=0.01)
+
+
+def test_inequality_not_measurable_without_a_reachable_facility() -> None:
+    w = np.array([1.0, 2.0, 3.0])
+    # a category with no facility: every distance is inf (capped it would read as Gini 0)
+    none = inequality(np.full(3, np.inf), w, cap_m=3000.0)
+    assert none["measurable"] is False
+    assert none["gini"] is None
+    assert none["theil"] is None
+    assert "search limit" in none["reason"]
+    assert none["capped_share"] == 1.0
+    # every resident beyond the cap, though facilities exist
+    far = inequality(np.array([3500.0, 4000.0, np.inf]), w, cap_m=3000.0)
+    assert far["measurable"] is False
+    assert far["gini"] is None
+    # one resident within the cap: measurable, capped values [100, 3000, 3000] by hand
+    some = inequality(np.array([100.0, 4000.0, np.inf]), np.ones(3), cap_m=3000.0)
+    assert some["measurable"] is True
+    # sum over ordered pairs |xi - xj| = 4 * 2900; mean 6100 / 3; G = 11600 / (2 * 9 * 6100 / 3)
+    assert some["gini"] == pytest.approx(round(11600 / (2 * 9 * 6100 / 3), 4))
+    assert some["capped_share"] == pytest.approx(2 / 3, abs=1e-6)
+    # gini itself no longer calls an undefined index 0
+    assert np.isnan(gini(np.array([0.0, 0.0])))
+    assert np.isnan(gini(np.array([1.0, np.inf])))
+
+
+def test_zone_measures_mark_quantiles_beyond_the_search_limit() -> None:
+    res = pd.DataFrame(
+        {
+            "weight": [1.0, 1.0, 1.0, 1.0],
+            "covered_health": [True, False, False, False],
+            "covered_all_categories": [True, False, False, False],
+            "dist_health_m": [200.0, 2500.0, np.inf, np.inf],
+        }
+    )
+    table = zone_measures(res, pd.Series(["z"] * 4), ["health"], kind="ring")
+    row = table.loc[table["category"] == "health"].iloc[0]
+    assert row["median_m"] == 2500.0  # half the weight (2 of 4) is within 2,500 m
+    assert not row["median_beyond_search_limit"]
+    assert np.isnan(row["p90_m"])
+    assert bool(row["p90_beyond_search_limit"]) is True
+
+
+def test_gaps_json_with_a_category_without_facilities_is_strict(tmp_path: Path) -> None:
+    """End to end on Lujiazui with the one elderly-care facility removed."""
+    from dataclasses import replace
+
+    from lifecircle import io
+    from lifecircle.pipeline import CoverageOptions, GapOptions, compute_gaps
+    from lifecircle.prepare import AreaRequest, prepare_area
+
+    pudong = prepare_area(AreaRequest(district="pudong"))
+    fac = pudong.facilities
+    prepared = replace(pudong, facilities=fac.loc[fac["category"] != "elderly_care"])
+    with pytest.warns(RuntimeWarning, match="no elderly_care facilities"):
+        result = compute_gaps(
+            prepared, AreaRequest(district="pudong"), CoverageOptions(), GapOptions(pdf=False)
+        )
+    ineq = result.summary["inequality"]["categories"]
+    assert ineq["elderly_care"]["gini"] is None  # was 0.0: "perfect equality"
+    assert ineq["elderly_care"]["measurable"] is False
+    assert ineq["all_categories"]["gini"] is None  # nobody reaches every category
+    assert ineq["school"]["measurable"] is True
+    assert 0 < ineq["school"]["gini"] < 1
+    # the strict writer: no Infinity/NaN tokens; p90 beyond the limit is null + a flag
+    path = io.save_json(result.summary, tmp_path / "gaps.json")
+
+    def refuse(token: str) -> object:
+        raise ValueError(token)
+
+    data = json.loads(path.read_text("utf-8"), parse_constant=refuse)
+    cov = data["coverage"]["categories"]["elderly_care"]
+    assert cov["p90_distance_m"] is None
+    assert cov["p90_beyond_search_limit"] is True
+    ring_rows = [z for z in data["zones"]["rings"] if z["category"] == "elderly_care"]
+    assert ring_rows
+    assert all(z["p90_m"] is None and z["p90_beyond_search_limit"] for z in ring_rows)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 
@@ -86,7 +88,7 @@ def test_overpass_download_through_osmnx_against_replay(
     posts = [b for m, p, b in replay_server.requests if m == "POST"]
     assert len(posts) == 1
     assert b"highway" in posts[0]
-    assert b"sidewalk" in posts[0]  # osmnx's own walk filter went into the query
+    assert b"sidewalk" in posts[0]  # the walk filter (network.WALK_EXCLUDE) went in
     assert prepared.manifest["osm"]["osm_base"] == "2026-08-15T11:23:42Z"
     assert prepared.network.n_edges > 3000
     assert prepared.manifest["facilities"]["school"]["osm"] >= 5
@@ -188,3 +190,37 @@ def test_admin_units_keep_town_level_administrative_polygons_only() -> None:
     assert out["code"].tolist() == ["", "310115013"]
     assert out.crs.to_epsg() == 4326
     assert out.geometry.iloc[0].equals(square)  # the relation's polygon, not the way's
+
+
+def _strict_loads(text: str) -> object:
+    """Parse JSON as RFC 8259 does: NaN, Infinity and -Infinity are errors."""
+
+    def refuse(token: str) -> object:
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_save_json_is_strict(tmp_path: Path) -> None:
+    summary = {
+        "categories": {
+            "school": {"median_distance_m": float("inf"), "p90_distance_m": np.float64("inf")},
+            "health": {"coverage": float("nan"), "levels": [1.0, -np.inf, np.float32(2.5)]},
+        },
+        "count": np.int64(3),
+        "flag": np.bool_(True),
+        "pair": (np.nan, 1),
+        "array": np.array([1.0, np.inf]),
+    }
+    path = io.save_json(summary, tmp_path / "s.json")
+    data = _strict_loads(path.read_text("utf-8"))
+    assert data == {
+        "categories": {
+            "school": {"median_distance_m": None, "p90_distance_m": None},
+            "health": {"coverage": None, "levels": [1.0, None, 2.5]},
+        },
+        "count": 3,
+        "flag": True,
+        "pair": [None, 1],
+        "array": [1.0, None],
+    }

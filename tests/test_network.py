@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import re
+
 import networkx as nx
 import numpy as np
 import pytest
 
 from lifecircle.errors import NoDataError
 from lifecircle.network import (
+    WALK_EXCLUDE,
     analysed_extent,
     build_walk_network,
     component_labels,
@@ -15,9 +18,10 @@ from lifecircle.network import (
     network_to_gdfs,
     network_to_graph,
     summarize_network,
+    walk_overpass_filter,
 )
 from lifecircle.osmdata import HighwayWays
-from tests.conftest import toy_network
+from tests.conftest import LUJIAZUI, toy_network
 
 
 @pytest.mark.parametrize(
@@ -118,3 +122,79 @@ def test_roundtrip_gdfs_and_networkx(lujiazui_net) -> None:  # type: ignore[no-u
 
 def s_components(net) -> int:  # type: ignore[no-untyped-def]
     return int(summarize_network(net)["components"])
+
+
+# --------------------------------------------------------------------------- osmnx's own filter
+
+_CLAUSE = re.compile(r'\["([^"]+)"(?:(!?~)"([^"]*)")?\]')
+
+
+def _osmnx_walk_clauses() -> list[tuple[str, str, str]]:
+    """osmnx's walk filter string, parsed into (key, op, regex) clauses.
+
+    osmnx builds it in a private function; if osmnx renames or changes it,
+    this test fails loudly and the filter must be reviewed.
+    """
+    from osmnx import _overpass
+
+    text = _overpass._get_network_filter("walk")
+    clauses = [(k, op or "", rx or "") for k, op, rx in _CLAUSE.findall(text)]
+    assert "".join(f'["{k}"{op}"{rx}"]' if op else f'["{k}"]' for k, op, rx in clauses) == text, (
+        "osmnx's walk filter uses syntax this parser does not know"
+    )
+    return clauses
+
+
+def _osmnx_keeps(tags: dict[str, str], clauses: list[tuple[str, str, str]]) -> bool:
+    """Evaluate Overpass semantics: ["k"] needs k; ["k"!~"re"] passes when k is absent."""
+    for key, op, rx in clauses:
+        if op == "":
+            if key not in tags:
+                return False
+        elif op == "!~":
+            if key in tags and re.search(rx, tags[key]):
+                return False
+        elif op == "~" and not (key in tags and re.search(rx, tags[key])):
+            return False
+    return True
+
+
+def test_walk_filter_agrees_with_osmnx_on_every_lujiazui_way(data_dir) -> None:  # type: ignore[no-untyped-def]
+    import osmium
+
+    clauses = _osmnx_walk_clauses()
+    ways = [
+        dict(w.tags)
+        for w in osmium.FileProcessor(str(LUJIAZUI), osmium.osm.WAY)
+        if "highway" in w.tags
+    ]
+    assert len(ways) == 1500
+    ref = [_osmnx_keeps(t, clauses) for t in ways]
+    ours = [is_walkable(t) for t in ways]
+    disagree = [t for t, a, b in zip(ways, ref, ours, strict=True) if a != b]
+    assert disagree == []
+    assert sum(ref) == 1322  # the data README's count of walkable ways
+    # the data exercise the exclusions that matter here (22 cycleways among them)
+    assert sum(t["highway"] == "cycleway" for t in ways) == 22
+
+
+def test_walk_filter_agrees_with_osmnx_on_every_excluded_value() -> None:
+    clauses = _osmnx_walk_clauses()
+    cases = [{"highway": "footway"}, {"building": "yes"}]
+    for key, op, rx in clauses:
+        for value in rx.split("|") if op else []:
+            base = {"highway": value} if key == "highway" else {"highway": "footway", key: value}
+            cases += [base, {**base, key: f"x{value}x"}]  # regex search, not full match
+    for tags in cases:
+        assert is_walkable(tags) is _osmnx_keeps(tags, clauses), tags
+
+
+def test_download_query_uses_the_same_filter() -> None:
+    from osmnx import _overpass
+
+    from lifecircle.io import build_overpass_query
+
+    assert walk_overpass_filter() == _overpass._get_network_filter("walk")
+    query = build_overpass_query("31.2 121.5 31.3 121.5 31.3 121.6", "[out:json]")
+    assert f"way{walk_overpass_filter()}(poly:" in query
+    assert set(WALK_EXCLUDE) == {k for k, op, _ in _osmnx_walk_clauses() if op}

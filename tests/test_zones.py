@@ -199,8 +199,11 @@ def test_lujiazui_residents_fall_in_the_real_units(lujiazui_prepared) -> None:  
     for name, w in brute.items():
         assert got[name] == pytest.approx(w, rel=1e-12)
     assert sum(got.values()) == pytest.approx(float(res["weight"].sum()), rel=1e-12)
-    assert (labels == "陆家嘴街道").sum() == 244
-    assert (labels == "潍坊新村街道").sum() == 5
+    # 244 + 5 residential buildings, plus 4 + 5 landuse_infill points (residential land
+    # without a mapped home: way/407443052 in Lujiazui, way/497032156 in Weifang)
+    assert (labels == "陆家嘴街道").sum() == 248
+    assert (labels == "潍坊新村街道").sum() == 10
+    assert ((labels == "陆家嘴街道") & (res["basis"] == "buildings")).sum() == 244
 
 
 def test_lujiazui_coverage_names_units_and_units_without_network(lujiazui_prepared) -> None:  # type: ignore[no-untyped-def]
