@@ -1,0 +1,281 @@
+"""Siting (lifecircle.plan): coverage matrix against independent distances, models vs brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import shapely
+
+from lifecircle.access import Router
+from lifecircle.errors import InputError
+from lifecircle.plan import (
+    STATUS_INFEASIBLE_TARGET,
+    STATUS_OPTIMAL,
+    candidate_points,
+    coverage_curve,
+    coverage_matrix,
+    greedy_bound,
+    greedy_cover,
+    lagrangian_bound,
+    shrink_model,
+    solve_fewest_sites,
+    solve_max_covering,
+)
+from tests.conftest import toy_network
+
+
+def _snap(rows: list[tuple[int, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["edge", "along_m", "offset_m"])
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def test_candidate_points_spacing_by_hand() -> None:
+    # a 250 m street and a 40 m street, spacing 100 m: 3 points at 250/6, 125, 5*250/6; 1 midpoint
+    net = toy_network([(0, 0), (250, 0), (250, 40)], [(0, 1), (1, 2)])
+    out = candidate_points(net, np.array([True, True]), spacing_m=100)
+    assert out["edge"].tolist() == [0, 0, 0, 1]
+    assert out["along_m"].to_numpy() == pytest.approx([250 / 6, 125, 250 * 5 / 6, 20])
+    assert out.geometry.x.to_numpy() == pytest.approx([250 / 6, 125, 250 * 5 / 6, 250])
+    assert out.geometry.y.to_numpy() == pytest.approx([0, 0, 0, 20])
+    # not routable: skipped; outside the extent: dropped
+    only = candidate_points(net, np.array([True, False]), spacing_m=100)
+    assert only["edge"].tolist() == [0, 0, 0]
+    inside = candidate_points(
+        net, np.array([True, True]), spacing_m=100, extent=shapely.box(100, -1, 300, 50)
+    )
+    assert inside["along_m"].to_numpy() == pytest.approx([125, 250 * 5 / 6, 20])
+    assert inside["candidate"].tolist() == [0, 1, 2]
+
+
+def test_candidate_points_bad_spacing() -> None:
+    net = toy_network([(0, 0), (250, 0)], [(0, 1)])
+    with pytest.raises(InputError, match="candidate-spacing-m"):
+        candidate_points(net, np.array([True]), spacing_m=0)
+
+
+# --------------------------------------------------------------------------- coverage matrix
+
+
+def _toy() -> tuple[Router, pd.DataFrame, pd.DataFrame]:
+    # edges: 0 = 0-1, 1 = 1-2, 2 = 1-3, each 100 m
+    net = toy_network([(0, 0), (100, 0), (200, 0), (100, 100)], [(0, 1), (1, 2), (1, 3)])
+    cands = _snap([(0, 10.0, 0.0), (1, 90.0, 5.0), (2, 50.0, 0.0), (-1, np.nan, np.nan)])
+    demand = _snap(
+        [(0, 80.0, 10.0), (1, 20.0, 0.0), (2, 95.0, 20.0), (0, 0.0, 0.0), (-1, np.nan, np.nan)]
+    )
+    return Router.from_network(net), cands, demand
+
+
+def test_coverage_matrix_by_hand() -> None:
+    router, cands, demand = _toy()
+    got = coverage_matrix(router, cands, demand, threshold_m=125.0).toarray()
+    # c0 (edge 0 at 10 m): d0 same edge 10+70=80, d1 90+20=110, d2 90+95+20=205, d3 10
+    # c1 (edge 1 at 90 m, 5 m off): node 1 at 95: d0 20+95+10=125 (= threshold: in), d1 5+70=75
+    # c2 (edge 2 at 50 m): d0 20+50+10=80, d1 50+20=70, d2 same edge 45+20=65, d3 150
+    # c3 and d4 are unreachable
+    expected = np.array(
+        [
+            [1, 1, 0, 1, 0],
+            [1, 1, 0, 0, 0],
+            [1, 1, 1, 0, 0],
+            [0, 0, 0, 0, 0],
+        ],
+        dtype=bool,
+    )
+    np.testing.assert_array_equal(got, expected)
+    assert coverage_matrix(router, cands, demand, threshold_m=124.999).toarray()[1, 0] == 0
+
+
+def test_coverage_matrix_toy_equals_router_per_candidate() -> None:
+    router, cands, demand = _toy()
+    for threshold in (50.0, 80.0, 125.0, 300.0):
+        got = coverage_matrix(router, cands, demand, threshold_m=threshold, block_cells=4)
+        for i in range(len(cands)):
+            d = router.distances(demand, cands.iloc[[i]], limit_m=threshold)
+            np.testing.assert_array_equal(got[[i]].toarray().ravel(), d <= threshold)
+
+
+@pytest.fixture(scope="module")
+def lujiazui_area():  # type: ignore[no-untyped-def]
+    from lifecircle.pipeline import facility_access_layer
+    from lifecircle.prepare import AreaRequest, prepare_area
+    from lifecircle.snapping import snap_area
+
+    prepared = prepare_area(AreaRequest(district="pudong"))
+    access = facility_access_layer(prepared.facilities, prepared.facility_access)
+    return prepared, snap_area(prepared.network, prepared.residents, access)
+
+
+def test_coverage_matrix_lujiazui_equals_router_per_candidate(lujiazui_area) -> None:  # type: ignore[no-untyped-def]
+    from lifecircle.snapping import snap_to_routable
+
+    prepared, snapped = lujiazui_area
+    net = prepared.network
+    cands = candidate_points(
+        net, snapped.routable, spacing_m=100, extent=prepared.extent.geometry.iloc[0]
+    )
+    rng = np.random.default_rng(10)
+    pick = np.sort(rng.choice(len(cands), 300, replace=False))
+    # candidates reached like facilities: snapped to the routable network
+    c_snap = snap_to_routable(cands.iloc[pick], net, routable=snapped.routable)
+    router = Router.from_network(net)
+    threshold = 1000.0
+    # blocks of 32 candidates, so several blocks are exercised
+    got = coverage_matrix(
+        router, c_snap, snapped.residents, threshold_m=threshold, block_cells=32 * net.n_nodes
+    )
+    assert got.shape == (300, len(snapped.residents))
+    assert 0 < got.nnz < got.shape[0] * got.shape[1]
+    for i in range(len(c_snap)):
+        d = router.distances(snapped.residents, c_snap.iloc[[i]], limit_m=threshold)
+        np.testing.assert_array_equal(got[[i]].toarray().ravel(), d <= threshold)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _instance(seed: int, n_c: int = 12, n_d: int = 40) -> tuple[sp.csr_matrix, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    cover = rng.random((n_c, n_d)) < 0.15
+    weight = rng.integers(1, 20, n_d).astype(float)
+    return sp.csr_matrix(cover), weight
+
+
+def _brute_max(cover: sp.csr_matrix, weight: np.ndarray, p: int) -> float:
+    dense = cover.toarray()
+    return max(
+        float(weight[dense[list(s)].any(axis=0)].sum())
+        for s in itertools.combinations(range(dense.shape[0]), p)
+    )
+
+
+def _brute_fewest(cover: sp.csr_matrix, weight: np.ndarray, target: float) -> int | None:
+    dense = cover.toarray()
+    for k in range(dense.shape[0] + 1):
+        for s in itertools.combinations(range(dense.shape[0]), k):
+            if weight[dense[list(s)].any(axis=0)].sum() >= target:
+                return k
+    return None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_max_covering_equals_brute_force(seed: int) -> None:
+    cover, weight = _instance(seed)
+    best = _brute_max(cover, weight, 3)
+    sol = solve_max_covering(cover, weight, 3, mip_rel_gap=0.0)
+    assert sol.status == STATUS_OPTIMAL and sol.proven
+    assert sol.covered_weight == pytest.approx(best)
+    assert sol.bound == pytest.approx(best) and sol.gap == 0.0
+    assert sol.n_sites <= 3
+    # the sites really cover that much, and gains are the ranked marginal weights
+    covered = cover.toarray()[sol.sites].any(axis=0)
+    assert weight[covered].sum() == pytest.approx(best)
+    assert sol.gains.sum() == pytest.approx(best)
+    assert list(sol.gains) == sorted(sol.gains, reverse=True)
+    # greedy alone and the relaxations give valid bounds
+    g_sites, g_gains = greedy_cover(cover, weight, max_sites=3)
+    assert g_gains.sum() <= best + 1e-9 <= greedy_bound(cover, weight, g_sites, 3) + 1e-9
+    lag, _, lag_value = lagrangian_bound(cover, weight, 3, incumbent=0.0, seconds=2.0)
+    assert lag_value <= best + 1e-9 <= lag + 1e-6
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fewest_sites_equals_brute_force(seed: int) -> None:
+    cover, weight = _instance(seed)
+    reachable = weight[cover.toarray().any(axis=0)].sum()
+    for share in (0.3, 0.6, 0.9):
+        target = share * reachable
+        need = _brute_fewest(cover, weight, target)
+        sol = solve_fewest_sites(cover, weight, target, mip_rel_gap=0.0)
+        assert sol.status == STATUS_OPTIMAL
+        assert sol.n_sites == need and sol.objective == need and sol.bound == need
+        assert sol.covered_weight >= target - 1e-9
+        assert weight[cover.toarray()[sol.sites].any(axis=0)].sum() >= target - 1e-9
+
+
+def test_fewest_sites_target_out_of_reach() -> None:
+    cover, weight = _instance(3)
+    dense = cover.toarray()
+    reachable = weight[dense.any(axis=0)].sum()
+    assert reachable < weight.sum()  # some demand no candidate covers
+    sol = solve_fewest_sites(cover, weight, weight.sum(), mip_rel_gap=0.0)
+    assert sol.status == STATUS_INFEASIBLE_TARGET and sol.proven
+    assert sol.covered_weight == pytest.approx(reachable)
+    assert sol.n_sites == _brute_fewest(cover, weight, reachable)
+    assert sol.unreachable_weight == pytest.approx(weight.sum() - reachable)
+    assert sol.reachable_weight == pytest.approx(reachable)
+
+
+def test_fewest_sites_zero_target() -> None:
+    cover, weight = _instance(1)
+    sol = solve_fewest_sites(cover, weight, 0.0)
+    assert sol.n_sites == 0 and sol.status == STATUS_OPTIMAL
+
+
+def test_ties_go_to_the_lowest_index() -> None:
+    # candidates 1 and 3 are identical and best; 0 and 2 tie for second place
+    cover = sp.csr_matrix(
+        np.array(
+            [
+                [1, 0, 0, 0, 0],
+                [0, 1, 1, 1, 0],
+                [0, 0, 0, 0, 1],
+                [0, 1, 1, 1, 0],
+            ],
+            dtype=bool,
+        )
+    )
+    weight = np.array([2.0, 1.0, 1.0, 1.0, 2.0])
+    sites, gains = greedy_cover(cover, weight, max_sites=2)
+    assert sites.tolist() == [1, 0] and gains.tolist() == [3.0, 2.0]
+    for _ in range(3):
+        sol = solve_max_covering(cover, weight, 2, mip_rel_gap=0.0)
+        assert sol.sites.tolist() == [1, 0]
+    assert solve_fewest_sites(cover, weight, 3.0).sites.tolist() == [1]
+
+
+def test_shrink_merges_columns_and_drops_dominated() -> None:
+    cover = sp.csr_matrix(
+        np.array(
+            [
+                [1, 1, 0, 0],  # dominated by candidate 2
+                [0, 0, 0, 0],  # covers nothing
+                [1, 1, 1, 0],
+                [0, 0, 1, 0],  # dominated by candidate 2
+                [1, 1, 1, 0],  # same as 2: the lower index stays
+            ],
+            dtype=bool,
+        )
+    )
+    model = shrink_model(cover, np.array([1.0, 2.0, 4.0, 8.0]))
+    assert model.candidates.tolist() == [2]
+    # columns 0 and 1 have the same candidates {0, 2, 4}: merged; column 3 is unreachable
+    assert model.column_of.tolist() == [0, 0, 1, -1]
+    assert model.weight.tolist() == [3.0, 4.0]
+    assert model.unreachable_weight == 8.0
+
+
+def test_bad_weights() -> None:
+    cover, weight = _instance(0)
+    with pytest.raises(InputError, match="weights"):
+        solve_max_covering(cover, weight[:-1], 2)
+    with pytest.raises(InputError, match=">= 0"):
+        solve_max_covering(cover, -weight, 2)
+
+
+def test_coverage_curve_each_k_is_the_brute_force_optimum() -> None:
+    cover, weight = _instance(5)
+    curve = coverage_curve(cover, weight, 4, mip_rel_gap=0.0)
+    assert [s.n_sites for s in curve] == [1, 2, 3, 4]
+    for k, sol in enumerate(curve, start=1):
+        assert sol.status == STATUS_OPTIMAL
+        assert sol.covered_weight == pytest.approx(_brute_max(cover, weight, k))
+    greedy = coverage_curve(cover, weight, 4, time_limit_s=0)
+    for g, exact in zip(greedy, curve, strict=True):
+        assert g.covered_weight <= exact.covered_weight + 1e-9 <= g.bound + 1e-9
