@@ -50,6 +50,8 @@ BoolMatrix = sp.csr_matrix
 DEFAULT_BLOCK_CELLS = 8_000_000
 #: relative MIP gap at which HiGHS stops and calls a solution optimal
 DEFAULT_MIP_REL_GAP = 1e-6
+#: shrunk models with fewer matrix entries go straight from the greedy to HiGHS
+SMALL_MODEL_NNZ = 50_000
 
 STATUS_OPTIMAL = "optimal"
 STATUS_TIME_LIMIT = "time_limit"
@@ -743,6 +745,32 @@ def _check_limits(time_limit_s: float, count: int, name: str) -> None:
         raise InputError(msg)
 
 
+def _improve(
+    model: ShrunkModel, p: int, start: IntArray, *, seconds: float
+) -> tuple[IntArray, str, float, float]:
+    """Greedy start -> 1-swaps, then the Lagrangian bound and its best relaxed solution, swapped.
+
+    Returns the best sites, how they were found, their covered weight and
+    the best bound (greedy on-line or Lagrangian).
+    """
+    cover, w = model.cover, model.weight
+    began = time.perf_counter()
+    best, method = swap_improve(cover, w, start, seconds=0.4 * seconds), "greedy+swap"
+    value = covered_weight(cover, w, best)
+    if value <= covered_weight(cover, w, start):
+        best, method = start, "greedy"
+    bound = greedy_bound(cover, w, start, p)
+    left = max(0.0, seconds - (time.perf_counter() - began))
+    lag, lag_sites, lag_value = lagrangian_bound(cover, w, p, incumbent=value, seconds=0.8 * left)
+    bound = min(bound, lag)
+    if lag_value > 0 and _gap(value, bound) > 0:
+        left = max(0.0, seconds - (time.perf_counter() - began))
+        swapped = swap_improve(cover, w, lag_sites, seconds=left)
+        if covered_weight(cover, w, swapped) > value:
+            best, method, value = swapped, "lagrangian+swap", covered_weight(cover, w, swapped)
+    return best, method, value, max(bound, value)
+
+
 def _max_covering(
     model: ShrunkModel,
     p: int,
@@ -752,17 +780,26 @@ def _max_covering(
     mip_rel_gap: float,
     began: float,
 ) -> PlanSolution:
-    """Maximal covering on a shrunk model, from a greedy start `start` (rows)."""
+    """Maximal covering on a shrunk model, from a greedy start `start` (rows).
+
+    Greedy, then 1-swaps and, on models with more than ``SMALL_MODEL_NNZ``
+    entries, the Lagrangian bound (within a third of the time), then
+    HiGHS warm-started from the best solution with the rest of the time,
+    unless the bound already proves it optimal.
+    """
     cover, w = model.cover, model.weight
-    best, method = start, "greedy"
-    bound = greedy_bound(cover, w, start, p)
-    value = covered_weight(cover, w, start)
-    proven = value >= bound or len(start) < p  # greedy stopped: everything coverable is covered
-    if not proven and time_limit_s > 0:
-        swap_s = min(0.2 * time_limit_s, max(0.0, time_limit_s - (time.perf_counter() - began)))
-        swapped = swap_improve(cover, w, start, seconds=swap_s)
+    best, method, value = start, "greedy", covered_weight(cover, w, start)
+    bound = max(greedy_bound(cover, w, start, p), value)
+    # the greedy stops early only when every coverable weight is covered
+    proven = len(start) < p or _gap(value, bound) <= mip_rel_gap
+    if not proven and time_limit_s > 0 and cover.nnz > SMALL_MODEL_NNZ:
+        best, method, value, bound = _improve(model, p, start, seconds=time_limit_s / 3)
+        proven = _gap(value, bound) <= mip_rel_gap
+    elif not proven and time_limit_s > 0:
+        swapped = swap_improve(cover, w, start, seconds=time_limit_s / 10)
         if covered_weight(cover, w, swapped) > value:
             best, method, value = swapped, "greedy+swap", covered_weight(cover, w, swapped)
+    if not proven and time_limit_s > 0:
         left = time_limit_s - (time.perf_counter() - began)
         res = _milp(
             model,
@@ -774,9 +811,8 @@ def _max_covering(
         )
         if res.ran and covered_weight(cover, w, res.sites) > value:
             best, method, value = res.sites, "milp", covered_weight(cover, w, res.sites)
-        bound = min(bound, res.bound) if np.isfinite(res.bound) else bound
+        bound = max(min(bound, res.bound), value) if np.isfinite(res.bound) else bound
         proven = res.optimal
-    bound = max(bound, value)
     status = STATUS_OPTIMAL if proven else STATUS_TIME_LIMIT if time_limit_s > 0 else STATUS_GREEDY
     return _finish(
         model,

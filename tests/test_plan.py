@@ -1,4 +1,4 @@
-"""Siting (lifecircle.plan): coverage matrix against independent distances, models vs brute force."""
+"""Siting (lifecircle.plan): coverage matrix vs independent distances, models vs brute force."""
 
 from __future__ import annotations
 
@@ -169,9 +169,11 @@ def test_max_covering_equals_brute_force(seed: int) -> None:
     cover, weight = _instance(seed)
     best = _brute_max(cover, weight, 3)
     sol = solve_max_covering(cover, weight, 3, mip_rel_gap=0.0)
-    assert sol.status == STATUS_OPTIMAL and sol.proven
+    assert sol.status == STATUS_OPTIMAL
+    assert sol.proven
     assert sol.covered_weight == pytest.approx(best)
-    assert sol.bound == pytest.approx(best) and sol.gap == 0.0
+    assert sol.bound == pytest.approx(best)
+    assert sol.gap == 0.0
     assert sol.n_sites <= 3
     # the sites really cover that much, and gains are the ranked marginal weights
     covered = cover.toarray()[sol.sites].any(axis=0)
@@ -194,7 +196,9 @@ def test_fewest_sites_equals_brute_force(seed: int) -> None:
         need = _brute_fewest(cover, weight, target)
         sol = solve_fewest_sites(cover, weight, target, mip_rel_gap=0.0)
         assert sol.status == STATUS_OPTIMAL
-        assert sol.n_sites == need and sol.objective == need and sol.bound == need
+        assert sol.n_sites == need
+        assert sol.objective == need
+        assert sol.bound == need
         assert sol.covered_weight >= target - 1e-9
         assert weight[cover.toarray()[sol.sites].any(axis=0)].sum() >= target - 1e-9
 
@@ -205,7 +209,8 @@ def test_fewest_sites_target_out_of_reach() -> None:
     reachable = weight[dense.any(axis=0)].sum()
     assert reachable < weight.sum()  # some demand no candidate covers
     sol = solve_fewest_sites(cover, weight, weight.sum(), mip_rel_gap=0.0)
-    assert sol.status == STATUS_INFEASIBLE_TARGET and sol.proven
+    assert sol.status == STATUS_INFEASIBLE_TARGET
+    assert sol.proven
     assert sol.covered_weight == pytest.approx(reachable)
     assert sol.n_sites == _brute_fewest(cover, weight, reachable)
     assert sol.unreachable_weight == pytest.approx(weight.sum() - reachable)
@@ -215,7 +220,8 @@ def test_fewest_sites_target_out_of_reach() -> None:
 def test_fewest_sites_zero_target() -> None:
     cover, weight = _instance(1)
     sol = solve_fewest_sites(cover, weight, 0.0)
-    assert sol.n_sites == 0 and sol.status == STATUS_OPTIMAL
+    assert sol.n_sites == 0
+    assert sol.status == STATUS_OPTIMAL
 
 
 def test_ties_go_to_the_lowest_index() -> None:
@@ -233,7 +239,8 @@ def test_ties_go_to_the_lowest_index() -> None:
     )
     weight = np.array([2.0, 1.0, 1.0, 1.0, 2.0])
     sites, gains = greedy_cover(cover, weight, max_sites=2)
-    assert sites.tolist() == [1, 0] and gains.tolist() == [3.0, 2.0]
+    assert sites.tolist() == [1, 0]
+    assert gains.tolist() == [3.0, 2.0]
     for _ in range(3):
         sol = solve_max_covering(cover, weight, 2, mip_rel_gap=0.0)
         assert sol.sites.tolist() == [1, 0]
@@ -279,3 +286,39 @@ def test_coverage_curve_each_k_is_the_brute_force_optimum() -> None:
     greedy = coverage_curve(cover, weight, 4, time_limit_s=0)
     for g, exact in zip(greedy, curve, strict=True):
         assert g.covered_weight <= exact.covered_weight + 1e-9 <= g.bound + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_max_covering_large_model_path_equals_brute_force(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # force the path of big models: 1-swaps and the Lagrangian bound before HiGHS
+    import lifecircle.plan as plan
+
+    monkeypatch.setattr(plan, "SMALL_MODEL_NNZ", 0)
+    cover, weight = _instance(seed + 20, n_c=14, n_d=60)
+    best = _brute_max(cover, weight, 4)
+    sol = solve_max_covering(cover, weight, 4, time_limit_s=30, mip_rel_gap=0.0)
+    assert sol.status == STATUS_OPTIMAL
+    assert sol.covered_weight == pytest.approx(best)
+    # no MILP: the greedy with its bound, never called optimal unless the bound proves it
+    quick = solve_max_covering(cover, weight, 4, time_limit_s=0)
+    assert quick.covered_weight <= best + 1e-9 <= quick.bound + 1e-9
+    assert quick.gap == pytest.approx((quick.bound - quick.covered_weight) / quick.bound)
+    assert (quick.status == STATUS_OPTIMAL) == (quick.covered_weight == quick.bound)
+
+
+def test_time_limit_is_reported_not_hidden() -> None:
+    # a tiny time limit on a model HiGHS can't close at once: the gap and status say so
+    rng = np.random.default_rng(0)
+    cover = sp.csr_matrix(rng.random((300, 2000)) < 0.02)
+    weight = rng.integers(1, 100, 2000).astype(float)
+    greedy = solve_max_covering(cover, weight, 25, time_limit_s=0)
+    sol = solve_max_covering(cover, weight, 25, time_limit_s=0.05)
+    assert sol.status == "time_limit"
+    assert not sol.proven
+    assert sol.bound > sol.covered_weight
+    assert sol.gap == pytest.approx((sol.bound - sol.covered_weight) / sol.bound)
+    # the 1-swaps improved the greedy, the bound is no worse than the greedy's
+    assert sol.covered_weight > greedy.covered_weight
+    assert sol.bound <= greedy.bound
