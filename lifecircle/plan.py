@@ -1009,3 +1009,107 @@ def coverage_curve(
         if sol.covered_weight >= model.reachable_weight:
             break
     return out
+
+
+# --------------------------------------------------------------------------- one category
+
+
+@dataclass(frozen=True)
+class CategoryPlan:
+    """The plan of one category (what ``plan.json`` reports), on weights.
+
+    ``fewest`` is the fewest-sites solution to the target (sites are rows of
+    the candidates frame), ``curve`` the maximal-covering curve for k = 1..K;
+    ``newly_covered`` marks, over all residents, those the ``fewest`` sites
+    newly cover. Shares are of the total resident weight.
+    """
+
+    coverage_now: float
+    target: float
+    target_weight: float
+    fewest: PlanSolution
+    coverage_reached: float
+    curve: list[PlanSolution]
+    curve_coverage: list[float]
+    newly_covered: npt.NDArray[np.bool_]
+    n_candidates: int
+    n_demand: int
+    matrix_entries: int
+    matrix_seconds: float
+
+
+def plan_category(
+    router: Router,
+    residents_snap: pd.DataFrame,
+    weight: FloatArray,
+    covered_now: npt.NDArray[np.bool_],
+    candidates_snap: pd.DataFrame,
+    *,
+    threshold_m: float,
+    target: float,
+    max_sites: int,
+    time_limit_s: float = 60.0,
+) -> CategoryPlan:
+    """Plan new sites for one category, the existing facilities kept.
+
+    Parameters
+    ----------
+    router
+        The prepared network.
+    residents_snap
+        All residents, snapped (``SnappedArea.residents``).
+    weight
+        Resident weights (the ``weight`` column), aligned to `residents_snap`.
+    covered_now
+        Residents already covered (the coverage stage's ``covered_<category>``).
+    candidates_snap
+        Candidate sites snapped the way facilities are
+        (:func:`lifecircle.snapping.snap_to_routable` of
+        :func:`candidate_points` or of a user file), so that
+        ``coverage --add-facilities`` reproduces the plan.
+    threshold_m
+        The category's (or the chosen tier's) walking threshold.
+    target
+        Target share of the resident weight (e.g. 0.99).
+    max_sites
+        K of the curve.
+    time_limit_s
+        Budget of each of the two solves (fewest sites, curve).
+
+    Returns
+    -------
+    CategoryPlan
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    total = float(weight.sum())
+    now = float(weight[covered_now].sum())
+    need_rows = np.flatnonzero(~covered_now & (residents_snap["edge"].to_numpy() >= 0))
+    began = time.perf_counter()
+    cover = coverage_matrix(
+        router, candidates_snap, residents_snap.iloc[need_rows], threshold_m=threshold_m
+    )
+    matrix_s = time.perf_counter() - began
+    w = weight[need_rows]
+    target_weight = target * total - now
+    fewest = solve_fewest_sites(cover, w, target_weight, time_limit_s=time_limit_s)
+    curve = coverage_curve(cover, w, max_sites, time_limit_s=time_limit_s) if max_sites else []
+    newly = np.zeros(len(weight), dtype=bool)
+    newly[need_rows[covered_columns(cover, fewest.sites)]] = True
+
+    def share(x: float) -> float:
+        return x / total if total > 0 else float("nan")
+
+    return CategoryPlan(
+        coverage_now=share(now),
+        target=target,
+        target_weight=target_weight,
+        fewest=fewest,
+        coverage_reached=share(float(weight[covered_now | newly].sum())),
+        curve=curve,
+        curve_coverage=[share(now + s.covered_weight) for s in curve],
+        newly_covered=newly,
+        n_candidates=len(candidates_snap),
+        n_demand=len(need_rows),
+        matrix_entries=int(cover.nnz),
+        matrix_seconds=matrix_s,
+    )

@@ -322,3 +322,56 @@ def test_time_limit_is_reported_not_hidden() -> None:
     # the 1-swaps improved the greedy, the bound is no worse than the greedy's
     assert sol.covered_weight > greedy.covered_weight
     assert sol.bound <= greedy.bound
+
+
+def test_plan_lujiazui_elderly_care_reproduced_by_coverage(lujiazui_area) -> None:  # type: ignore[no-untyped-def]
+    """The plan's predicted coverage is what coverage computes with the sites added."""
+    import dataclasses
+
+    import geopandas as gpd
+
+    from lifecircle.pipeline import CoverageOptions, compute_coverage
+    from lifecircle.plan import plan_category
+    from lifecircle.snapping import snap_to_routable
+
+    prepared, snapped = lujiazui_area
+    assert prepared.facility_access is None  # else the sites need access rows too
+    net = prepared.network
+    options = CoverageOptions(categories=("elderly_care",), isochrones=False, make_map=False)
+    before = compute_coverage(prepared, options).residents
+    cands = candidate_points(
+        net, snapped.routable, spacing_m=100, extent=prepared.extent.geometry.iloc[0]
+    )
+    c_snap = snap_to_routable(cands, net, routable=snapped.routable)
+    plan = plan_category(
+        Router.from_network(net),
+        snapped.residents,
+        prepared.residents["weight"].to_numpy(dtype=float),
+        before["covered_elderly_care"].to_numpy(dtype=bool),
+        c_snap,
+        threshold_m=1000.0,
+        target=0.99,
+        max_sites=3,
+        time_limit_s=30,
+    )
+    assert plan.coverage_now == pytest.approx(0.463115, abs=1e-6)
+    assert plan.fewest.n_sites >= 1
+    assert plan.fewest.status in {STATUS_OPTIMAL, STATUS_INFEASIBLE_TARGET}
+    # the curve rises and its k = n point can't beat the target before n sites
+    assert plan.curve_coverage == sorted(plan.curve_coverage)
+    sites = cands.iloc[plan.fewest.sites]
+    added = gpd.GeoDataFrame(
+        {"category": "elderly_care", "subtype": "planned", "name": "", "source": "plan"},
+        geometry=sites.geometry.to_numpy(),
+        crs=prepared.facilities.crs,
+        index=pd.RangeIndex(10_000, 10_000 + len(sites), name=prepared.facilities.index.name),
+    )
+    facilities = pd.concat([prepared.facilities, added])
+    after = compute_coverage(dataclasses.replace(prepared, facilities=facilities), options)
+    covered = after.residents["covered_elderly_care"].to_numpy(dtype=bool)
+    expected = before["covered_elderly_care"].to_numpy(dtype=bool) | plan.newly_covered
+    np.testing.assert_array_equal(covered, expected)
+    weight = prepared.residents["weight"].to_numpy(dtype=float)
+    assert weight[covered].sum() / weight.sum() == pytest.approx(plan.coverage_reached, abs=1e-12)
+    if plan.fewest.status == STATUS_OPTIMAL:
+        assert plan.coverage_reached >= 0.99
