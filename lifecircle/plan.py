@@ -53,6 +53,9 @@ DEFAULT_MIP_REL_GAP = 1e-6
 #: shrunk models with fewer matrix entries go straight from the greedy to HiGHS
 SMALL_MODEL_NNZ = 50_000
 
+#: relative tolerance (of the total weight) when comparing covered weights summed in other orders
+WEIGHT_REL_TOL = 1e-9
+
 STATUS_OPTIMAL = "optimal"
 STATUS_TIME_LIMIT = "time_limit"
 STATUS_INFEASIBLE_TARGET = "infeasible_target"
@@ -407,7 +410,7 @@ def greedy_cover(
     total = 0.0
     limit = cover.shape[0] if max_sites is None else max_sites
     while heap and len(sites) < limit:
-        if target_weight is not None and total >= target_weight:
+        if target_weight is not None and total >= target_weight - _tol(weight):
             break
         _, i = heapq.heappop(heap)
         cols = _row(cover, i)
@@ -610,6 +613,11 @@ def _milp(
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", max(float(time_limit_s), 0.01))
     h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    if model.cover.nnz > SMALL_MODEL_NNZ:
+        # big models: shrink_model has done the reductions that matter, and the
+        # interior point method reaches the root bound far sooner than the simplex
+        h.setOptionValue("presolve", "off")
+        h.setOptionValue("mip_lp_solver", "ipm")
     inf = h.getInfinity()
     h.addVars(n_c + n_d, np.zeros(n_c + n_d), np.ones(n_c + n_d))
     h.changeColsCost(n_c + n_d, np.arange(n_c + n_d, dtype=np.int32), cost)
@@ -713,6 +721,11 @@ class PlanSolution:
     def n_sites(self) -> int:
         """Number of sites."""
         return len(self.sites)
+
+
+def _tol(weight: FloatArray) -> float:
+    """Absolute tolerance for covered-weight comparisons (rounding of sums, not modelling)."""
+    return WEIGHT_REL_TOL * max(float(weight.sum()), 1.0)
 
 
 def _gap(objective: float, bound: float) -> float:
@@ -875,7 +888,7 @@ def _drop_redundant(cover: sp.csr_matrix, w: FloatArray, sites: IntArray, need: 
     keep = list(sites)
     for s in reversed(list(sites)):
         rest = np.array([k for k in keep if k != s], dtype=np.int64)
-        if covered_weight(cover, w, rest) >= need:
+        if covered_weight(cover, w, rest) >= need - _tol(w):
             keep = list(rest)
     return np.array(keep, dtype=np.int64)
 
@@ -918,7 +931,7 @@ def solve_fewest_sites(
     _check_limits(time_limit_s, 0, "")
     model = shrink_model(cover, weight)
     reachable = model.reachable_weight
-    feasible = target_weight <= reachable
+    feasible = target_weight <= reachable + _tol(model.weight)
     need = float(target_weight) if feasible else reachable
     if need <= 0:
         return _finish(
@@ -949,7 +962,7 @@ def solve_fewest_sites(
         if (
             res.ran
             and len(res.sites) < len(best)
-            and covered_weight(model.cover, model.weight, res.sites) >= need
+            and covered_weight(model.cover, model.weight, res.sites) >= need - _tol(model.weight)
         ):
             best, method = res.sites, "milp"
         if np.isfinite(res.bound):
@@ -1006,7 +1019,7 @@ def coverage_curve(
             began=t0,
         )
         out.append(sol)
-        if sol.covered_weight >= model.reachable_weight:
+        if sol.covered_weight >= model.reachable_weight - _tol(model.weight):
             break
     return out
 

@@ -306,6 +306,10 @@ def test_max_covering_large_model_path_equals_brute_force(
     assert quick.covered_weight <= best + 1e-9 <= quick.bound + 1e-9
     assert quick.gap == pytest.approx((quick.bound - quick.covered_weight) / quick.bound)
     assert (quick.status == STATUS_OPTIMAL) == (quick.covered_weight == quick.bound)
+    target = 0.8 * weight[cover.toarray().any(axis=0)].sum()
+    fewest = solve_fewest_sites(cover, weight, target, time_limit_s=30, mip_rel_gap=0.0)
+    assert fewest.status == STATUS_OPTIMAL
+    assert fewest.n_sites == _brute_fewest(cover, weight, target)
 
 
 def test_time_limit_is_reported_not_hidden() -> None:
