@@ -98,24 +98,24 @@ def bench(
         sol = solve_max_covering(cover, weight, p, time_limit_s=limit)
         best_bound = min(sol.bound, g_bound)
         rows.append(
-            dict(
-                instance=label,
-                method="greedy (lazy)",
-                covered=g_gains.sum(),
-                bound=best_bound,
-                seconds=t_greedy,
-                status="heuristic",
-            )
+            {
+                "instance": label,
+                "method": "greedy (lazy)",
+                "covered": g_gains.sum(),
+                "bound": best_bound,
+                "seconds": t_greedy,
+                "status": "heuristic",
+            }
         )
         rows.append(
-            dict(
-                instance=label,
-                method=f"lifecircle ({sol.method}), limit {limit:g} s",
-                covered=sol.covered_weight,
-                bound=best_bound,
-                seconds=sol.seconds,
-                status=sol.status,
-            )
+            {
+                "instance": label,
+                "method": f"lifecircle ({sol.method}), limit {limit:g} s",
+                "covered": sol.covered_weight,
+                "bound": best_bound,
+                "seconds": sol.seconds,
+                "status": sol.status,
+            }
         )
         if spopt_limit_s > 0 and n_dem * n_cand <= 3000 * 600:
             try:
@@ -124,14 +124,14 @@ def bench(
                 print("spopt not installed: pip install -e '.[bench]'")
             else:
                 rows.append(
-                    dict(
-                        instance=label,
-                        method="spopt MCLP (PuLP + CBC, dense)",
-                        covered=value,
-                        bound=best_bound,
-                        seconds=seconds,
-                        status=status.lower(),
-                    )
+                    {
+                        "instance": label,
+                        "method": "spopt MCLP (PuLP + CBC, dense)",
+                        "covered": value,
+                        "bound": best_bound,
+                        "seconds": seconds,
+                        "status": status.lower(),
+                    }
                 )
         for r in rows[-3:]:
             print(r)
@@ -167,6 +167,7 @@ def main() -> None:
     head = (
         f"Siting benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}, "
         f"Python {platform.python_version()}; Porto Alegre walking network, 1,000 m; "
         f"'below best bound' = (bound - covered) / bound with the best proven bound "
         f"(HiGHS or greedy on-line bound). Total {time.perf_counter() - t0:.0f} s."
