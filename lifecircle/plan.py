@@ -940,7 +940,7 @@ def solve_fewest_sites(
             objective=0.0,
             bound=0.0,
             gap=0.0,
-            status=STATUS_OPTIMAL,
+            status=STATUS_OPTIMAL if feasible else STATUS_INFEASIBLE_TARGET,
             proven=True,
             seconds=time.perf_counter() - began,
             method="greedy",

@@ -379,3 +379,18 @@ def test_plan_lujiazui_elderly_care_reproduced_by_coverage(lujiazui_area) -> Non
     assert weight[covered].sum() / weight.sum() == pytest.approx(plan.coverage_reached, abs=1e-12)
     if plan.fewest.status == STATUS_OPTIMAL:
         assert plan.coverage_reached >= 0.99
+
+
+def test_no_candidates_or_no_reach() -> None:
+    router, _, demand = _toy()
+    none = _snap([(-1, np.nan, np.nan)])
+    cover = coverage_matrix(router, none, demand, threshold_m=100.0)
+    assert cover.shape == (1, 5)
+    assert cover.nnz == 0
+    weight = np.ones(5)
+    sol = solve_fewest_sites(cover, weight, 2.0)
+    assert sol.status == STATUS_INFEASIBLE_TARGET
+    assert sol.n_sites == 0
+    assert sol.unreachable_weight == 5.0
+    assert solve_max_covering(cover, weight, 3).covered_weight == 0.0
+    assert coverage_curve(cover, weight, 3)[0].covered_weight == 0.0
