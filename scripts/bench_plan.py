@@ -1,0 +1,182 @@
+"""Benchmark of the siting models (``lifecircle plan``) on the real Porto Alegre network.
+
+Instances: demand points and candidates are random positions on the routable
+streets of the r5r Porto Alegre extract (uniform along the street length),
+demand weights random integers 1..100, coverage within 1,000 m of walking
+(the sparse matrix of :func:`lifecircle.plan.coverage_matrix`). Maximal
+covering with p new sites, solved by
+
+- greedy (lazy evaluation) with its on-line bound,
+- lifecircle (greedy + 1-swaps + HiGHS on the shrunk sparse model,
+  warm-started), under a time limit,
+- spopt's MCLP (PuLP + CBC on the dense cost matrix), small instance only,
+  when spopt is installed (``pip install -e '.[bench]'``).
+
+Usage: ``python scripts/bench_plan.py [--out docs/benchmarks_plan.md]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_PBF = (
+    Path(os.environ.get("LIFECIRCLE_DATA_DIR", ROOT.parent / "shared" / "data"))
+    / "bench"
+    / "porto_alegre_r5r_sample.osm.pbf"
+)
+THRESHOLD_M = 1000.0
+
+
+def street_positions(net, routable, n: int, rng: np.random.Generator) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """Random positions on routable edges, uniform along the street length (snap frame)."""
+    edges = np.flatnonzero(routable)
+    length = net.length_m[edges]
+    e = rng.choice(edges, size=n, p=length / length.sum())
+    return pd.DataFrame(
+        {"edge": e, "along_m": rng.random(n) * net.length_m[e], "offset_m": np.zeros(n)}
+    )
+
+
+def build_instance(router, routable, n_demand: int, n_cand: int, seed: int):  # type: ignore[no-untyped-def]
+    from lifecircle.plan import coverage_matrix
+
+    rng = np.random.default_rng(seed)
+    demand = street_positions(router.net, routable, n_demand, rng)
+    cands = street_positions(router.net, routable, n_cand, rng)
+    weight = rng.integers(1, 101, n_demand).astype(float)
+    t0 = time.perf_counter()
+    cover = coverage_matrix(router, cands, demand, threshold_m=THRESHOLD_M)
+    return cover, weight, time.perf_counter() - t0
+
+
+def run_spopt(cover, weight, p: int, time_limit_s: float) -> tuple[float, float, str]:  # type: ignore[no-untyped-def]
+    import pulp
+    from spopt.locate import MCLP
+
+    t0 = time.perf_counter()
+    cost = np.where(cover.T.toarray(), 0.0, 2 * THRESHOLD_M)  # demand x candidates
+    model = MCLP.from_cost_matrix(cost, weight, service_radius=THRESHOLD_M, p_facilities=p)
+    model.solve(pulp.PULP_CBC_CMD(msg=False, timeLimit=time_limit_s))
+    seconds = time.perf_counter() - t0
+    chosen = [i for i, var in enumerate(model.fac_vars) if (var.value() or 0) > 0.5]
+    covered = cover[chosen].toarray().any(axis=0)
+    return float(weight[covered].sum()), seconds, pulp.LpStatus[model.problem.status]
+
+
+def bench(
+    sizes: list[tuple[int, int, int, float]], spopt_limit_s: float
+) -> list[dict[str, object]]:
+    from lifecircle.access import Router
+    from lifecircle.io import read_osm
+    from lifecircle.network import build_walk_network
+    from lifecircle.plan import greedy_bound, greedy_cover, solve_max_covering
+    from lifecircle.snapping import routable_edges
+
+    osm = read_osm(BENCH_PBF)
+    net = build_walk_network(osm.ways, crs="EPSG:32722")
+    router = Router.from_network(net)
+    routable = routable_edges(net)
+    print(f"network: {net.n_nodes} nodes, {net.n_edges} edges")
+    rows: list[dict[str, object]] = []
+    for n_dem, n_cand, p, limit in sizes:
+        cover, weight, t_matrix = build_instance(router, routable, n_dem, n_cand, seed=n_dem)
+        label = f"{n_dem:,} x {n_cand:,}, p = {p}"
+        print(f"{label}: matrix {cover.nnz:,} entries in {t_matrix:.1f} s")
+        t0 = time.perf_counter()
+        g_sites, g_gains = greedy_cover(cover, weight, max_sites=p)
+        t_greedy = time.perf_counter() - t0
+        g_bound = greedy_bound(cover, weight, g_sites, p)
+        sol = solve_max_covering(cover, weight, p, time_limit_s=limit)
+        best_bound = min(sol.bound, g_bound)
+        rows.append(
+            {
+                "instance": label,
+                "method": "greedy (lazy)",
+                "covered": g_gains.sum(),
+                "bound": best_bound,
+                "seconds": t_greedy,
+                "status": "heuristic",
+            }
+        )
+        rows.append(
+            {
+                "instance": label,
+                "method": f"lifecircle ({sol.method}), limit {limit:g} s",
+                "covered": sol.covered_weight,
+                "bound": best_bound,
+                "seconds": sol.seconds,
+                "status": sol.status,
+            }
+        )
+        if spopt_limit_s > 0 and n_dem * n_cand <= 3000 * 600:
+            try:
+                value, seconds, status = run_spopt(cover, weight, p, spopt_limit_s)
+            except ImportError:
+                print("spopt not installed: pip install -e '.[bench]'")
+            else:
+                rows.append(
+                    {
+                        "instance": label,
+                        "method": "spopt MCLP (PuLP + CBC, dense)",
+                        "covered": value,
+                        "bound": best_bound,
+                        "seconds": seconds,
+                        "status": status.lower(),
+                    }
+                )
+        for r in rows[-3:]:
+            print(r)
+    return rows
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "| instance | method | covered weight | below best bound | seconds | status |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        covered, bound = float(r["covered"]), float(r["bound"])  # type: ignore[arg-type]
+        below = (bound - covered) / bound if bound else 0.0
+        lines.append(
+            f"| {r['instance']} | {r['method']} | {covered:,.0f} | {100 * below:.2f}% "
+            f"| {float(r['seconds']):.2f} | {r['status']} |"  # type: ignore[arg-type]
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--small-only", action="store_true")
+    parser.add_argument("--spopt-limit-s", type=float, default=120.0)
+    args = parser.parse_args()
+    sizes = [(3000, 600, 20, 60.0)]
+    if not args.small_only:
+        sizes.append((10_000, 2000, 50, 60.0))
+    t0 = time.perf_counter()
+    rows = bench(sizes, args.spopt_limit_s)
+    head = (
+        f"Siting benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}, "
+        f"Python {platform.python_version()}; Porto Alegre walking network, 1,000 m; "
+        f"'below best bound' = (bound - covered) / bound with the best proven bound "
+        f"(HiGHS or greedy on-line bound). Total {time.perf_counter() - t0:.0f} s."
+    )
+    text = f"{head}\n\n{table(rows)}\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

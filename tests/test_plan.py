@@ -1,0 +1,396 @@
+"""Siting (lifecircle.plan): coverage matrix vs independent distances, models vs brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import shapely
+
+from lifecircle.access import Router
+from lifecircle.errors import InputError
+from lifecircle.plan import (
+    STATUS_INFEASIBLE_TARGET,
+    STATUS_OPTIMAL,
+    candidate_points,
+    coverage_curve,
+    coverage_matrix,
+    greedy_bound,
+    greedy_cover,
+    lagrangian_bound,
+    shrink_model,
+    solve_fewest_sites,
+    solve_max_covering,
+)
+from tests.conftest import toy_network
+
+
+def _snap(rows: list[tuple[int, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["edge", "along_m", "offset_m"])
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def test_candidate_points_spacing_by_hand() -> None:
+    # a 250 m street and a 40 m street, spacing 100 m: 3 points at 250/6, 125, 5*250/6; 1 midpoint
+    net = toy_network([(0, 0), (250, 0), (250, 40)], [(0, 1), (1, 2)])
+    out = candidate_points(net, np.array([True, True]), spacing_m=100)
+    assert out["edge"].tolist() == [0, 0, 0, 1]
+    assert out["along_m"].to_numpy() == pytest.approx([250 / 6, 125, 250 * 5 / 6, 20])
+    assert out.geometry.x.to_numpy() == pytest.approx([250 / 6, 125, 250 * 5 / 6, 250])
+    assert out.geometry.y.to_numpy() == pytest.approx([0, 0, 0, 20])
+    # not routable: skipped; outside the extent: dropped
+    only = candidate_points(net, np.array([True, False]), spacing_m=100)
+    assert only["edge"].tolist() == [0, 0, 0]
+    inside = candidate_points(
+        net, np.array([True, True]), spacing_m=100, extent=shapely.box(100, -1, 300, 50)
+    )
+    assert inside["along_m"].to_numpy() == pytest.approx([125, 250 * 5 / 6, 20])
+    assert inside["candidate"].tolist() == [0, 1, 2]
+
+
+def test_candidate_points_bad_spacing() -> None:
+    net = toy_network([(0, 0), (250, 0)], [(0, 1)])
+    with pytest.raises(InputError, match="candidate-spacing-m"):
+        candidate_points(net, np.array([True]), spacing_m=0)
+
+
+# --------------------------------------------------------------------------- coverage matrix
+
+
+def _toy() -> tuple[Router, pd.DataFrame, pd.DataFrame]:
+    # edges: 0 = 0-1, 1 = 1-2, 2 = 1-3, each 100 m
+    net = toy_network([(0, 0), (100, 0), (200, 0), (100, 100)], [(0, 1), (1, 2), (1, 3)])
+    cands = _snap([(0, 10.0, 0.0), (1, 90.0, 5.0), (2, 50.0, 0.0), (-1, np.nan, np.nan)])
+    demand = _snap(
+        [(0, 80.0, 10.0), (1, 20.0, 0.0), (2, 95.0, 20.0), (0, 0.0, 0.0), (-1, np.nan, np.nan)]
+    )
+    return Router.from_network(net), cands, demand
+
+
+def test_coverage_matrix_by_hand() -> None:
+    router, cands, demand = _toy()
+    got = coverage_matrix(router, cands, demand, threshold_m=125.0).toarray()
+    # c0 (edge 0 at 10 m): d0 same edge 10+70=80, d1 90+20=110, d2 90+95+20=205, d3 10
+    # c1 (edge 1 at 90 m, 5 m off): node 1 at 95: d0 20+95+10=125 (= threshold: in), d1 5+70=75
+    # c2 (edge 2 at 50 m): d0 20+50+10=80, d1 50+20=70, d2 same edge 45+20=65, d3 150
+    # c3 and d4 are unreachable
+    expected = np.array(
+        [
+            [1, 1, 0, 1, 0],
+            [1, 1, 0, 0, 0],
+            [1, 1, 1, 0, 0],
+            [0, 0, 0, 0, 0],
+        ],
+        dtype=bool,
+    )
+    np.testing.assert_array_equal(got, expected)
+    assert coverage_matrix(router, cands, demand, threshold_m=124.999).toarray()[1, 0] == 0
+
+
+def test_coverage_matrix_toy_equals_router_per_candidate() -> None:
+    router, cands, demand = _toy()
+    for threshold in (50.0, 80.0, 125.0, 300.0):
+        got = coverage_matrix(router, cands, demand, threshold_m=threshold, block_cells=4)
+        for i in range(len(cands)):
+            d = router.distances(demand, cands.iloc[[i]], limit_m=threshold)
+            np.testing.assert_array_equal(got[[i]].toarray().ravel(), d <= threshold)
+
+
+@pytest.fixture(scope="module")
+def lujiazui_area():  # type: ignore[no-untyped-def]
+    from lifecircle.pipeline import facility_access_layer
+    from lifecircle.prepare import AreaRequest, prepare_area
+    from lifecircle.snapping import snap_area
+
+    prepared = prepare_area(AreaRequest(district="pudong"))
+    access = facility_access_layer(prepared.facilities, prepared.facility_access)
+    return prepared, snap_area(prepared.network, prepared.residents, access)
+
+
+def test_coverage_matrix_lujiazui_equals_router_per_candidate(lujiazui_area) -> None:  # type: ignore[no-untyped-def]
+    from lifecircle.snapping import snap_to_routable
+
+    prepared, snapped = lujiazui_area
+    net = prepared.network
+    cands = candidate_points(
+        net, snapped.routable, spacing_m=100, extent=prepared.extent.geometry.iloc[0]
+    )
+    rng = np.random.default_rng(10)
+    pick = np.sort(rng.choice(len(cands), 300, replace=False))
+    # candidates reached like facilities: snapped to the routable network
+    c_snap = snap_to_routable(cands.iloc[pick], net, routable=snapped.routable)
+    router = Router.from_network(net)
+    threshold = 1000.0
+    # blocks of 32 candidates, so several blocks are exercised
+    got = coverage_matrix(
+        router, c_snap, snapped.residents, threshold_m=threshold, block_cells=32 * net.n_nodes
+    )
+    assert got.shape == (300, len(snapped.residents))
+    assert 0 < got.nnz < got.shape[0] * got.shape[1]
+    for i in range(len(c_snap)):
+        d = router.distances(snapped.residents, c_snap.iloc[[i]], limit_m=threshold)
+        np.testing.assert_array_equal(got[[i]].toarray().ravel(), d <= threshold)
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _instance(seed: int, n_c: int = 12, n_d: int = 40) -> tuple[sp.csr_matrix, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    cover = rng.random((n_c, n_d)) < 0.15
+    weight = rng.integers(1, 20, n_d).astype(float)
+    return sp.csr_matrix(cover), weight
+
+
+def _brute_max(cover: sp.csr_matrix, weight: np.ndarray, p: int) -> float:
+    dense = cover.toarray()
+    return max(
+        float(weight[dense[list(s)].any(axis=0)].sum())
+        for s in itertools.combinations(range(dense.shape[0]), p)
+    )
+
+
+def _brute_fewest(cover: sp.csr_matrix, weight: np.ndarray, target: float) -> int | None:
+    dense = cover.toarray()
+    for k in range(dense.shape[0] + 1):
+        for s in itertools.combinations(range(dense.shape[0]), k):
+            if weight[dense[list(s)].any(axis=0)].sum() >= target:
+                return k
+    return None
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_max_covering_equals_brute_force(seed: int) -> None:
+    cover, weight = _instance(seed)
+    best = _brute_max(cover, weight, 3)
+    sol = solve_max_covering(cover, weight, 3, mip_rel_gap=0.0)
+    assert sol.status == STATUS_OPTIMAL
+    assert sol.proven
+    assert sol.covered_weight == pytest.approx(best)
+    assert sol.bound == pytest.approx(best)
+    assert sol.gap == 0.0
+    assert sol.n_sites <= 3
+    # the sites really cover that much, and gains are the ranked marginal weights
+    covered = cover.toarray()[sol.sites].any(axis=0)
+    assert weight[covered].sum() == pytest.approx(best)
+    assert sol.gains.sum() == pytest.approx(best)
+    assert list(sol.gains) == sorted(sol.gains, reverse=True)
+    # greedy alone and the relaxations give valid bounds
+    g_sites, g_gains = greedy_cover(cover, weight, max_sites=3)
+    assert g_gains.sum() <= best + 1e-9 <= greedy_bound(cover, weight, g_sites, 3) + 1e-9
+    lag, _, lag_value = lagrangian_bound(cover, weight, 3, incumbent=0.0, seconds=2.0)
+    assert lag_value <= best + 1e-9 <= lag + 1e-6
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fewest_sites_equals_brute_force(seed: int) -> None:
+    cover, weight = _instance(seed)
+    reachable = weight[cover.toarray().any(axis=0)].sum()
+    for share in (0.3, 0.6, 0.9):
+        target = share * reachable
+        need = _brute_fewest(cover, weight, target)
+        sol = solve_fewest_sites(cover, weight, target, mip_rel_gap=0.0)
+        assert sol.status == STATUS_OPTIMAL
+        assert sol.n_sites == need
+        assert sol.objective == need
+        assert sol.bound == need
+        assert sol.covered_weight >= target - 1e-9
+        assert weight[cover.toarray()[sol.sites].any(axis=0)].sum() >= target - 1e-9
+
+
+def test_fewest_sites_target_out_of_reach() -> None:
+    cover, weight = _instance(3)
+    dense = cover.toarray()
+    reachable = weight[dense.any(axis=0)].sum()
+    assert reachable < weight.sum()  # some demand no candidate covers
+    sol = solve_fewest_sites(cover, weight, weight.sum(), mip_rel_gap=0.0)
+    assert sol.status == STATUS_INFEASIBLE_TARGET
+    assert sol.proven
+    assert sol.covered_weight == pytest.approx(reachable)
+    assert sol.n_sites == _brute_fewest(cover, weight, reachable)
+    assert sol.unreachable_weight == pytest.approx(weight.sum() - reachable)
+    assert sol.reachable_weight == pytest.approx(reachable)
+
+
+def test_fewest_sites_zero_target() -> None:
+    cover, weight = _instance(1)
+    sol = solve_fewest_sites(cover, weight, 0.0)
+    assert sol.n_sites == 0
+    assert sol.status == STATUS_OPTIMAL
+
+
+def test_ties_go_to_the_lowest_index() -> None:
+    # candidates 1 and 3 are identical and best; 0 and 2 tie for second place
+    cover = sp.csr_matrix(
+        np.array(
+            [
+                [1, 0, 0, 0, 0],
+                [0, 1, 1, 1, 0],
+                [0, 0, 0, 0, 1],
+                [0, 1, 1, 1, 0],
+            ],
+            dtype=bool,
+        )
+    )
+    weight = np.array([2.0, 1.0, 1.0, 1.0, 2.0])
+    sites, gains = greedy_cover(cover, weight, max_sites=2)
+    assert sites.tolist() == [1, 0]
+    assert gains.tolist() == [3.0, 2.0]
+    for _ in range(3):
+        sol = solve_max_covering(cover, weight, 2, mip_rel_gap=0.0)
+        assert sol.sites.tolist() == [1, 0]
+    assert solve_fewest_sites(cover, weight, 3.0).sites.tolist() == [1]
+
+
+def test_shrink_merges_columns_and_drops_dominated() -> None:
+    cover = sp.csr_matrix(
+        np.array(
+            [
+                [1, 1, 0, 0],  # dominated by candidate 2
+                [0, 0, 0, 0],  # covers nothing
+                [1, 1, 1, 0],
+                [0, 0, 1, 0],  # dominated by candidate 2
+                [1, 1, 1, 0],  # same as 2: the lower index stays
+            ],
+            dtype=bool,
+        )
+    )
+    model = shrink_model(cover, np.array([1.0, 2.0, 4.0, 8.0]))
+    assert model.candidates.tolist() == [2]
+    # columns 0 and 1 have the same candidates {0, 2, 4}: merged; column 3 is unreachable
+    assert model.column_of.tolist() == [0, 0, 1, -1]
+    assert model.weight.tolist() == [3.0, 4.0]
+    assert model.unreachable_weight == 8.0
+
+
+def test_bad_weights() -> None:
+    cover, weight = _instance(0)
+    with pytest.raises(InputError, match="weights"):
+        solve_max_covering(cover, weight[:-1], 2)
+    with pytest.raises(InputError, match=">= 0"):
+        solve_max_covering(cover, -weight, 2)
+
+
+def test_coverage_curve_each_k_is_the_brute_force_optimum() -> None:
+    cover, weight = _instance(5)
+    curve = coverage_curve(cover, weight, 4, mip_rel_gap=0.0)
+    assert [s.n_sites for s in curve] == [1, 2, 3, 4]
+    for k, sol in enumerate(curve, start=1):
+        assert sol.status == STATUS_OPTIMAL
+        assert sol.covered_weight == pytest.approx(_brute_max(cover, weight, k))
+    greedy = coverage_curve(cover, weight, 4, time_limit_s=0)
+    for g, exact in zip(greedy, curve, strict=True):
+        assert g.covered_weight <= exact.covered_weight + 1e-9 <= g.bound + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_max_covering_large_model_path_equals_brute_force(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # force the path of big models: 1-swaps and the Lagrangian bound before HiGHS
+    import lifecircle.plan as plan
+
+    monkeypatch.setattr(plan, "SMALL_MODEL_NNZ", 0)
+    cover, weight = _instance(seed + 20, n_c=14, n_d=60)
+    best = _brute_max(cover, weight, 4)
+    sol = solve_max_covering(cover, weight, 4, time_limit_s=30, mip_rel_gap=0.0)
+    assert sol.status == STATUS_OPTIMAL
+    assert sol.covered_weight == pytest.approx(best)
+    # no MILP: the greedy with its bound, never called optimal unless the bound proves it
+    quick = solve_max_covering(cover, weight, 4, time_limit_s=0)
+    assert quick.covered_weight <= best + 1e-9 <= quick.bound + 1e-9
+    assert quick.gap == pytest.approx((quick.bound - quick.covered_weight) / quick.bound)
+    assert (quick.status == STATUS_OPTIMAL) == (quick.covered_weight == quick.bound)
+    target = 0.8 * weight[cover.toarray().any(axis=0)].sum()
+    fewest = solve_fewest_sites(cover, weight, target, time_limit_s=30, mip_rel_gap=0.0)
+    assert fewest.status == STATUS_OPTIMAL
+    assert fewest.n_sites == _brute_fewest(cover, weight, target)
+
+
+def test_time_limit_is_reported_not_hidden() -> None:
+    # a tiny time limit on a model HiGHS can't close at once: the gap and status say so
+    rng = np.random.default_rng(0)
+    cover = sp.csr_matrix(rng.random((300, 2000)) < 0.02)
+    weight = rng.integers(1, 100, 2000).astype(float)
+    greedy = solve_max_covering(cover, weight, 25, time_limit_s=0)
+    sol = solve_max_covering(cover, weight, 25, time_limit_s=0.05)
+    assert sol.status == "time_limit"
+    assert not sol.proven
+    assert sol.bound > sol.covered_weight
+    assert sol.gap == pytest.approx((sol.bound - sol.covered_weight) / sol.bound)
+    # the 1-swaps improved the greedy, the bound is no worse than the greedy's
+    assert sol.covered_weight > greedy.covered_weight
+    assert sol.bound <= greedy.bound
+
+
+def test_plan_lujiazui_elderly_care_reproduced_by_coverage(lujiazui_area) -> None:  # type: ignore[no-untyped-def]
+    """The plan's predicted coverage is what coverage computes with the sites added."""
+    import dataclasses
+
+    import geopandas as gpd
+
+    from lifecircle.pipeline import CoverageOptions, compute_coverage
+    from lifecircle.plan import plan_category
+    from lifecircle.snapping import snap_to_routable
+
+    prepared, snapped = lujiazui_area
+    assert prepared.facility_access is None  # else the sites need access rows too
+    net = prepared.network
+    options = CoverageOptions(categories=("elderly_care",), isochrones=False, make_map=False)
+    before = compute_coverage(prepared, options).residents
+    cands = candidate_points(
+        net, snapped.routable, spacing_m=100, extent=prepared.extent.geometry.iloc[0]
+    )
+    c_snap = snap_to_routable(cands, net, routable=snapped.routable)
+    plan = plan_category(
+        Router.from_network(net),
+        snapped.residents,
+        prepared.residents["weight"].to_numpy(dtype=float),
+        before["covered_elderly_care"].to_numpy(dtype=bool),
+        c_snap,
+        threshold_m=1000.0,
+        target=0.99,
+        max_sites=3,
+        time_limit_s=30,
+    )
+    assert plan.coverage_now == pytest.approx(0.463115, abs=1e-6)
+    assert plan.fewest.n_sites >= 1
+    assert plan.fewest.status in {STATUS_OPTIMAL, STATUS_INFEASIBLE_TARGET}
+    # the curve rises and its k = n point can't beat the target before n sites
+    assert plan.curve_coverage == sorted(plan.curve_coverage)
+    sites = cands.iloc[plan.fewest.sites]
+    added = gpd.GeoDataFrame(
+        {"category": "elderly_care", "subtype": "planned", "name": "", "source": "plan"},
+        geometry=sites.geometry.to_numpy(),
+        crs=prepared.facilities.crs,
+        index=pd.RangeIndex(10_000, 10_000 + len(sites), name=prepared.facilities.index.name),
+    )
+    facilities = pd.concat([prepared.facilities, added])
+    after = compute_coverage(dataclasses.replace(prepared, facilities=facilities), options)
+    covered = after.residents["covered_elderly_care"].to_numpy(dtype=bool)
+    expected = before["covered_elderly_care"].to_numpy(dtype=bool) | plan.newly_covered
+    np.testing.assert_array_equal(covered, expected)
+    weight = prepared.residents["weight"].to_numpy(dtype=float)
+    assert weight[covered].sum() / weight.sum() == pytest.approx(plan.coverage_reached, abs=1e-12)
+    if plan.fewest.status == STATUS_OPTIMAL:
+        assert plan.coverage_reached >= 0.99
+
+
+def test_no_candidates_or_no_reach() -> None:
+    router, _, demand = _toy()
+    none = _snap([(-1, np.nan, np.nan)])
+    cover = coverage_matrix(router, none, demand, threshold_m=100.0)
+    assert cover.shape == (1, 5)
+    assert cover.nnz == 0
+    weight = np.ones(5)
+    sol = solve_fewest_sites(cover, weight, 2.0)
+    assert sol.status == STATUS_INFEASIBLE_TARGET
+    assert sol.n_sites == 0
+    assert sol.unreachable_weight == 5.0
+    assert solve_max_covering(cover, weight, 3).covered_weight == 0.0
+    assert coverage_curve(cover, weight, 3)[0].covered_weight == 0.0
