@@ -293,6 +293,9 @@ class CoverageFrames:
     residents: gpd.GeoDataFrame
     isochrones: gpd.GeoDataFrame | None
     facilities: gpd.GeoDataFrame
+    snapped: SnappedArea
+    router: Router
+    targets: list[Target]
 
 
 def scenario_area(
@@ -365,7 +368,7 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
         zones=zones_out,
         warnings_=[*warn, *notes],
     )
-    return CoverageFrames(summary, residents, isochrones, fac_table)
+    return CoverageFrames(summary, residents, isochrones, fac_table, snapped, router, targets)
 
 
 def _zone_coverage(

@@ -324,3 +324,134 @@ def plot_gap_map(
     ax.set_title(f"{prepared.key}: gaps in {category.replace('_', ' ')} coverage", fontsize=11)
     add_map_furniture(ax, handles)
     return fig, ax
+
+
+def plot_plan_curve(
+    category: str,
+    coverage_now: float,
+    curve_coverage: list[float],
+    target: float,
+    *,
+    sites_needed: int | None = None,
+    ax: Axes | None = None,
+) -> tuple[Figure, Axes]:
+    """Chart coverage against the number of new sites, with the target line.
+
+    Returns
+    -------
+    fig, ax
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+    else:
+        fig = ax.get_figure()  # type: ignore[assignment]
+    color = CATEGORY_COLORS.get(category, "black")
+    ks = np.arange(len(curve_coverage) + 1)
+    values = np.array([coverage_now, *curve_coverage]) * 100
+    ax.plot(ks, values, marker="o", color=color, label="best coverage with k new sites")
+    ax.axhline(target * 100, color="black", linestyle="--", linewidth=1, label="target")
+    if sites_needed is not None:
+        ax.axvline(sites_needed, color="grey", linestyle=":", linewidth=1)
+        ax.annotate(
+            f"{sites_needed} sites reach the target",
+            (sites_needed, target * 100),
+            textcoords="offset points",
+            xytext=(5, -15),
+            fontsize=8,
+        )
+    ax.set_xlabel("new sites (k)")
+    ax.set_ylabel("residents covered (%)")
+    ax.set_ylim(min(values.min(), target * 100) - 5, 101)
+    ax.set_title(f"{category.replace('_', ' ')}: coverage by number of new sites", fontsize=11)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def plot_plan_map(
+    prepared: PreparedArea,
+    residents: gpd.GeoDataFrame,
+    sites: gpd.GeoDataFrame,
+    category: str,
+    *,
+    covered_after: np.ndarray,
+    ax: Axes | None = None,
+) -> tuple[Figure, Axes]:
+    """Map proposed sites, existing facilities and the residents still uncovered.
+
+    Parameters
+    ----------
+    prepared
+        The area.
+    residents
+        Residents (metric CRS).
+    sites
+        Proposed sites with ``rank``.
+    category
+        The category planned.
+    covered_after
+        Boolean per resident: covered once the sites are built.
+
+    Returns
+    -------
+    fig, ax
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10, 10))
+    else:
+        fig = ax.get_figure()  # type: ignore[assignment]
+    _, edges = network_to_gdfs(prepared.network)
+    edges.plot(ax=ax, color="#bbbbbb", linewidth=0.4, zorder=1)
+    color = CATEGORY_COLORS.get(category, "black")
+    handles: list[Any] = [Line2D([], [], color="#bbbbbb", label="walkable streets")]
+    fac = prepared.facilities.loc[prepared.facilities["category"] == category]
+    if len(fac):
+        fac.plot(ax=ax, color=color, marker="^", markersize=30, edgecolor="black", zorder=4)
+    handles.append(
+        Line2D([], [], marker="^", color=color, linestyle="", label=f"existing {category}")
+    )
+    still = residents.loc[~covered_after]
+    if len(still):
+        still.plot(ax=ax, color="black", markersize=8, zorder=3)
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="o",
+            color="black",
+            linestyle="",
+            markersize=3,
+            label="residents still not covered",
+        )
+    )
+    if len(sites):
+        pts = gpd.GeoSeries(sites.geometry.representative_point(), crs=sites.crs)
+        pts.plot(
+            ax=ax, color="gold", marker="*", markersize=160, edgecolor="black", zorder=6
+        )
+        for rank, x, y in zip(sites["rank"], pts.x, pts.y, strict=True):
+            ax.annotate(
+                str(rank),
+                (x, y),
+                xytext=(6, 6),
+                textcoords="offset points",
+                fontsize=9,
+                weight="bold",
+                zorder=7,
+            )
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="*",
+            color="gold",
+            markeredgecolor="black",
+            linestyle="",
+            markersize=12,
+            label="proposed site (rank)",
+        )
+    )
+    add_outlines_and_view(ax, prepared, handles)
+    ax.set_title(f"{prepared.key}: proposed {category.replace('_', ' ')} sites", fontsize=11)
+    add_map_furniture(ax, handles)
+    return fig, ax

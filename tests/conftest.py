@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
+import shapely
 from click.testing import CliRunner
 
 from lifecircle.network import WalkNetwork
@@ -276,3 +278,17 @@ def nominatim_answer(west: float, south: float, east: float, north: float) -> by
             }
         ]
     ).encode()
+
+
+def care_home() -> gpd.GeoDataFrame:
+    """A hand-placed 60 x 40 m care-home campus in Lujiazui (the extract maps none): a polygon,
+    so the outline access path is exercised too."""
+    centre = (
+        gpd.GeoSeries([shapely.Point(121.5035, 31.2335)], crs=4326).to_crs("EPSG:32651").iloc[0]
+    )
+    x, y = centre.x, centre.y
+    return gpd.GeoDataFrame(
+        {"category": ["elderly_care"], "subtype": ["nursing_home"], "name": ["test care home"]},
+        geometry=[shapely.box(x - 30, y - 20, x + 30, y + 20)],
+        crs="EPSG:32651",
+    )

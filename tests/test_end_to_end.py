@@ -37,7 +37,7 @@ import shapely
 
 from lifecircle.pipeline import CoverageOptions, run_coverage, scenario_area
 from lifecircle.prepare import AreaRequest, PoiSource, PreparedArea, prepare_area
-from tests.conftest import LUJIAZUI, POIS
+from tests.conftest import LUJIAZUI, POIS, care_home
 
 CRS = "EPSG:32651"
 CATEGORIES = ("school", "health", "elderly_care", "culture")
@@ -336,18 +336,6 @@ def reference(streets: Streets, prepared: PreparedArea, *, routable_only: bool) 
 
 def amap_pois() -> tuple[PoiSource, ...]:
     return tuple(PoiSource(POIS / name) for name in AMAP_FILES)
-
-
-def care_home() -> gpd.GeoDataFrame:
-    """A hand-placed 60 x 40 m care-home campus in Lujiazui (the extract maps none): a polygon,
-    so the outline access path is exercised too."""
-    centre = gpd.GeoSeries([shapely.Point(121.5035, 31.2335)], crs=4326).to_crs(CRS).iloc[0]
-    x, y = centre.x, centre.y
-    return gpd.GeoDataFrame(
-        {"category": ["elderly_care"], "subtype": ["nursing_home"], "name": ["test care home"]},
-        geometry=[shapely.box(x - 30, y - 20, x + 30, y + 20)],
-        crs=CRS,
-    )
 
 
 def run_lifecircle(pois: tuple[PoiSource, ...], out: Path) -> tuple[PreparedArea, Any]:

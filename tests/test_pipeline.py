@@ -7,14 +7,17 @@ import numpy as np
 import pytest
 
 from lifecircle.coverage import Target
-from lifecircle.pipeline import CoverageOptions, run_coverage, search_limit
-from lifecircle.prepare import AreaRequest
+from lifecircle.pipeline import CoverageOptions, run_coverage, scenario_area, search_limit
+from lifecircle.prepare import AreaRequest, prepare_area
+from tests.conftest import care_home
 
 
 @pytest.fixture(scope="module")
 def lujiazui_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):  # type: ignore[no-untyped-def]
     out = tmp_path_factory.mktemp("run")
-    return run_coverage(AreaRequest(district="pudong"), CoverageOptions(), out_dir=out)
+    req = AreaRequest(district="pudong")
+    prepared = scenario_area(prepare_area(req), add=care_home())  # Lujiazui maps no care home
+    return run_coverage(req, CoverageOptions(), out_dir=out, prepared=prepared)
 
 
 def test_every_covered_resident_lies_inside_its_drawn_isochrone(lujiazui_run) -> None:  # type: ignore[no-untyped-def]
@@ -68,6 +71,7 @@ def test_margin_below_the_threshold_warns() -> None:
     assert limit == 1000
 
 
+@pytest.mark.filterwarnings("ignore:no elderly_care facilities:RuntimeWarning")
 def test_distances_beyond_the_margin_are_not_reported(data_dir: Path, tmp_path: Path) -> None:
     req = AreaRequest(district="pudong", margin_m=1200)
     result = run_coverage(req, CoverageOptions(isochrones=False, make_map=False), out_dir=tmp_path)
