@@ -146,8 +146,9 @@ def parse_conditions(text: str) -> tuple[Condition, ...]:
 
     Examples
     --------
-    >>> parse_conditions("social_facility:for=senior|elderly & !operator")
-    (('social_facility:for', frozenset({'elderly', 'senior'})), ('operator', None))
+    >>> conditions = parse_conditions("social_facility:for=senior|elderly & !operator")
+    >>> [(key, sorted(values) if values else values) for key, values in conditions]
+    [('social_facility:for', ['elderly', 'senior']), ('operator', None)]
     """
     out: list[Condition] = []
     for part in (p.strip() for p in text.split("&")):

@@ -206,6 +206,7 @@ def test_lujiazui_residents_fall_in_the_real_units(lujiazui_prepared) -> None:  
     assert ((labels == "陆家嘴街道") & (res["basis"] == "buildings")).sum() == 244
 
 
+@pytest.mark.filterwarnings("ignore:no elderly_care facilities:RuntimeWarning")
 def test_lujiazui_coverage_names_units_and_units_without_network(lujiazui_prepared) -> None:  # type: ignore[no-untyped-def]
     from lifecircle.pipeline import CoverageOptions, compute_coverage
 
