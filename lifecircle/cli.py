@@ -2,7 +2,10 @@
 
 Every command parses its options, calls the pipeline, and turns a
 :class:`~lifecircle.errors.LifecircleError` into a one-line message and exit
-code 1 (no traceback).
+code 1 (no traceback). Option defaults are read from the library's own
+defaults (:class:`~lifecircle.pipeline.CoverageOptions`,
+:class:`~lifecircle.pipeline.GapOptions`, :class:`~lifecircle.prepare.AreaRequest`,
+:class:`~lifecircle.prepare.PoiSource`), never repeated as literals.
 """
 
 from __future__ import annotations
@@ -16,11 +19,19 @@ from typing import Any, TypeVar
 
 import click
 
-from lifecircle import __version__, settings
+from lifecircle import __version__
+from lifecircle.coverage import PROFILES
 from lifecircle.errors import LifecircleError
+from lifecircle.facilities import CATEGORIES
+from lifecircle.pipeline import CoverageOptions, GapOptions
+from lifecircle.prepare import AreaRequest, PoiSource
 
 F = TypeVar("F", bound=Callable[..., Any])
-CATEGORY_CHOICES = ["school", "health", "elderly_care", "culture"]
+CATEGORY_CHOICES = list(CATEGORIES)
+COVERAGE_DEFAULTS = CoverageOptions()
+GAP_DEFAULTS = GapOptions()
+AREA_DEFAULTS = AreaRequest()
+POI_DEFAULTS = PoiSource(path=Path())
 
 
 def _handle_errors(func: F) -> F:
@@ -67,16 +78,28 @@ def area_options(func: F) -> F:
         click.option(
             "--pois-crs",
             type=click.Choice(["wgs84", "gcj02", "bd09"]),
-            default="wgs84",
+            default=POI_DEFAULTS.datum,
             show_default=True,
             help="Datum of the POI coordinates.",
         ),
-        click.option("--pois-lat", default="lat", show_default=True, help="CSV latitude column."),
-        click.option("--pois-lon", default="lon", show_default=True, help="CSV longitude column."),
-        click.option("--pois-name", default="name", show_default=True, help="POI name column."),
+        click.option(
+            "--pois-lat",
+            default=POI_DEFAULTS.lat_col,
+            show_default=True,
+            help="CSV latitude column.",
+        ),
+        click.option(
+            "--pois-lon",
+            default=POI_DEFAULTS.lon_col,
+            show_default=True,
+            help="CSV longitude column.",
+        ),
+        click.option(
+            "--pois-name", default=POI_DEFAULTS.name_col, show_default=True, help="POI name column."
+        ),
         click.option(
             "--pois-field",
-            default="type",
+            default=POI_DEFAULTS.category_field,
             show_default=True,
             help="POI column holding the source's category.",
         ),
@@ -91,7 +114,9 @@ def area_options(func: F) -> F:
             type=click.Path(path_type=Path),
             help="Population layer: GeoTIFF, or points/polygons with a population column.",
         ),
-        click.option("--population-column", default="population", show_default=True),
+        click.option(
+            "--population-column", default=AREA_DEFAULTS.population_column, show_default=True
+        ),
         click.option(
             "--tags",
             "tags_file",
@@ -101,13 +126,13 @@ def area_options(func: F) -> F:
         click.option(
             "--margin-m",
             type=float,
-            default=settings.DEFAULT_MARGIN_M,
+            default=AREA_DEFAULTS.margin_m,
             show_default=True,
             help="Margin around the boundary for streets and facilities.",
         ),
         click.option(
             "--offline/--online",
-            default=False,
+            default=AREA_DEFAULTS.offline,
             show_default=True,
             help="Never download (Overpass/Nominatim).",
         ),
@@ -190,20 +215,33 @@ def fetch(**kw: Any) -> None:
 def analysis_options(func: F) -> F:
     """Options of the analysis itself (shared by coverage and gaps)."""
     options = [
-        click.option("--minutes", type=float, default=15.0, show_default=True),
-        click.option("--speed-kmh", type=float, default=4.0, show_default=True),
+        click.option(
+            "--minutes",
+            type=float,
+            default=COVERAGE_DEFAULTS.minutes,
+            show_default=True,
+            help="Walking time of tiers with no minutes of their own; refused with a profile "
+            "whose tiers fix them (shanghai).",
+        ),
+        click.option(
+            "--speed-kmh",
+            type=float,
+            default=COVERAGE_DEFAULTS.speed_kmh,
+            show_default=True,
+            help="Walking speed converting every tier's minutes to metres.",
+        ),
         click.option(
             "--target",
             type=float,
-            default=0.99,
+            default=COVERAGE_DEFAULTS.target,
             show_default=True,
             help="Coverage target as a share (0.99 = 99%).",
         ),
         click.option(
             "--profile",
-            default="default",
+            default=COVERAGE_DEFAULTS.profile,
             show_default=True,
-            help="Standard profile: default, shanghai, or a CSV file.",
+            help=f"Standard profile: {', '.join(PROFILES)}, or a CSV file.",
         ),
         click.option(
             "--category",
@@ -215,13 +253,13 @@ def analysis_options(func: F) -> F:
         click.option(
             "--max-snap-m",
             type=float,
-            default=300.0,
+            default=COVERAGE_DEFAULTS.max_snap_m,
             show_default=True,
             help="Points farther from any street are unreachable.",
         ),
         click.option(
             "--rings",
-            default="0,3,6,10,15,25",
+            default=",".join(f"{v:g}" for v in COVERAGE_DEFAULTS.ring_edges_km),
             show_default=True,
             help="Distance ring edges from the district core, km.",
         ),
@@ -264,9 +302,16 @@ def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
 @main.command()
 @area_options
 @analysis_options
-@click.option("--isochrones/--no-isochrones", default=True, show_default=True)
-@click.option("--map/--no-map", "make_map", default=True, show_default=True)
-@click.option("--isochrone-buffer-m", type=float, default=25.0, show_default=True)
+@click.option(
+    "--isochrones/--no-isochrones", default=COVERAGE_DEFAULTS.isochrones, show_default=True
+)
+@click.option("--map/--no-map", "make_map", default=COVERAGE_DEFAULTS.make_map, show_default=True)
+@click.option(
+    "--isochrone-buffer-m",
+    type=float,
+    default=COVERAGE_DEFAULTS.isochrone_buffer_m,
+    show_default=True,
+)
 @_handle_errors
 def coverage(**kw: Any) -> None:
     """Coverage of each facility category against the target (default 99% within 15 min)."""
@@ -303,25 +348,27 @@ def coverage(**kw: Any) -> None:
 @click.option(
     "--zone-ring-m",
     type=float,
-    default=2000.0,
+    default=GAP_DEFAULTS.zone_ring_m,
     show_default=True,
     help="Width of the comparison ring around each --zones polygon.",
 )
 @click.option(
     "--lag-points",
     type=float,
-    default=10.0,
+    default=GAP_DEFAULTS.lag_points,
     show_default=True,
     help="Flag when the outermost populated ring lags the core by more.",
 )
 @click.option(
     "--cluster-eps-m",
     type=float,
-    default=250.0,
+    default=GAP_DEFAULTS.cluster_eps_m,
     show_default=True,
     help="DBSCAN radius for gap clusters.",
 )
-@click.option("--pdf/--no-pdf", default=True, show_default=True, help="Also write PDF maps.")
+@click.option(
+    "--pdf/--no-pdf", default=GAP_DEFAULTS.pdf, show_default=True, help="Also write PDF maps."
+)
 @_handle_errors
 def gaps(**kw: Any) -> None:
     """Where the gaps are: zones, core-periphery gradient, inequality, gap clusters, maps."""
