@@ -231,3 +231,120 @@ def test_run_that_dies_after_its_first_write_leaves_the_folder_as_it_was(
     after = json.loads((out / "coverage.json").read_text())
     assert after["parameters"]["minutes"] == 10
     assert _snapshot(out)["residents_coverage.gpkg"] != before["residents_coverage.gpkg"]
+
+
+def test_minutes_with_a_tiered_profile_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["coverage", "--district", "pudong", "--profile", "shanghai", "--minutes", "20"]
+    result = runner.invoke(main, [*args, "--out", str(out), "--no-map", "--no-isochrones"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert "--minutes 20 does not apply to profile shanghai" in lines[0]
+    assert "drop --minutes" in lines[0]
+    assert "Traceback" not in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_shanghai_tiers_follow_the_walking_speed(runner: CliRunner, tmp_path: Path) -> None:
+    import geopandas as gpd
+    import numpy as np
+
+    out = tmp_path / "out"
+    args = ["coverage", "--district", "pudong", "--profile", "shanghai", "--speed-kmh", "3"]
+    result = runner.invoke(main, [*args, "--out", str(out), "--no-map", "--no-isochrones"])
+    assert result.exit_code == 0, result.output
+    # the table header states the thresholds applied, not the global 1000 m
+    header = result.output.splitlines()[0]
+    assert header.startswith("Coverage within tiers of 5-15 min (250-750 m) at 3 km/h")
+    assert (
+        "  school: kindergarten 5 min (250 m), primary 10 min (500 m), secondary 15 min (750 m)"
+        in (result.output)
+    )
+    assert "1000 m" not in result.output
+    summary = json.loads((out / "coverage.json").read_text())
+    p = summary["parameters"]
+    assert p["threshold_m"] is None
+    assert p["threshold_label"] == "tiers of 5-15 min (250-750 m) at 3 km/h"
+    pinned = [
+        (
+            t["category"],
+            t["tier"],
+            tuple(t["subtypes"]),
+            t["minutes"],
+            t["threshold_m"],
+            t["required"],
+        )
+        for t in p["thresholds"]
+    ]
+    assert pinned == [
+        ("school", "kindergarten", ("kindergarten",), 5.0, 250.0, True),
+        ("school", "primary", ("primary",), 10.0, 500.0, True),
+        ("school", "secondary", ("secondary",), 15.0, 750.0, True),
+        ("health", "community_health_centre", ("community_health_centre",), 15.0, 750.0, True),
+        ("health", "hospital_or_clinic", ("hospital", "clinic"), 15.0, 750.0, False),
+        ("elderly_care", "day_care", ("day_care",), 5.0, 250.0, True),
+        ("elderly_care", "nursing_home", ("nursing_home", "care_home"), 15.0, 750.0, True),
+        (
+            "culture",
+            "cultural_centre",
+            ("community_centre", "cultural_centre", "library"),
+            15.0,
+            750.0,
+            True,
+        ),
+        (
+            "culture",
+            "venues",
+            ("theatre", "tourism_museum", "tourism_gallery", "tourism_attraction"),
+            15.0,
+            750.0,
+            False,
+        ),
+    ]
+    assert all("GB 50180-2018" in t["source"] for t in p["thresholds"] if t["required"])
+    # the school figure, recomputed from the written residents at 250/500/750 m
+    res = gpd.read_file(out / "residents_coverage.gpkg")
+    w = res["weight"].to_numpy(dtype=float)
+    met = (
+        (res["status"] == "ok").to_numpy()
+        & (res["dist_school_kindergarten_m"].to_numpy(dtype=float) <= 250)
+        & (res["dist_school_primary_m"].to_numpy(dtype=float) <= 500)
+        & (res["dist_school_secondary_m"].to_numpy(dtype=float) <= 750)
+    )
+    assert summary["categories"]["school"]["coverage"] == pytest.approx(
+        w[met].sum() / w.sum(), abs=1e-6
+    )
+    tiers = {t["tier"]: t for t in summary["categories"]["school"]["thresholds"]}
+    kinder = (res["status"] == "ok").to_numpy() & (
+        res["dist_school_kindergarten_m"].to_numpy(dtype=float) <= 250
+    )
+    assert tiers["kindergarten"]["coverage"] == pytest.approx(w[kinder].sum() / w.sum(), abs=1e-6)
+    assert np.isfinite(res["dist_school_m"].to_numpy(dtype=float)).any()
+
+
+def test_cli_defaults_are_the_library_defaults() -> None:
+    import re
+
+    from lifecircle import cli
+    from lifecircle.pipeline import CoverageOptions, GapOptions
+    from lifecircle.prepare import AreaRequest
+
+    params = {p.name: p.default for p in main.commands["gaps"].params}
+    cov, gap, area = CoverageOptions(), GapOptions(), AreaRequest()
+    assert params["minutes"] == cov.minutes
+    assert params["speed_kmh"] == cov.speed_kmh
+    assert params["target"] == cov.target
+    assert params["profile"] == cov.profile
+    assert params["max_snap_m"] == cov.max_snap_m
+    assert tuple(float(v) for v in params["rings"].split(",")) == cov.ring_edges_km
+    assert params["margin_m"] == area.margin_m
+    assert params["lag_points"] == gap.lag_points
+    assert params["cluster_eps_m"] == gap.cluster_eps_m
+    assert params["zone_ring_m"] == gap.zone_ring_m
+    assert {p.name: p.default for p in main.commands["coverage"].params}[
+        "isochrone_buffer_m"
+    ] == cov.isochrone_buffer_m
+    # and none is repeated as a number in the CLI's source
+    source = Path(cli.__file__).read_text("utf-8")
+    assert re.findall(r"default=[-\d.\"']+[\d]", source) == []
