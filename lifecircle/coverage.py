@@ -266,7 +266,10 @@ def load_profile(
     categories: tuple[str, ...] = CATEGORIES,
     known_subtypes: set[str] | None = None,
 ) -> list[Target]:
-    """Read and parse a profile; warn about tier subtypes no rule produces.
+    """Read and parse a profile; warn about required tiers' subtypes no rule produces.
+
+    Optional tiers (``required=no``) are not checked: they decide nothing, and
+    their row in ``coverage.json`` shows what they found.
 
     Parameters
     ----------
@@ -286,7 +289,7 @@ def load_profile(
         name=name_or_path,
     )
     if known_subtypes is not None:
-        for t in targets:
+        for t in (t for t in targets if t.required):
             unknown = [s for s in t.subtypes if s != ANY_SUBTYPE and s not in known_subtypes]
             if unknown:
                 msg = (
@@ -388,9 +391,12 @@ def facility_thresholds(facilities: pd.DataFrame, targets: list[Target]) -> npt.
 def unassigned_facilities(
     facilities: pd.DataFrame, targets: list[Target]
 ) -> dict[str, dict[str, int]]:
-    """Facilities of the profile's categories that satisfy no required tier, by subtype.
+    """Facilities of the profile's categories that satisfy no tier at all, by subtype.
 
-    With a boolean ``reachable`` column, only reachable facilities are counted.
+    They count for no coverage and appear in no tier's row. (Facilities of an
+    optional tier only, e.g. hospitals under ``shanghai``, are reported by
+    that tier's row instead.) With a boolean ``reachable`` column, only
+    reachable facilities are counted.
 
     Examples
     --------
@@ -403,7 +409,7 @@ def unassigned_facilities(
         facilities = facilities.loc[facilities["reachable"].to_numpy(dtype=bool)]
     out: dict[str, dict[str, int]] = {}
     for cat in dict.fromkeys(t.category for t in targets):
-        tiers = [t for t in targets if t.category == cat and t.required]
+        tiers = [t for t in targets if t.category == cat]
         subs = facilities.loc[facilities["category"].to_numpy() == cat, "subtype"].astype(str)
         left = subs[[not any(t.serves(s) for t in tiers) for s in subs]]
         if len(left):
@@ -412,7 +418,7 @@ def unassigned_facilities(
 
 
 def format_unassigned(unassigned: dict[str, dict[str, int]], profile: str) -> str | None:
-    """One warning line for facilities that count for no tier (None when there are none).
+    """Return one warning line for facilities in no tier (None when there are none).
 
     Examples
     --------
@@ -535,7 +541,7 @@ def summarize_coverage(
     facility_counts
         Per category: ``{"reachable": n, "total": n}`` facilities.
     unassigned
-        Per category, facilities that satisfy no required tier, by subtype
+        Per category, facilities that satisfy no tier, by subtype
         (see :func:`unassigned_facilities`).
 
     Returns

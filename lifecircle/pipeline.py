@@ -334,7 +334,8 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
     margin_m = float(prepared.manifest.get("parameters", {}).get("margin_m", DEFAULT_MARGIN_M))
     limit, notes = search_limit(options, targets, margin_m)
     groups = _target_groups(facilities, snapped.access, targets, categories)
-    warn = _missing_warnings(groups)
+    optional = {t.column for t in targets if not t.required}  # reported only: no 0% warning
+    warn = _missing_warnings({c: m for c, m in groups.items() if c not in optional})
     router = Router.from_network(net)
     distances = nearest_distances(router, snapped.residents, snapped.access, groups, limit_m=limit)
     residents = resident_table(prepared.residents, snapped, distances, net)

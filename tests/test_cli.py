@@ -296,7 +296,14 @@ def test_shanghai_tiers_follow_the_walking_speed(runner: CliRunner, tmp_path: Pa
         (
             "culture",
             "venues",
-            ("theatre", "tourism_museum", "tourism_gallery", "tourism_attraction"),
+            (
+                "theatre",
+                "tourism_museum",
+                "tourism_gallery",
+                "tourism_attraction",
+                "museum",
+                "gallery",
+            ),
             15.0,
             750.0,
             False,

@@ -291,3 +291,5 @@ def test_tier_naming_an_unproduced_subtype_warns(tmp_path: Path) -> None:
     assert targets[0].subtypes == ("primary", "kindergarden")
     assert "primary+secondary" not in known_subtypes()  # compound subtypes are split
     assert {"primary", "secondary", "kindergarten", "day_care"} <= known_subtypes()
+    # the packaged default profile warns of nothing (warnings are errors in the tests)
+    assert load_profile("default", known_subtypes=known_subtypes())
