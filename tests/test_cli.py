@@ -355,3 +355,21 @@ def test_cli_defaults_are_the_library_defaults() -> None:
     # and none is repeated as a number in the CLI's source
     source = Path(cli.__file__).read_text("utf-8")
     assert re.findall(r"default=[-\d.\"']+[\d]", source) == []
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_map_title_states_the_tiers(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from lifecircle.pipeline import CoverageOptions, run_coverage
+    from lifecircle.plot import plot_coverage_map
+    from lifecircle.prepare import AreaRequest
+
+    options = CoverageOptions(profile="shanghai", speed_kmh=3.0, make_map=False, isochrones=False)
+    result = run_coverage(AreaRequest(district="pudong"), options, out_dir=tmp_path / "o")
+    assert result.prepared is not None
+    fig, ax = plot_coverage_map(result.prepared, result.residents, None, result.summary)
+    title = ax.get_title()
+    plt.close(fig)
+    assert "residents within tiers of 5-15 min (250-750 m) at 3 km/h of every category" in title
+    assert "1000 m" not in title
