@@ -192,17 +192,20 @@ def test_unknown_stage_counts_for_no_tier_and_is_reported() -> None:
     assert unassigned_facilities(fac, default) == {}
 
 
-def test_default_culture_counts_no_tourism_venue() -> None:
-    targets = parse_profile(read_profile_text("default"), categories=("culture",))
+def test_culture_tourism_venues_count_by_default_not_under_shanghai() -> None:
     fac = pd.DataFrame(
         {"category": ["culture"] * 3, "subtype": ["tourism_museum", "library", "theatre"]}
     )
-    res = _nearest(
-        [[100, 2000, 3000], [100, 900, 3000], [100, 3000, 950]], fac, targets, ["ok"] * 3
-    )
-    assert covered_frame(res, targets)["culture"].tolist() == [False, True, True]
-    tourism = next(t for t in targets if t.tier == "tourism")
-    assert tourism.required is False
+    dist = [[100, 2000, 3000], [2000, 900, 3000], [3000, 3000, 950]]
+    default = parse_profile(read_profile_text("default"), categories=("culture",))
+    res = _nearest(dist, fac, default, ["ok"] * 3)
+    assert covered_frame(res, default)["culture"].tolist() == [True, True, True]
+    community = next(t for t in default if t.tier == "community")
+    assert community.required is False  # the stricter share is reported alongside
+    assert res[community.column].tolist() == [2000.0, 900.0, 3000.0]
+    shanghai = parse_profile(read_profile_text("shanghai"), categories=("culture",))
+    res = _nearest(dist, fac, shanghai, ["ok"] * 3)
+    assert covered_frame(res, shanghai)["culture"].tolist() == [False, True, False]
 
 
 def test_covered_share_by_hand_under_shanghai() -> None:
