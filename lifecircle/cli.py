@@ -2,10 +2,9 @@
 
 Every command parses its options, calls the pipeline, and turns a
 :class:`~lifecircle.errors.LifecircleError` into a one-line message and exit
-code 1 (no traceback). Option defaults are read from the library's own
-defaults (:class:`~lifecircle.pipeline.CoverageOptions`,
-:class:`~lifecircle.pipeline.GapOptions`, :class:`~lifecircle.prepare.AreaRequest`,
-:class:`~lifecircle.prepare.PoiSource`), never repeated as literals.
+code 1 (no traceback). Option defaults are the constants of
+:mod:`lifecircle.settings` (which the library's modules use too), never
+repeated as literals; importing them keeps ``lifecircle --help`` fast.
 """
 
 from __future__ import annotations
@@ -19,19 +18,11 @@ from typing import Any, TypeVar
 
 import click
 
-from lifecircle import __version__
-from lifecircle.coverage import PROFILES
+from lifecircle import __version__, settings
 from lifecircle.errors import LifecircleError
-from lifecircle.facilities import CATEGORIES
-from lifecircle.pipeline import CoverageOptions, GapOptions
-from lifecircle.prepare import AreaRequest, PoiSource
 
 F = TypeVar("F", bound=Callable[..., Any])
-CATEGORY_CHOICES = list(CATEGORIES)
-COVERAGE_DEFAULTS = CoverageOptions()
-GAP_DEFAULTS = GapOptions()
-AREA_DEFAULTS = AreaRequest()
-POI_DEFAULTS = PoiSource(path=Path())
+CATEGORY_CHOICES = list(settings.CATEGORIES)
 
 
 def _handle_errors(func: F) -> F:
@@ -78,28 +69,31 @@ def area_options(func: F) -> F:
         click.option(
             "--pois-crs",
             type=click.Choice(["wgs84", "gcj02", "bd09"]),
-            default=POI_DEFAULTS.datum,
+            default=settings.DEFAULT_POI_DATUM,
             show_default=True,
             help="Datum of the POI coordinates.",
         ),
         click.option(
             "--pois-lat",
-            default=POI_DEFAULTS.lat_col,
+            default=settings.DEFAULT_POI_LAT_COL,
             show_default=True,
             help="CSV latitude column.",
         ),
         click.option(
             "--pois-lon",
-            default=POI_DEFAULTS.lon_col,
+            default=settings.DEFAULT_POI_LON_COL,
             show_default=True,
             help="CSV longitude column.",
         ),
         click.option(
-            "--pois-name", default=POI_DEFAULTS.name_col, show_default=True, help="POI name column."
+            "--pois-name",
+            default=settings.DEFAULT_POI_NAME_COL,
+            show_default=True,
+            help="POI name column.",
         ),
         click.option(
             "--pois-field",
-            default=POI_DEFAULTS.category_field,
+            default=settings.DEFAULT_POI_CATEGORY_FIELD,
             show_default=True,
             help="POI column holding the source's category.",
         ),
@@ -115,7 +109,7 @@ def area_options(func: F) -> F:
             help="Population layer: GeoTIFF, or points/polygons with a population column.",
         ),
         click.option(
-            "--population-column", default=AREA_DEFAULTS.population_column, show_default=True
+            "--population-column", default=settings.DEFAULT_POPULATION_COLUMN, show_default=True
         ),
         click.option(
             "--tags",
@@ -126,13 +120,13 @@ def area_options(func: F) -> F:
         click.option(
             "--margin-m",
             type=float,
-            default=AREA_DEFAULTS.margin_m,
+            default=settings.DEFAULT_MARGIN_M,
             show_default=True,
             help="Margin around the boundary for streets and facilities.",
         ),
         click.option(
             "--offline/--online",
-            default=AREA_DEFAULTS.offline,
+            default=False,
             show_default=True,
             help="Never download (Overpass/Nominatim).",
         ),
@@ -218,7 +212,7 @@ def analysis_options(func: F) -> F:
         click.option(
             "--minutes",
             type=float,
-            default=COVERAGE_DEFAULTS.minutes,
+            default=settings.DEFAULT_MINUTES,
             show_default=True,
             help="Walking time of tiers with no minutes of their own; refused with a profile "
             "whose tiers fix them (shanghai).",
@@ -226,22 +220,22 @@ def analysis_options(func: F) -> F:
         click.option(
             "--speed-kmh",
             type=float,
-            default=COVERAGE_DEFAULTS.speed_kmh,
+            default=settings.DEFAULT_SPEED_KMH,
             show_default=True,
             help="Walking speed converting every tier's minutes to metres.",
         ),
         click.option(
             "--target",
             type=float,
-            default=COVERAGE_DEFAULTS.target,
+            default=settings.DEFAULT_TARGET,
             show_default=True,
             help="Coverage target as a share (0.99 = 99%).",
         ),
         click.option(
             "--profile",
-            default=COVERAGE_DEFAULTS.profile,
+            default=settings.DEFAULT_PROFILE,
             show_default=True,
-            help=f"Standard profile: {', '.join(PROFILES)}, or a CSV file.",
+            help=f"Standard profile: {', '.join(settings.PROFILES)}, or a CSV file.",
         ),
         click.option(
             "--category",
@@ -253,13 +247,13 @@ def analysis_options(func: F) -> F:
         click.option(
             "--max-snap-m",
             type=float,
-            default=COVERAGE_DEFAULTS.max_snap_m,
+            default=settings.DEFAULT_MAX_SNAP_M,
             show_default=True,
             help="Points farther from any street are unreachable.",
         ),
         click.option(
             "--rings",
-            default=",".join(f"{v:g}" for v in COVERAGE_DEFAULTS.ring_edges_km),
+            default=",".join(f"{v:g}" for v in settings.DEFAULT_RING_EDGES_KM),
             show_default=True,
             help="Distance ring edges from the district core, km.",
         ),
@@ -302,14 +296,12 @@ def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
 @main.command()
 @area_options
 @analysis_options
-@click.option(
-    "--isochrones/--no-isochrones", default=COVERAGE_DEFAULTS.isochrones, show_default=True
-)
-@click.option("--map/--no-map", "make_map", default=COVERAGE_DEFAULTS.make_map, show_default=True)
+@click.option("--isochrones/--no-isochrones", default=True, show_default=True)
+@click.option("--map/--no-map", "make_map", default=True, show_default=True)
 @click.option(
     "--isochrone-buffer-m",
     type=float,
-    default=COVERAGE_DEFAULTS.isochrone_buffer_m,
+    default=settings.DEFAULT_ISOCHRONE_BUFFER_M,
     show_default=True,
 )
 @_handle_errors
@@ -348,27 +340,25 @@ def coverage(**kw: Any) -> None:
 @click.option(
     "--zone-ring-m",
     type=float,
-    default=GAP_DEFAULTS.zone_ring_m,
+    default=settings.DEFAULT_ZONE_RING_M,
     show_default=True,
     help="Width of the comparison ring around each --zones polygon.",
 )
 @click.option(
     "--lag-points",
     type=float,
-    default=GAP_DEFAULTS.lag_points,
+    default=settings.DEFAULT_LAG_POINTS,
     show_default=True,
     help="Flag when the outermost populated ring lags the core by more.",
 )
 @click.option(
     "--cluster-eps-m",
     type=float,
-    default=GAP_DEFAULTS.cluster_eps_m,
+    default=settings.DEFAULT_CLUSTER_EPS_M,
     show_default=True,
     help="DBSCAN radius for gap clusters.",
 )
-@click.option(
-    "--pdf/--no-pdf", default=GAP_DEFAULTS.pdf, show_default=True, help="Also write PDF maps."
-)
+@click.option("--pdf/--no-pdf", default=True, show_default=True, help="Also write PDF maps.")
 @_handle_errors
 def gaps(**kw: Any) -> None:
     """Where the gaps are: zones, core-periphery gradient, inequality, gap clusters, maps."""

@@ -34,15 +34,16 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from lifecircle import settings
 from lifecircle.errors import InputError
 from lifecircle.facilities import CATEGORIES, amap_mapping, default_tag_rules, subtype_set
 from lifecircle.stats import quantile_fields
 
-PROFILES: tuple[str, ...] = ("default", "shanghai")
-DEFAULT_PROFILE = "default"
-DEFAULT_MINUTES = 15.0
-DEFAULT_SPEED_KMH = 4.0
-DEFAULT_TARGET = 0.99
+PROFILES = settings.PROFILES
+DEFAULT_PROFILE = settings.DEFAULT_PROFILE
+DEFAULT_MINUTES = settings.DEFAULT_MINUTES
+DEFAULT_SPEED_KMH = settings.DEFAULT_SPEED_KMH
+DEFAULT_TARGET = settings.DEFAULT_TARGET
 ANY_SUBTYPE = "*"
 STATUS_OK = "ok"
 STATUS_UNREACHABLE = "unreachable"

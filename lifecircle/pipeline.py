@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from lifecircle import io
+from lifecircle import io, settings
 from lifecircle.access import Router, nearest_distances
 from lifecircle.coverage import (
     DEFAULT_MINUTES,
@@ -71,7 +71,7 @@ from lifecircle.zones import admin_coverage
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RING_EDGES_KM: tuple[float, ...] = (0, 3, 6, 10, 15, 25)
+DEFAULT_RING_EDGES_KM = settings.DEFAULT_RING_EDGES_KM
 DEFAULT_SEARCH_LIMIT_M = 3000.0
 
 
@@ -563,11 +563,11 @@ def options_dict(options: CoverageOptions) -> dict[str, Any]:
 class GapOptions:
     """Parameters of the gap analysis (recorded in ``gaps.json``)."""
 
-    lag_points: float = 10.0
-    cluster_eps_m: float = 250.0
+    lag_points: float = settings.DEFAULT_LAG_POINTS
+    cluster_eps_m: float = settings.DEFAULT_CLUSTER_EPS_M
     zones_file: Path | None = None
     zones_name_field: str | None = None
-    zone_ring_m: float = 2000.0
+    zone_ring_m: float = settings.DEFAULT_ZONE_RING_M
     admin_level: str = "8"
     pdf: bool = True
 

@@ -333,28 +333,66 @@ def test_shanghai_tiers_follow_the_walking_speed(runner: CliRunner, tmp_path: Pa
 def test_cli_defaults_are_the_library_defaults() -> None:
     import re
 
-    from lifecircle import cli
+    from lifecircle import cli, coverage, facilities, gaps, isochrones, settings, snapping, zones
     from lifecircle.pipeline import CoverageOptions, GapOptions
-    from lifecircle.prepare import AreaRequest
+    from lifecircle.prepare import AreaRequest, PoiSource
 
+    # the library's modules and dataclasses use the settings constants ...
+    cov, gap, area, poi = CoverageOptions(), GapOptions(), AreaRequest(), PoiSource(Path())
+    assert facilities.CATEGORIES == settings.CATEGORIES == cov.categories
+    assert coverage.PROFILES == settings.PROFILES
+    assert (cov.minutes, cov.speed_kmh, cov.target, cov.profile) == (
+        settings.DEFAULT_MINUTES,
+        settings.DEFAULT_SPEED_KMH,
+        settings.DEFAULT_TARGET,
+        settings.DEFAULT_PROFILE,
+    )
+    assert cov.max_snap_m == snapping.DEFAULT_MAX_SNAP_M == settings.DEFAULT_MAX_SNAP_M
+    assert cov.ring_edges_km == settings.DEFAULT_RING_EDGES_KM
+    assert cov.isochrone_buffer_m == isochrones.DEFAULT_BUFFER_M
+    assert isochrones.DEFAULT_BUFFER_M == settings.DEFAULT_ISOCHRONE_BUFFER_M
+    assert gap.lag_points == gaps.DEFAULT_LAG_POINTS == settings.DEFAULT_LAG_POINTS
+    assert gap.cluster_eps_m == gaps.DEFAULT_CLUSTER_EPS_M == settings.DEFAULT_CLUSTER_EPS_M
+    assert gap.zone_ring_m == zones.DEFAULT_ZONE_RING_M == settings.DEFAULT_ZONE_RING_M
+    assert area.margin_m == settings.DEFAULT_MARGIN_M
+    assert area.population_column == settings.DEFAULT_POPULATION_COLUMN
+    assert (poi.datum, poi.lon_col, poi.lat_col, poi.name_col, poi.category_field) == (
+        settings.DEFAULT_POI_DATUM,
+        settings.DEFAULT_POI_LON_COL,
+        settings.DEFAULT_POI_LAT_COL,
+        settings.DEFAULT_POI_NAME_COL,
+        settings.DEFAULT_POI_CATEGORY_FIELD,
+    )
+    # ... and so do the CLI's options
     params = {p.name: p.default for p in main.commands["gaps"].params}
-    cov, gap, area = CoverageOptions(), GapOptions(), AreaRequest()
-    assert params["minutes"] == cov.minutes
-    assert params["speed_kmh"] == cov.speed_kmh
-    assert params["target"] == cov.target
-    assert params["profile"] == cov.profile
+    params.update({p.name: p.default for p in main.commands["coverage"].params})
+    assert (params["minutes"], params["speed_kmh"], params["target"], params["profile"]) == (
+        cov.minutes,
+        cov.speed_kmh,
+        cov.target,
+        cov.profile,
+    )
     assert params["max_snap_m"] == cov.max_snap_m
     assert tuple(float(v) for v in params["rings"].split(",")) == cov.ring_edges_km
-    assert params["margin_m"] == area.margin_m
-    assert params["lag_points"] == gap.lag_points
-    assert params["cluster_eps_m"] == gap.cluster_eps_m
-    assert params["zone_ring_m"] == gap.zone_ring_m
-    assert {p.name: p.default for p in main.commands["coverage"].params}[
-        "isochrone_buffer_m"
-    ] == cov.isochrone_buffer_m
-    # and none is repeated as a number in the CLI's source
+    assert params["isochrone_buffer_m"] == cov.isochrone_buffer_m
+    assert (params["lag_points"], params["cluster_eps_m"], params["zone_ring_m"]) == (
+        gap.lag_points,
+        gap.cluster_eps_m,
+        gap.zone_ring_m,
+    )
+    assert (params["margin_m"], params["population_column"]) == (
+        area.margin_m,
+        area.population_column,
+    )
+    assert (params["pois_crs"], params["pois_lon"], params["pois_lat"]) == (
+        poi.datum,
+        poi.lon_col,
+        poi.lat_col,
+    )
+    assert (params["pois_name"], params["pois_field"]) == (poi.name_col, poi.category_field)
+    # none is repeated as a literal in the CLI's source
     source = Path(cli.__file__).read_text("utf-8")
-    assert re.findall(r"default=[-\d.\"']+[\d]", source) == []
+    assert re.findall(r"default=[-\d.\"']+[\w]", source) == []
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
