@@ -305,7 +305,7 @@ def load_profile(
 def known_subtypes(facilities: pd.DataFrame | None = None) -> set[str]:
     """Subtypes the packaged tag table and POI mapping produce, plus those in `facilities`."""
     found = {r.subtype for r in default_tag_rules()}
-    found |= {rule[2] for rule in amap_mapping().rules}
+    found |= {rule.subtype for rule in amap_mapping().rules}
     if facilities is not None and "subtype" in facilities:
         found |= set(facilities["subtype"].astype(str))
     return set().union(*(subtype_set(s) for s in found))

@@ -258,7 +258,7 @@ def test_describe_thresholds_and_labels() -> None:
         ("health", "community_health_centre", "community_health_centre", 15.0, 750.0),
         ("elderly_care", "day_care", "day_care", 5.0, 250.0),
         ("elderly_care", "nursing_home", "nursing_home|care_home", 15.0, 750.0),
-        ("culture", "cultural_centre", "community_centre|cultural_centre|library", 15.0, 750.0),
+        ("culture", "cultural_centre", "community_centre|arts_centre|library", 15.0, 750.0),
     ]
     assert threshold_label(targets) == "tiers of 5-15 min (250-750 m) at 3 km/h"
     assert uniform_threshold_m(targets) is None
@@ -294,5 +294,6 @@ def test_tier_naming_an_unproduced_subtype_warns(tmp_path: Path) -> None:
     assert targets[0].subtypes == ("primary", "kindergarden")
     assert "primary+secondary" not in known_subtypes()  # compound subtypes are split
     assert {"primary", "secondary", "kindergarten", "day_care"} <= known_subtypes()
-    # the packaged default profile warns of nothing (warnings are errors in the tests)
+    # the packaged profiles name only produced subtypes (warnings are errors in the tests)
     assert load_profile("default", known_subtypes=known_subtypes())
+    assert load_profile("shanghai", known_subtypes=known_subtypes())
