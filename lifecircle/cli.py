@@ -2,7 +2,9 @@
 
 Every command parses its options, calls the pipeline, and turns a
 :class:`~lifecircle.errors.LifecircleError` into a one-line message and exit
-code 1 (no traceback).
+code 1 (no traceback). Option defaults are the constants of
+:mod:`lifecircle.settings` (which the library's modules use too), never
+repeated as literals; importing them keeps ``lifecircle --help`` fast.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from lifecircle import __version__, settings
 from lifecircle.errors import LifecircleError
 
 F = TypeVar("F", bound=Callable[..., Any])
-CATEGORY_CHOICES = ["school", "health", "elderly_care", "culture"]
+CATEGORY_CHOICES = list(settings.CATEGORIES)
 
 
 def _handle_errors(func: F) -> F:
@@ -67,16 +69,31 @@ def area_options(func: F) -> F:
         click.option(
             "--pois-crs",
             type=click.Choice(["wgs84", "gcj02", "bd09"]),
-            default="wgs84",
+            default=settings.DEFAULT_POI_DATUM,
             show_default=True,
             help="Datum of the POI coordinates.",
         ),
-        click.option("--pois-lat", default="lat", show_default=True, help="CSV latitude column."),
-        click.option("--pois-lon", default="lon", show_default=True, help="CSV longitude column."),
-        click.option("--pois-name", default="name", show_default=True, help="POI name column."),
+        click.option(
+            "--pois-lat",
+            default=settings.DEFAULT_POI_LAT_COL,
+            show_default=True,
+            help="CSV latitude column.",
+        ),
+        click.option(
+            "--pois-lon",
+            default=settings.DEFAULT_POI_LON_COL,
+            show_default=True,
+            help="CSV longitude column.",
+        ),
+        click.option(
+            "--pois-name",
+            default=settings.DEFAULT_POI_NAME_COL,
+            show_default=True,
+            help="POI name column.",
+        ),
         click.option(
             "--pois-field",
-            default="type",
+            default=settings.DEFAULT_POI_CATEGORY_FIELD,
             show_default=True,
             help="POI column holding the source's category.",
         ),
@@ -91,7 +108,9 @@ def area_options(func: F) -> F:
             type=click.Path(path_type=Path),
             help="Population layer: GeoTIFF, or points/polygons with a population column.",
         ),
-        click.option("--population-column", default="population", show_default=True),
+        click.option(
+            "--population-column", default=settings.DEFAULT_POPULATION_COLUMN, show_default=True
+        ),
         click.option(
             "--tags",
             "tags_file",
@@ -190,20 +209,33 @@ def fetch(**kw: Any) -> None:
 def analysis_options(func: F) -> F:
     """Options of the analysis itself (shared by coverage and gaps)."""
     options = [
-        click.option("--minutes", type=float, default=15.0, show_default=True),
-        click.option("--speed-kmh", type=float, default=4.0, show_default=True),
+        click.option(
+            "--minutes",
+            type=float,
+            default=settings.DEFAULT_MINUTES,
+            show_default=True,
+            help="Walking time of tiers with no minutes of their own; refused with a profile "
+            "whose tiers fix them (shanghai).",
+        ),
+        click.option(
+            "--speed-kmh",
+            type=float,
+            default=settings.DEFAULT_SPEED_KMH,
+            show_default=True,
+            help="Walking speed converting every tier's minutes to metres.",
+        ),
         click.option(
             "--target",
             type=float,
-            default=0.99,
+            default=settings.DEFAULT_TARGET,
             show_default=True,
             help="Coverage target as a share (0.99 = 99%).",
         ),
         click.option(
             "--profile",
-            default="default",
+            default=settings.DEFAULT_PROFILE,
             show_default=True,
-            help="Standard profile: default, shanghai, or a CSV file.",
+            help=f"Standard profile: {', '.join(settings.PROFILES)}, or a CSV file.",
         ),
         click.option(
             "--category",
@@ -215,13 +247,13 @@ def analysis_options(func: F) -> F:
         click.option(
             "--max-snap-m",
             type=float,
-            default=300.0,
+            default=settings.DEFAULT_MAX_SNAP_M,
             show_default=True,
             help="Points farther from any street are unreachable.",
         ),
         click.option(
             "--rings",
-            default="0,3,6,10,15,25",
+            default=",".join(f"{v:g}" for v in settings.DEFAULT_RING_EDGES_KM),
             show_default=True,
             help="Distance ring edges from the district core, km.",
         ),
@@ -266,7 +298,12 @@ def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
 @analysis_options
 @click.option("--isochrones/--no-isochrones", default=True, show_default=True)
 @click.option("--map/--no-map", "make_map", default=True, show_default=True)
-@click.option("--isochrone-buffer-m", type=float, default=25.0, show_default=True)
+@click.option(
+    "--isochrone-buffer-m",
+    type=float,
+    default=settings.DEFAULT_ISOCHRONE_BUFFER_M,
+    show_default=True,
+)
 @_handle_errors
 def coverage(**kw: Any) -> None:
     """Coverage of each facility category against the target (default 99% within 15 min)."""
@@ -303,21 +340,21 @@ def coverage(**kw: Any) -> None:
 @click.option(
     "--zone-ring-m",
     type=float,
-    default=2000.0,
+    default=settings.DEFAULT_ZONE_RING_M,
     show_default=True,
     help="Width of the comparison ring around each --zones polygon.",
 )
 @click.option(
     "--lag-points",
     type=float,
-    default=10.0,
+    default=settings.DEFAULT_LAG_POINTS,
     show_default=True,
     help="Flag when the outermost populated ring lags the core by more.",
 )
 @click.option(
     "--cluster-eps-m",
     type=float,
-    default=250.0,
+    default=settings.DEFAULT_CLUSTER_EPS_M,
     show_default=True,
     help="DBSCAN radius for gap clusters.",
 )

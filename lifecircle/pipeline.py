@@ -21,10 +21,11 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from lifecircle import io
+from lifecircle import io, settings
 from lifecircle.access import Router, nearest_distances
 from lifecircle.coverage import (
     DEFAULT_MINUTES,
+    DEFAULT_PROFILE,
     DEFAULT_SPEED_KMH,
     DEFAULT_TARGET,
     Target,
@@ -33,18 +34,19 @@ from lifecircle.coverage import (
     coverage_by_zone,
     covered_frame,
     distance_column,
-    parse_profile,
-    read_profile_text,
+    facility_thresholds,
+    format_unassigned,
+    known_subtypes,
+    load_profile,
     ring_labels,
     target_mask,
-    threshold_from,
+    unassigned_facilities,
 )
 from lifecircle.errors import OutputError
 from lifecircle.facilities import (
     CATEGORIES,
     change_facilities,
     change_facility_access,
-    subtype_set,
 )
 from lifecircle.isochrones import DEFAULT_BUFFER_M, facility_isochrones
 from lifecircle.network import WalkNetwork
@@ -69,7 +71,7 @@ from lifecircle.zones import admin_coverage
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RING_EDGES_KM: tuple[float, ...] = (0, 3, 6, 10, 15, 25)
+DEFAULT_RING_EDGES_KM = settings.DEFAULT_RING_EDGES_KM
 DEFAULT_SEARCH_LIMIT_M = 3000.0
 
 
@@ -80,7 +82,7 @@ class CoverageOptions:
     minutes: float = DEFAULT_MINUTES
     speed_kmh: float = DEFAULT_SPEED_KMH
     target: float = DEFAULT_TARGET
-    profile: str = "default"
+    profile: str = DEFAULT_PROFILE
     categories: tuple[str, ...] = CATEGORIES
     max_snap_m: float = DEFAULT_MAX_SNAP_M
     fragment_max_m: float = DEFAULT_FRAGMENT_MAX_M
@@ -111,31 +113,21 @@ def run_fetch(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
     return prepared
 
 
-def _facility_threshold(fac: pd.DataFrame, targets: list[Target]) -> npt.NDArray[np.float64]:
-    """Each facility's own walking threshold: its subtype's row, else its category's ``*`` row."""
-    out = np.full(len(fac), np.nan)
-    cats = fac["category"].to_numpy()
-    subs = fac["subtype"].astype(str).to_numpy()
-    for i, (cat, sub) in enumerate(zip(cats, subs, strict=True)):
-        rows = [t for t in targets if t.category == cat]
-        specific = [
-            t.threshold_m for t in rows if t.subtype != "*" and t.subtype in subtype_set(sub)
-        ]
-        general = [t.threshold_m for t in rows if t.subtype == "*"]
-        chosen = specific or general or [max((t.threshold_m for t in rows), default=np.nan)]
-        out[i] = max(chosen)
-    return out
+def _targets(
+    options: CoverageOptions, facilities: pd.DataFrame | None = None
+) -> tuple[tuple[str, ...], list[Target]]:
+    """Validate the options and read the profile's tiers.
 
-
-def _targets(options: CoverageOptions) -> tuple[tuple[str, ...], list[Target]]:
-    """Validate the options and read the profile's thresholds."""
+    With `facilities`, warn about tier subtypes that no rule produces.
+    """
     check_target(options.target)
     categories = check_categories(options.categories)
-    targets = parse_profile(
-        read_profile_text(options.profile),
+    targets = load_profile(
+        options.profile,
         minutes=options.minutes,
         speed_kmh=options.speed_kmh,
         categories=categories,
+        known_subtypes=None if facilities is None else known_subtypes(facilities),
     )
     return categories, targets
 
@@ -257,7 +249,7 @@ def _isochrones(
     """One isochrone per facility at its own threshold, from all its access points."""
     acc = snapped.access
     fac = facilities.loc[acc["facility_id"].to_numpy()]
-    thresholds = _facility_threshold(fac, targets)
+    thresholds = facility_thresholds(fac, targets)
     legs = gpd.GeoDataFrame(
         {c: fac[c].to_numpy() for c in ("category", "subtype", "name")},
         geometry=shapely.points(acc["leg_x"].to_numpy(), acc["leg_y"].to_numpy()),
@@ -328,7 +320,7 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
         coverage columns, facility isochrones (or None) and the facility
         table (``reachable``, ``access_leg_m``).
     """
-    categories, targets = _targets(options)
+    categories, targets = _targets(options, prepared.facilities)
     net = prepared.network
     facilities = prepared.facilities.loc[prepared.facilities["category"].isin(categories)]
     access = facility_access_layer(facilities, prepared.facility_access)
@@ -342,7 +334,8 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
     margin_m = float(prepared.manifest.get("parameters", {}).get("margin_m", DEFAULT_MARGIN_M))
     limit, notes = search_limit(options, targets, margin_m)
     groups = _target_groups(facilities, snapped.access, targets, categories)
-    warn = _missing_warnings(groups)
+    optional = {t.column for t in targets if not t.required}  # reported only: no 0% warning
+    warn = _missing_warnings({c: m for c, m in groups.items() if c not in optional})
     router = Router.from_network(net)
     distances = nearest_distances(router, snapped.residents, snapped.access, groups, limit_m=limit)
     residents = resident_table(prepared.residents, snapped, distances, net)
@@ -350,6 +343,9 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
     for col in covered.columns:
         residents[f"covered_{col}"] = covered[col].to_numpy()
     fac_table = facility_table(facilities, snapped)
+    if note := format_unassigned(unassigned_facilities(fac_table, targets), options.profile):
+        warnings.warn(note, RuntimeWarning, stacklevel=2)
+        warn.append(note)
     zones_out = _zone_coverage(prepared, residents, covered, options)
     isochrones = (
         _isochrones(router, facilities, snapped, targets, options.isochrone_buffer_m)
@@ -466,9 +462,7 @@ def _start_run(
     An explicit `out_dir` that already holds `marker` needs `overwrite`; the
     default folder (the area's processed cache) may always be overwritten.
     """
-    check_target(options.target)
-    check_categories(options.categories)
-    threshold_from(options.minutes, options.speed_kmh)
+    _targets(options)  # refuses bad options (e.g. --minutes with a tiered profile) before work
     if out_dir is not None:
         io.check_writable_dir(out_dir)  # creates nothing: a refused run leaves no trace
         if not overwrite and io.path_exists(out_dir / marker):
@@ -569,11 +563,11 @@ def options_dict(options: CoverageOptions) -> dict[str, Any]:
 class GapOptions:
     """Parameters of the gap analysis (recorded in ``gaps.json``)."""
 
-    lag_points: float = 10.0
-    cluster_eps_m: float = 250.0
+    lag_points: float = settings.DEFAULT_LAG_POINTS
+    cluster_eps_m: float = settings.DEFAULT_CLUSTER_EPS_M
     zones_file: Path | None = None
     zones_name_field: str | None = None
-    zone_ring_m: float = 2000.0
+    zone_ring_m: float = settings.DEFAULT_ZONE_RING_M
     admin_level: str = "8"
     pdf: bool = True
 

@@ -156,7 +156,7 @@ def plot_coverage_map(
     pct = "n/a" if all_cov is None else f"{all_cov * 100:.1f}%"
     params = summary["parameters"]
     ax.set_title(
-        f"{prepared.key}: residents within {params['threshold_m']:.0f} m of every category: {pct}"
+        f"{prepared.key}: residents within {params['threshold_label']} of every category: {pct}"
         f" (target {params['target'] * 100:g}%)",
         fontsize=11,
     )

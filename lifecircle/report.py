@@ -54,10 +54,12 @@ def format_coverage_table(summary: dict[str, Any]) -> str:
     params = summary["parameters"]
     data = summary["data"]
     header = (
-        f"Coverage within {params['threshold_m']:.0f} m ({params['minutes']:g} min at "
-        f"{params['speed_kmh']:g} km/h), profile {params['profile']}, area {summary['area']}"
+        f"Coverage within {params['threshold_label']}, profile {params['profile']}, "
+        f"area {summary['area']}"
     )
     lines = [header]
+    if params["threshold_m"] is None:  # tiers differ: say which apply to each category
+        lines += [f"  {k}: {v['threshold_label']}" for k, v in summary["categories"].items()]
     if data["partial"]:
         lines.append(f"PARTIAL: {data['note']}")
     lines.append(
@@ -124,10 +126,9 @@ def gap_report_sections(
     head = Section(
         "Summary",
         paragraphs=[
-            f"Area {summary['area']}: share of residents within {params['threshold_m']:.0f} m "
-            f"({params['minutes']:g} min at {params['speed_kmh']:g} km/h) of each facility "
-            f"category, against a target of {params['target'] * 100:g}% (profile "
-            f"{params['profile']}).",
+            f"Area {summary['area']}: share of residents within {params['threshold_label']} "
+            f"of each facility category, against a target of {params['target'] * 100:g}% "
+            f"(profile {params['profile']}).",
             data["note"],
         ],
         bullets=summary["flags"] or ["No gap exceeds the flag thresholds."],

@@ -1,8 +1,9 @@
 """Environment knobs, read at call time.
 
-Only the environment lives here: where data and caches are, and which
-Overpass and Nominatim servers to ask. Analysis parameters (minutes, speed,
-categories) are always explicit function arguments.
+The environment lives here: where data and caches are, and which Overpass
+and Nominatim servers to ask. So do the analysis *defaults* (the CLI shows
+them); the analysis parameters themselves are always explicit function
+arguments.
 
 Environment variables
 ---------------------
@@ -27,6 +28,28 @@ DEFAULT_OVERPASS_URL = "https://overpass-api.de/api"
 DEFAULT_NOMINATIM_URL = "https://nominatim.openstreetmap.org/"
 # streets and facilities are loaded this far beyond the boundary; distances are exact up to it
 DEFAULT_MARGIN_M = 3000.0
+
+# Analysis defaults, in one cheap module so the CLI shows them without importing the
+# pipeline. The modules that use them alias these names; tests/test_cli.py pins that
+# every module constant and dataclass default equals its settings constant.
+CATEGORIES: tuple[str, ...] = ("school", "health", "elderly_care", "culture")
+PROFILES: tuple[str, ...] = ("default", "shanghai")
+DEFAULT_PROFILE = "default"
+DEFAULT_MINUTES = 15.0
+DEFAULT_SPEED_KMH = 4.0
+DEFAULT_TARGET = 0.99
+DEFAULT_MAX_SNAP_M = 300.0
+DEFAULT_RING_EDGES_KM: tuple[float, ...] = (0, 3, 6, 10, 15, 25)
+DEFAULT_ISOCHRONE_BUFFER_M = 25.0
+DEFAULT_LAG_POINTS = 10.0
+DEFAULT_CLUSTER_EPS_M = 250.0
+DEFAULT_ZONE_RING_M = 2000.0
+DEFAULT_POI_DATUM = "wgs84"
+DEFAULT_POI_LON_COL = "lon"
+DEFAULT_POI_LAT_COL = "lat"
+DEFAULT_POI_NAME_COL = "name"
+DEFAULT_POI_CATEGORY_FIELD = "type"
+DEFAULT_POPULATION_COLUMN = "population"
 
 
 def data_dir() -> Path | None:

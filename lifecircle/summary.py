@@ -14,7 +14,14 @@ import geopandas as gpd
 import pandas as pd
 
 from lifecircle import __version__
-from lifecircle.coverage import Target, summarize_coverage, threshold_from
+from lifecircle.coverage import (
+    Target,
+    describe_thresholds,
+    summarize_coverage,
+    threshold_label,
+    unassigned_facilities,
+    uniform_threshold_m,
+)
 from lifecircle.snapping import STATUS_UNREACHABLE, SnappedArea, snap_report
 
 if TYPE_CHECKING:
@@ -110,13 +117,17 @@ def coverage_summary(
         targets,
         target=options.target,
         facility_counts=facility_counts(facilities, categories),
+        unassigned=unassigned_facilities(facilities, targets),
     )
+    uniform_m = uniform_threshold_m(targets)
     return {
         "lifecircle_version": __version__,
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "area": prepared.key,
         "parameters": {
-            "threshold_m": round(threshold_from(options.minutes, options.speed_kmh), 3),
+            "threshold_m": None if uniform_m is None else round(uniform_m, 3),
+            "threshold_label": threshold_label(targets),
+            "thresholds": describe_thresholds(targets),
             "minutes": options.minutes,
             "speed_kmh": options.speed_kmh,
             "target": options.target,

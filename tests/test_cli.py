@@ -231,3 +231,177 @@ def test_run_that_dies_after_its_first_write_leaves_the_folder_as_it_was(
     after = json.loads((out / "coverage.json").read_text())
     assert after["parameters"]["minutes"] == 10
     assert _snapshot(out)["residents_coverage.gpkg"] != before["residents_coverage.gpkg"]
+
+
+def test_minutes_with_a_tiered_profile_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["coverage", "--district", "pudong", "--profile", "shanghai", "--minutes", "20"]
+    result = runner.invoke(main, [*args, "--out", str(out), "--no-map", "--no-isochrones"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert "--minutes 20 does not apply to profile shanghai" in lines[0]
+    assert "drop --minutes" in lines[0]
+    assert "Traceback" not in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_shanghai_tiers_follow_the_walking_speed(runner: CliRunner, tmp_path: Path) -> None:
+    import geopandas as gpd
+    import numpy as np
+
+    out = tmp_path / "out"
+    args = ["coverage", "--district", "pudong", "--profile", "shanghai", "--speed-kmh", "3"]
+    result = runner.invoke(main, [*args, "--out", str(out), "--no-map", "--no-isochrones"])
+    assert result.exit_code == 0, result.output
+    # the table header states the thresholds applied, not the global 1000 m
+    header = result.output.splitlines()[0]
+    assert header.startswith("Coverage within tiers of 5-15 min (250-750 m) at 3 km/h")
+    assert (
+        "  school: kindergarten 5 min (250 m), primary 10 min (500 m), secondary 15 min (750 m)"
+        in (result.output)
+    )
+    assert "1000 m" not in result.output
+    summary = json.loads((out / "coverage.json").read_text())
+    p = summary["parameters"]
+    assert p["threshold_m"] is None
+    assert p["threshold_label"] == "tiers of 5-15 min (250-750 m) at 3 km/h"
+    pinned = [
+        (
+            t["category"],
+            t["tier"],
+            tuple(t["subtypes"]),
+            t["minutes"],
+            t["threshold_m"],
+            t["required"],
+        )
+        for t in p["thresholds"]
+    ]
+    assert pinned == [
+        ("school", "kindergarten", ("kindergarten",), 5.0, 250.0, True),
+        ("school", "primary", ("primary",), 10.0, 500.0, True),
+        ("school", "secondary", ("secondary",), 15.0, 750.0, True),
+        ("health", "community_health_centre", ("community_health_centre",), 15.0, 750.0, True),
+        ("health", "hospital_or_clinic", ("hospital", "clinic"), 15.0, 750.0, False),
+        ("elderly_care", "day_care", ("day_care",), 5.0, 250.0, True),
+        ("elderly_care", "service_centre", ("service_centre",), 5.0, 250.0, False),
+        ("elderly_care", "nursing_home", ("nursing_home", "care_home"), 15.0, 750.0, True),
+        (
+            "culture",
+            "cultural_centre",
+            ("community_centre", "arts_centre", "library"),
+            15.0,
+            750.0,
+            True,
+        ),
+        (
+            "culture",
+            "venues",
+            ("theatre", "tourism_museum", "tourism_gallery", "tourism_attraction"),
+            15.0,
+            750.0,
+            False,
+        ),
+    ]
+    assert all("GB 50180-2018" in t["source"] for t in p["thresholds"] if t["required"])
+    # the school figure, recomputed from the written residents at 250/500/750 m
+    res = gpd.read_file(out / "residents_coverage.gpkg")
+    w = res["weight"].to_numpy(dtype=float)
+    met = (
+        (res["status"] == "ok").to_numpy()
+        & (res["dist_school_kindergarten_m"].to_numpy(dtype=float) <= 250)
+        & (res["dist_school_primary_m"].to_numpy(dtype=float) <= 500)
+        & (res["dist_school_secondary_m"].to_numpy(dtype=float) <= 750)
+    )
+    assert summary["categories"]["school"]["coverage"] == pytest.approx(
+        w[met].sum() / w.sum(), abs=1e-6
+    )
+    tiers = {t["tier"]: t for t in summary["categories"]["school"]["thresholds"]}
+    kinder = (res["status"] == "ok").to_numpy() & (
+        res["dist_school_kindergarten_m"].to_numpy(dtype=float) <= 250
+    )
+    assert tiers["kindergarten"]["coverage"] == pytest.approx(w[kinder].sum() / w.sum(), abs=1e-6)
+    assert np.isfinite(res["dist_school_m"].to_numpy(dtype=float)).any()
+
+
+def test_cli_defaults_are_the_library_defaults() -> None:
+    import re
+
+    from lifecircle import cli, coverage, facilities, gaps, isochrones, settings, snapping, zones
+    from lifecircle.pipeline import CoverageOptions, GapOptions
+    from lifecircle.prepare import AreaRequest, PoiSource
+
+    # the library's modules and dataclasses use the settings constants ...
+    cov, gap, area, poi = CoverageOptions(), GapOptions(), AreaRequest(), PoiSource(Path())
+    assert facilities.CATEGORIES == settings.CATEGORIES == cov.categories
+    assert coverage.PROFILES == settings.PROFILES
+    assert (cov.minutes, cov.speed_kmh, cov.target, cov.profile) == (
+        settings.DEFAULT_MINUTES,
+        settings.DEFAULT_SPEED_KMH,
+        settings.DEFAULT_TARGET,
+        settings.DEFAULT_PROFILE,
+    )
+    assert cov.max_snap_m == snapping.DEFAULT_MAX_SNAP_M == settings.DEFAULT_MAX_SNAP_M
+    assert cov.ring_edges_km == settings.DEFAULT_RING_EDGES_KM
+    assert cov.isochrone_buffer_m == isochrones.DEFAULT_BUFFER_M
+    assert isochrones.DEFAULT_BUFFER_M == settings.DEFAULT_ISOCHRONE_BUFFER_M
+    assert gap.lag_points == gaps.DEFAULT_LAG_POINTS == settings.DEFAULT_LAG_POINTS
+    assert gap.cluster_eps_m == gaps.DEFAULT_CLUSTER_EPS_M == settings.DEFAULT_CLUSTER_EPS_M
+    assert gap.zone_ring_m == zones.DEFAULT_ZONE_RING_M == settings.DEFAULT_ZONE_RING_M
+    assert area.margin_m == settings.DEFAULT_MARGIN_M
+    assert area.population_column == settings.DEFAULT_POPULATION_COLUMN
+    assert (poi.datum, poi.lon_col, poi.lat_col, poi.name_col, poi.category_field) == (
+        settings.DEFAULT_POI_DATUM,
+        settings.DEFAULT_POI_LON_COL,
+        settings.DEFAULT_POI_LAT_COL,
+        settings.DEFAULT_POI_NAME_COL,
+        settings.DEFAULT_POI_CATEGORY_FIELD,
+    )
+    # ... and so do the CLI's options
+    params = {p.name: p.default for p in main.commands["gaps"].params}
+    params.update({p.name: p.default for p in main.commands["coverage"].params})
+    assert (params["minutes"], params["speed_kmh"], params["target"], params["profile"]) == (
+        cov.minutes,
+        cov.speed_kmh,
+        cov.target,
+        cov.profile,
+    )
+    assert params["max_snap_m"] == cov.max_snap_m
+    assert tuple(float(v) for v in params["rings"].split(",")) == cov.ring_edges_km
+    assert params["isochrone_buffer_m"] == cov.isochrone_buffer_m
+    assert (params["lag_points"], params["cluster_eps_m"], params["zone_ring_m"]) == (
+        gap.lag_points,
+        gap.cluster_eps_m,
+        gap.zone_ring_m,
+    )
+    assert (params["margin_m"], params["population_column"]) == (
+        area.margin_m,
+        area.population_column,
+    )
+    assert (params["pois_crs"], params["pois_lon"], params["pois_lat"]) == (
+        poi.datum,
+        poi.lon_col,
+        poi.lat_col,
+    )
+    assert (params["pois_name"], params["pois_field"]) == (poi.name_col, poi.category_field)
+    # none is repeated as a literal in the CLI's source
+    source = Path(cli.__file__).read_text("utf-8")
+    assert re.findall(r"default=[-\d.\"']+[\w]", source) == []
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_map_title_states_the_tiers(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    from lifecircle.pipeline import CoverageOptions, run_coverage
+    from lifecircle.plot import plot_coverage_map
+    from lifecircle.prepare import AreaRequest
+
+    options = CoverageOptions(profile="shanghai", speed_kmh=3.0, make_map=False, isochrones=False)
+    result = run_coverage(AreaRequest(district="pudong"), options, out_dir=tmp_path / "o")
+    assert result.prepared is not None
+    fig, ax = plot_coverage_map(result.prepared, result.residents, None, result.summary)
+    title = ax.get_title()
+    plt.close(fig)
+    assert "residents within tiers of 5-15 min (250-750 m) at 3 km/h of every category" in title
+    assert "1000 m" not in title

@@ -54,7 +54,8 @@ def test_snapping_report_on_lujiazui(lujiazui_run) -> None:  # type: ignore[no-u
 
 
 def _targets(*metres: float) -> list[Target]:
-    return [Target("school", "*", m, "") for m in metres]
+    # one any-school tier per distance: `m` metres are m * 60 / 4000 minutes at 4 km/h
+    return [Target("school", "any", ("*",), m * 60 / 4000, 4.0, "") for m in metres]
 
 
 def test_search_limit_stops_at_the_margin() -> None:
