@@ -426,9 +426,7 @@ def plot_plan_map(
     )
     if len(sites):
         pts = gpd.GeoSeries(sites.geometry.representative_point(), crs=sites.crs)
-        pts.plot(
-            ax=ax, color="gold", marker="*", markersize=160, edgecolor="black", zorder=6
-        )
+        pts.plot(ax=ax, color="gold", marker="*", markersize=160, edgecolor="black", zorder=6)
         for rank, x, y in zip(sites["rank"], pts.x, pts.y, strict=True):
             ax.annotate(
                 str(rank),

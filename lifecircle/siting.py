@@ -72,8 +72,14 @@ def candidates_from_layer(
         crs=net.crs,
     ).assign(
         source_geometry=lambda d: d["source_geometry"].map(
-            {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString",
-             6: "MultiPolygon"}
+            {
+                0: "Point",
+                1: "LineString",
+                3: "Polygon",
+                4: "MultiPoint",
+                5: "MultiLineString",
+                6: "MultiPolygon",
+            }
         )
     )
 
