@@ -1,4 +1,4 @@
-"""Where to build: candidate sites and the tables of a plan (pure; solving is in :mod:`lifecircle.plan`).
+"""Where to build: candidate sites and the tables of a plan (solving: :mod:`lifecircle.plan`).
 
 A candidate is planned at one point: a point candidate at itself, a polygon
 (a parcel, a vacant building) at the point of its outline nearest to a
