@@ -304,6 +304,11 @@ def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
     default=settings.DEFAULT_ISOCHRONE_BUFFER_M,
     show_default=True,
 )
+@click.option(
+    "--add-facilities",
+    type=click.Path(path_type=Path),
+    help="Add these facilities first (a layer with a category column, e.g. a plan's sites.gpkg).",
+)
 @_handle_errors
 def coverage(**kw: Any) -> None:
     """Coverage of each facility category against the target (default 99% within 15 min)."""
@@ -322,6 +327,7 @@ def coverage(**kw: Any) -> None:
         out_dir=kw["out"],
         overwrite=kw["overwrite"],
         rebuild=kw["rebuild"],
+        add_facilities=kw["add_facilities"],
     )
     click.echo(format_coverage_table(result.summary))
     click.echo(f"outputs: {result.out_dir}")
@@ -395,6 +401,79 @@ def gaps(**kw: Any) -> None:
     click.echo(
         f"gap clusters: {len(result.clusters)}; report: {result.out_dir / 'gaps_report.html'}"
     )
+    click.echo("© OpenStreetMap contributors")
+
+
+@main.command()
+@area_options
+@analysis_options
+@click.option(
+    "--max-sites",
+    type=int,
+    default=settings.DEFAULT_MAX_SITES,
+    show_default=True,
+    help="K of the coverage curve (best coverage with k = 1..K new sites).",
+)
+@click.option(
+    "--candidates",
+    "candidates_file",
+    type=click.Path(path_type=Path),
+    help="Candidate sites (points or polygons); default: points along the streets.",
+)
+@click.option(
+    "--candidate-spacing-m",
+    type=float,
+    default=settings.DEFAULT_CANDIDATE_SPACING_M,
+    show_default=True,
+    help="Spacing of the default street candidates.",
+)
+@click.option(
+    "--time-limit-s",
+    type=float,
+    default=settings.DEFAULT_TIME_LIMIT_S,
+    show_default=True,
+    help="Time limit of each exact solve (HiGHS); the gap to the bound is reported.",
+)
+@click.option(
+    "--tier",
+    "--subtype",
+    "tier",
+    help="Plan one tier of a tiered profile (e.g. nursing_home); default every required tier.",
+)
+@_handle_errors
+def plan(**kw: Any) -> None:
+    """Where to build: the fewest new sites per category that reach the target."""
+    from lifecircle.pipeline import PlanOptions, run_plan
+
+    plan_options = PlanOptions(
+        max_sites=kw["max_sites"],
+        candidates_file=kw["candidates_file"],
+        candidate_spacing_m=kw["candidate_spacing_m"],
+        time_limit_s=kw["time_limit_s"],
+        tier=kw["tier"],
+    )
+    result = run_plan(
+        _area_request(kw),
+        _coverage_options(kw, isochrones=False, make_map=False),
+        plan_options,
+        out_dir=kw["out"],
+        overwrite=kw["overwrite"],
+        rebuild=kw["rebuild"],
+    )
+    for key, entry in result.summary["categories"].items():
+        sol = entry["solution"]
+        verdict = (
+            f"{entry['sites_needed']} new sites reach {entry['coverage_reached'] * 100:.1f}%"
+            if entry["target_reachable"]
+            else f"target out of reach: {entry['sites_needed']} sites reach "
+            f"{entry['coverage_reached'] * 100:.1f}%, the most the candidates can"
+        )
+        proof = "proven optimal" if sol["proven_optimal"] else f"gap {sol['gap']:.2%} to the bound"
+        click.echo(
+            f"{key:<28} now {entry['coverage_now'] * 100:5.1f}%  {verdict} ({proof}, "
+            f"{sol['seconds']:.1f} s)"
+        )
+    click.echo(f"outputs: {result.out_dir}")
     click.echo("© OpenStreetMap contributors")
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from lifecircle import io, settings
+from lifecircle import __version__, io, settings
 from lifecircle.access import Router, nearest_distances
 from lifecircle.coverage import (
     DEFAULT_MINUTES,
@@ -42,7 +42,7 @@ from lifecircle.coverage import (
     target_mask,
     unassigned_facilities,
 )
-from lifecircle.errors import OutputError
+from lifecircle.errors import InputError, OutputError
 from lifecircle.facilities import (
     CATEGORIES,
     change_facilities,
@@ -62,6 +62,7 @@ from lifecircle.prepare import (
 from lifecircle.snapping import (
     DEFAULT_FRAGMENT_MAX_M,
     DEFAULT_MAX_SNAP_M,
+    STATUS_OK,
     SnappedArea,
     snap_area,
     snapped_xy,
@@ -72,6 +73,9 @@ from lifecircle.zones import admin_coverage
 logger = logging.getLogger(__name__)
 
 DEFAULT_RING_EDGES_KM = settings.DEFAULT_RING_EDGES_KM
+DEFAULT_MAX_SITES = settings.DEFAULT_MAX_SITES
+DEFAULT_CANDIDATE_SPACING_M = settings.DEFAULT_CANDIDATE_SPACING_M
+DEFAULT_TIME_LIMIT_S = settings.DEFAULT_TIME_LIMIT_S
 DEFAULT_SEARCH_LIMIT_M = 3000.0
 
 
@@ -474,6 +478,19 @@ def _start_run(
     return prepared, target_dir
 
 
+def _with_added_facilities(
+    prepared: PreparedArea, path: Path, out_dir: Path | None
+) -> PreparedArea:
+    if out_dir is None:
+        msg = "--add-facilities needs --out: the cache folder keeps the run without them"
+        raise InputError(msg)
+    layer = io.read_vector(path)
+    if "category" not in layer.columns:
+        msg = f"{path} has no 'category' column: give each facility one of {', '.join(CATEGORIES)}"
+        raise InputError(msg)
+    return scenario_area(prepared, add=layer)
+
+
 def run_coverage(
     req: AreaRequest,
     options: CoverageOptions | None = None,
@@ -482,6 +499,7 @@ def run_coverage(
     overwrite: bool = False,
     rebuild: bool = False,
     prepared: PreparedArea | None = None,
+    add_facilities: Path | None = None,
 ) -> CoverageResult:
     """Run the whole coverage analysis and write its outputs.
 
@@ -501,6 +519,10 @@ def run_coverage(
         Rebuild the processed cache.
     prepared
         An already prepared area (batch runs share one per area).
+    add_facilities
+        A layer of facilities to add (a ``category`` column, optional
+        ``subtype`` and ``name``; points or polygons), e.g. a plan's
+        ``sites.gpkg``. Needs `out_dir`: the cache folder keeps the baseline.
 
     Returns
     -------
@@ -516,8 +538,12 @@ def run_coverage(
         rebuild=rebuild,
         prepared=prepared,
     )
+    if add_facilities is not None:
+        prepared = _with_added_facilities(prepared, add_facilities, out_dir)
     frames = compute_coverage(prepared, options)
     summary, residents, iso = frames.summary, frames.residents, frames.isochrones
+    if add_facilities is not None:
+        summary["parameters"]["added_facilities"] = str(add_facilities)
     files = []
     keep = [c for c in residents.columns if c not in {"ring"}] + ["ring"]
     cat_iso = None
@@ -771,4 +797,213 @@ def run_gaps(
         io.save_json(result.summary, out.path("gaps.json"))
     files = out.files
     result.files = files
+    return result
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """Parameters of ``lifecircle plan`` (recorded in ``plan.json``)."""
+
+    max_sites: int = DEFAULT_MAX_SITES
+    candidates_file: Path | None = None
+    candidate_spacing_m: float = DEFAULT_CANDIDATE_SPACING_M
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    tier: str | None = None
+
+
+@dataclass
+class PlanResult:
+    """What ``run_plan`` computed and wrote."""
+
+    summary: dict[str, Any]
+    sites: gpd.GeoDataFrame
+    candidates: gpd.GeoDataFrame
+    plans: dict[str, Any]
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)
+
+
+def _plan_tiers(targets: list[Target], tier: str | None) -> list[Target]:
+    """Return the tiers to plan: every required tier, or the one named."""
+    required = [t for t in targets if t.required]
+    if tier is None:
+        return required
+    chosen = [t for t in targets if tier in (t.tier, *t.subtypes)]
+    if not chosen:
+        names = ", ".join(sorted({f"{t.category}:{t.tier}" for t in targets}))
+        msg = f"--tier {tier!r} is not a tier of this profile: use one of {names}"
+        raise InputError(msg)
+    return chosen
+
+
+def _plan_candidates(
+    prepared: PreparedArea, frames: CoverageFrames, options: CoverageOptions, plan: PlanOptions
+) -> gpd.GeoDataFrame:
+    """Candidate sites: the user's file, else points along the routable streets."""
+    from lifecircle.plan import candidate_points
+    from lifecircle.siting import candidates_from_layer
+
+    net, routable = prepared.network, frames.snapped.routable
+    if plan.candidates_file is not None:
+        layer = io.read_vector(plan.candidates_file)
+        return candidates_from_layer(layer, net, routable, max_snap_m=options.max_snap_m)
+    extent = prepared.extent.geometry.iloc[0]
+    pts = candidate_points(net, routable, spacing_m=plan.candidate_spacing_m, extent=extent)
+    return pts.assign(name="", source_geometry="street point")[
+        ["candidate", "name", "source_geometry", "geometry"]
+    ]
+
+
+def compute_plan(
+    prepared: PreparedArea, options: CoverageOptions, plan_options: PlanOptions
+) -> PlanResult:
+    """Plan the fewest new sites per category (and tier) that reach the target (no writing)."""
+    from lifecircle.plan import plan_category
+    from lifecircle.siting import plan_summary, sites_table
+    from lifecircle.snapping import snap_to_routable
+
+    check_plan_options(plan_options)
+    frames = compute_coverage(prepared, replace(options, isochrones=False, make_map=False))
+    residents, snapped = frames.residents, frames.snapped
+    cands = _plan_candidates(prepared, frames, options, plan_options)
+    cand_snap = snap_to_routable(
+        cands, prepared.network, routable=snapped.routable, max_snap_m=options.max_snap_m
+    )
+    weight = residents["weight"].to_numpy(dtype=float)
+    ok = residents["status"].to_numpy() == STATUS_OK
+    units = _site_units(prepared, cands)
+    plans: dict[str, Any] = {}
+    tables = []
+    for t in _plan_tiers(frames.targets, plan_options.tier):
+        covered_now = ok & (residents[t.column].to_numpy(dtype=float) <= t.threshold_m)
+        plan = plan_category(
+            frames.router,
+            snapped.residents,
+            weight,
+            covered_now,
+            cand_snap,
+            threshold_m=t.threshold_m,
+            target=options.target,
+            max_sites=plan_options.max_sites,
+            time_limit_s=plan_options.time_limit_s,
+        )
+        key = t.category if t.any_subtype else f"{t.category}:{t.tier}"
+        plans[key] = {
+            "category": t.category,
+            **plan_summary(plan, threshold_m=t.threshold_m, tier=t.tier, candidates=len(cands)),
+        }
+        subtype = t.category if t.any_subtype else t.subtypes[0]
+        table = sites_table(
+            cands,
+            plan,
+            category=t.category,
+            subtype=subtype,
+            total_weight=float(weight.sum()),
+            units=units.iloc[list(plan.fewest.sites)] if units is not None else None,
+        )
+        tables.append(table.assign(tier=t.tier))
+        plans[key]["_plan"] = plan
+        plans[key]["_covered_after"] = covered_now | plan.newly_covered
+    sites = (
+        gpd.GeoDataFrame(pd.concat(tables, ignore_index=True), crs=prepared.crs)
+        if tables
+        else gpd.GeoDataFrame(geometry=[], crs=prepared.crs)
+    )
+    summary = {
+        "lifecircle_version": __version__,
+        "area": prepared.key,
+        "parameters": {
+            **{k: v for k, v in asdict(plan_options).items() if k != "candidates_file"},
+            "candidates_file": str(plan_options.candidates_file or ""),
+            "target": options.target,
+            "profile": options.profile,
+            "minutes": options.minutes,
+            "speed_kmh": options.speed_kmh,
+        },
+        "coverage": frames.summary,
+        "categories": {
+            k: {x: y for x, y in v.items() if not x.startswith("_")} for k, v in plans.items()
+        },
+    }
+    return PlanResult(summary, sites, cands, plans, prepared.folder)
+
+
+def _site_units(prepared: PreparedArea, cands: gpd.GeoDataFrame) -> pd.Series | None:
+    from lifecircle import zones
+
+    if prepared.zones is None or prepared.zones.empty:
+        return None
+    return zones.assign_units(cands, prepared.zones).reset_index(drop=True)
+
+
+def check_plan_options(plan: PlanOptions) -> None:
+    """Refuse impossible plan options in one line."""
+    if plan.max_sites < 0:
+        msg = f"--max-sites must be >= 0, got {plan.max_sites}"
+        raise InputError(msg)
+    if not (np.isfinite(plan.time_limit_s) and plan.time_limit_s > 0):
+        msg = f"--time-limit-s must be a finite number > 0, got {plan.time_limit_s}"
+        raise InputError(msg)
+    if not (np.isfinite(plan.candidate_spacing_m) and plan.candidate_spacing_m > 0):
+        msg = f"--candidate-spacing-m must be a finite number > 0, got {plan.candidate_spacing_m}"
+        raise InputError(msg)
+
+
+def run_plan(
+    req: AreaRequest,
+    options: CoverageOptions | None = None,
+    plan_options: PlanOptions | None = None,
+    *,
+    out_dir: Path | None = None,
+    overwrite: bool = False,
+    rebuild: bool = False,
+    prepared: PreparedArea | None = None,
+) -> PlanResult:
+    """Plan new sites; write ``plan.json``, ``sites.gpkg``, ``candidates.gpkg``, maps and curves."""
+    import matplotlib.pyplot as plt
+
+    from lifecircle.plot import plot_plan_curve, plot_plan_map
+
+    options = options or CoverageOptions()
+    plan_options = plan_options or PlanOptions()
+    check_plan_options(plan_options)
+    _plan_tiers(_targets(options)[1], plan_options.tier)  # a wrong --tier fails before any work
+    prepared, target_dir = _start_run(
+        req, options, out_dir, "plan.json", overwrite=overwrite, rebuild=rebuild, prepared=prepared
+    )
+    result = compute_plan(prepared, options, plan_options)
+    result.out_dir = target_dir
+    residents = prepared.residents
+    with io.output_set(target_dir, "plan.json", keep=CACHE_FILES) as out:
+        files = [io.save_gdf(result.sites, out.path("sites.gpkg"))]
+        files.append(io.save_gdf(result.candidates, out.path("candidates.gpkg")))
+        for key, entry in result.plans.items():
+            plan, name = entry["_plan"], key.replace(":", "_")
+            fig, _ = plot_plan_curve(
+                key,
+                plan.coverage_now,
+                plan.curve_coverage,
+                options.target,
+                sites_needed=plan.fewest.n_sites if entry["target_reachable"] else None,
+            )
+            files.append(io.save_figure(fig, out.path(f"plan_curve_{name}.png")))
+            plt.close(fig)
+            covered = entry["_covered_after"]
+            fig, _ = plot_plan_map(
+                prepared,
+                residents,
+                result.sites.loc[result.sites["tier"] == entry["tier"]].loc[
+                    lambda d, c=entry["category"]: d["category"] == c
+                ],
+                entry["category"],
+                covered_after=covered,
+            )
+            files.append(io.save_figure(fig, out.path(f"plan_map_{name}.png")))
+            plt.close(fig)
+        result.summary["outputs"] = [p.name for p in files] + ["plan.json"]
+        io.save_json(result.summary, out.path("plan.json"))
+    result.files = out.files
     return result
