@@ -952,6 +952,27 @@ def check_plan_options(plan: PlanOptions) -> None:
         raise InputError(msg)
 
 
+def _plan_report(result: PlanResult, key: str, out: io.OutputSet) -> list[Path]:
+    """Write ``plan_report.html`` (figures embedded) and ``plan_report.md`` into the output set."""
+    from lifecircle.report import plan_report_sections, render_html, render_markdown
+
+    figures = {
+        k: [
+            (f"{k}: coverage by number of new sites", f"plan_curve_{k.replace(':', '_')}.png"),
+            (f"{k}: proposed sites", f"plan_map_{k.replace(':', '_')}.png"),
+        ]
+        for k in result.plans
+    }
+    images = {name: out.path(name).read_bytes() for figs in figures.values() for _, name in figs}
+    sites = pd.DataFrame(result.sites.drop(columns="geometry"))
+    sections = plan_report_sections(result.summary, sites, figures)
+    title = f"15-minute life circle: where to build in {key}"
+    return [
+        io.save_text(render_markdown(title, sections), out.path("plan_report.md")),
+        io.save_text(render_html(title, sections, images), out.path("plan_report.html")),
+    ]
+
+
 def run_plan(
     req: AreaRequest,
     options: CoverageOptions | None = None,
@@ -1003,6 +1024,7 @@ def run_plan(
             )
             files.append(io.save_figure(fig, out.path(f"plan_map_{name}.png")))
             plt.close(fig)
+        files += _plan_report(result, prepared.key, out)
         result.summary["outputs"] = [p.name for p in files] + ["plan.json"]
         io.save_json(result.summary, out.path("plan.json"))
     result.files = out.files

@@ -274,3 +274,77 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -
             )
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def plan_report_sections(
+    summary: dict[str, Any], sites: pd.DataFrame, figures: dict[str, list[tuple[str, str]]]
+) -> list[Section]:
+    """Return the report sections of a plan: one per category (and tier) planned.
+
+    Parameters
+    ----------
+    summary
+        ``plan.json`` content.
+    sites
+        The proposed sites (``sites.gpkg`` without geometry).
+    figures
+        Per plan key, ``(caption, file name)`` of its curve and map.
+    """
+    params = summary["parameters"]
+    intro = Section(
+        "Where to build",
+        paragraphs=[
+            f"For each category the plan finds the fewest new sites that bring the share of "
+            f"residents within walking reach to the target ({params['target'] * 100:g}%), with the "
+            "existing facilities kept, and the best coverage reachable with k = 1.."
+            f"{params['max_sites']} new sites. Distances are the same edge-snapped walking "
+            "distances as the coverage figures; `lifecircle coverage --add-facilities sites.gpkg` "
+            "reproduces them.",
+            "Candidates: "
+            + (
+                f"the sites in {params['candidates_file']}."
+                if params["candidates_file"]
+                else f"points every {params['candidate_spacing_m']:g} m along the routable streets "
+                "of the analysed extent."
+            ),
+        ],
+    )
+    sections = [intro]
+    for key, entry in summary["categories"].items():
+        sol = entry["solution"]
+        proof = (
+            "proven optimal"
+            if sol["proven_optimal"]
+            else f"{sol['status']}, within {sol['gap'] * 100:.2f}% of the proven bound"
+        )
+        verdict = (
+            f"{entry['sites_needed']} new sites bring coverage from "
+            f"{_pct(entry['coverage_now'])} to {_pct(entry['coverage_reached'])} ({proof})."
+        )
+        if not entry["target_reachable"]:
+            verdict = f"The target cannot be reached from these candidates: {verdict}"
+        table = sites.loc[
+            (sites["category"] == entry["category"]) & (sites["tier"] == entry["tier"])
+        ]
+        shown = table[
+            ["rank", "name", "unit", "residents_newly_covered", "cumulative_coverage"]
+        ].copy()
+        shown["cumulative_coverage"] = (shown["cumulative_coverage"] * 100).round(1)
+        curve = pd.DataFrame(
+            {
+                "new sites": [c["k"] for c in entry["curve"]],
+                "coverage %": [round(c["coverage"] * 100, 1) for c in entry["curve"]],
+                "proof": [
+                    "optimal" if c["proven_optimal"] else c["status"] for c in entry["curve"]
+                ],
+            }
+        )
+        sections.append(
+            Section(
+                f"{key.replace('_', ' ')} (within {entry['threshold_m']:.0f} m)",
+                paragraphs=[verdict] + ([entry["note"]] if entry["note"] else []),
+                tables=[("Proposed sites", shown), ("Best coverage by number of new sites", curve)],
+                figures=figures.get(key, []),
+            )
+        )
+    return sections
