@@ -824,6 +824,11 @@ class PlanResult:
     plans: dict[str, Any]
     out_dir: Path
     files: list[Path] = field(default_factory=list)
+    prepared: PreparedArea | None = None
+
+    def covered_after(self, key: str) -> npt.NDArray[np.bool_]:
+        """Return which residents are covered for plan `key` once its sites are built."""
+        return np.asarray(self.plans[key]["_covered_after"], dtype=bool)
 
 
 def _plan_tiers(targets: list[Target], tier: str | None) -> list[Target]:
@@ -928,7 +933,7 @@ def compute_plan(
             k: {x: y for x, y in v.items() if not x.startswith("_")} for k, v in plans.items()
         },
     }
-    return PlanResult(summary, sites, cands, plans, prepared.folder)
+    return PlanResult(summary, sites, cands, plans, prepared.folder, prepared=prepared)
 
 
 def _site_units(prepared: PreparedArea, cands: gpd.GeoDataFrame) -> pd.Series | None:
@@ -1012,7 +1017,7 @@ def run_plan(
             )
             files.append(io.save_figure(fig, out.path(f"plan_curve_{name}.png")))
             plt.close(fig)
-            covered = entry["_covered_after"]
+            covered = result.covered_after(key)
             fig, _ = plot_plan_map(
                 prepared,
                 residents,
