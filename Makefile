@@ -33,6 +33,7 @@ demo: install
 	lifecircle fetch --district pudong $(POIS)
 	lifecircle coverage --district pudong $(POIS)
 	lifecircle gaps --district pudong $(POIS)
+	lifecircle plan --district pudong $(POIS) --category elderly_care --max-sites 5
 
 data: install
 	lifecircle fetch --district pudong $(POIS)
