@@ -57,7 +57,7 @@ FACILITY_COLUMNS = ["category", "subtype", "name", "source", "source_id", "geome
 SERVICE_PLACE = "service_place"
 """Category word of the gate rows of the tag table."""
 
-TOURISM_SUBTYPES: tuple[str, ...] = ("tourism_museum", "tourism_gallery", "tourism_attraction")
+TOURISM_SUBTYPES: tuple[str, ...] = ("tourism_museum", "tourism_gallery")
 """Culture subtypes that are tourism venues (city-level, not GB 50180 community facilities).
 
 A profile counts them or not; the recommended default is *not* to count them
@@ -523,6 +523,37 @@ def deduplicate(
         if not duplicate[i] and cat_a[j] == cat_b[i]:
             duplicate[i] = _similar(name_a[j], name_b[i], min_ratio=min_name_ratio)
     return imported.loc[~duplicate].reset_index(drop=True), int(duplicate.sum())
+
+
+def deduplicate_within(
+    pois: gpd.GeoDataFrame,
+    *,
+    crs: str,
+    max_distance_m: float = 100.0,
+    min_name_ratio: float = 0.6,
+) -> tuple[gpd.GeoDataFrame, int]:
+    """Drop POIs that repeat an earlier POI of the same list (same rule as :func:`deduplicate`).
+
+    Amap lists one hospital several times (its 门诊, 住院部, 急诊 ...): a POI of
+    the same category within `max_distance_m` of an earlier one with a
+    similar name is dropped, so a facility counts once.
+
+    Returns
+    -------
+    kept, dropped
+    """
+    if len(pois) < 2:
+        return pois, 0
+    pts = pois.to_crs(crs).geometry.to_numpy()
+    left, right = shapely.STRtree(pts).query(pts, predicate="dwithin", distance=max_distance_m)
+    later = left > right  # pairs (later, earlier)
+    cat = pois["category"].to_numpy()
+    name = pois["name"].astype(str).to_numpy()
+    duplicate = np.zeros(len(pois), dtype=bool)
+    for i, j in sorted(zip(left[later].tolist(), right[later].tolist(), strict=True)):
+        if not duplicate[i] and not duplicate[j] and cat[i] == cat[j]:
+            duplicate[i] = _similar(name[j], name[i], min_ratio=min_name_ratio)
+    return pois.loc[~duplicate].reset_index(drop=True), int(duplicate.sum())
 
 
 def combine_facilities(parts: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:

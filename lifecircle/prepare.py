@@ -46,6 +46,7 @@ from lifecircle.facilities import (
     amap_mapping,
     combine_facilities,
     deduplicate,
+    deduplicate_within,
     default_tag_rules,
     facilities_from_osm,
     facilities_from_table,
@@ -487,7 +488,8 @@ def _build(
     kept_parts = []
     for part in imported:
         kept, n = deduplicate(osm_fac, part, crs=crs)
-        dropped += n
+        kept, n_self = deduplicate_within(kept, crs=crs)  # one facility listed several times
+        dropped += n + n_self
         kept_parts.append(kept)
     facilities = combine_facilities([osm_fac, *kept_parts]).to_crs(crs)
     access = facility_access(facility_shapes(facilities, feats), osm.entrances, crs=crs)

@@ -297,7 +297,7 @@ def test_shanghai_tiers_follow_the_walking_speed(runner: CliRunner, tmp_path: Pa
         (
             "culture",
             "venues",
-            ("theatre", "tourism_museum", "tourism_gallery", "tourism_attraction"),
+            ("theatre", "tourism_museum", "tourism_gallery"),
             15.0,
             750.0,
             False,

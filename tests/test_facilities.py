@@ -126,7 +126,7 @@ from tests.conftest import POIS
         ({"amenity": "arts_centre"}, ("culture", "arts_centre")),
         ({"tourism": "museum"}, ("culture", "tourism_museum")),
         ({"tourism": "gallery"}, ("culture", "tourism_gallery")),
-        ({"tourism": "attraction", "name": "城隍庙"}, ("culture", "tourism_attraction")),
+        ({"tourism": "attraction", "name": "城隍庙"}, None),  # a landmark, not a facility
         ({"amenity": "toilets", "name": "卫生间"}, None),
         ({"highway": "residential", "name": "老太平弄"}, None),
     ],
@@ -205,10 +205,6 @@ LUJIAZUI_FACILITIES = {
     520214798: ("culture", "arts_centre"),  # 复星艺术中心, amenity=arts_centre
     803292747: ("culture", "tourism_gallery"),  # 浦东美术馆, tourism=gallery
     965004721: ("culture", "tourism_museum"),  # 上海大自然野生昆虫馆, tourism=museum
-    10691100: ("culture", "tourism_attraction"),  # 上海环球金融中心
-    53746506: ("culture", "tourism_attraction"),  # 十六铺
-    165792123: ("culture", "tourism_attraction"),  # 上海中心大厦
-    1333613410: ("culture", "tourism_attraction"),  # 城隍庙
 }
 # Named features that the old name-only rules took for facilities, and why they are not.
 LUJIAZUI_NOT_FACILITIES = {
@@ -218,6 +214,10 @@ LUJIAZUI_NOT_FACILITIES = {
     530696824: "十六铺码头: tourism=attraction on a ferry terminal (public_transport=station)",
     948057320: "unnamed building=kindergarten inside a kindergarten's grounds",
     957451722: "unnamed building=kindergarten inside a kindergarten's grounds",
+    10691100: "上海环球金融中心: tourism=attraction on an office tower (review of issue 8)",
+    53746506: "十六铺: tourism=attraction, a landmark",
+    165792123: "上海中心大厦: tourism=attraction on an office tower",
+    1333613410: "城隍庙: tourism=attraction, a temple",
 }
 
 
@@ -272,6 +272,10 @@ PUDONG_NOT_FACILITIES = {
     1429938664: "上海黄浦区精神卫生中心 (psychiatric)",
     957008791: "华东师范大学附属东昌中学宿舍区 (dormitory)",
     11272439: "浦东新区医疗急救中心停车场 (a car park tagged hospital)",
+    347475849: "大树英语 (English training, review of issue 8)",
+    896158756: "上海市医药学校 (vocational, review of issue 8)",
+    1375783825: "上海市商贸旅游学校 (vocational, review of issue 8)",
+    831693407: "上海市浦东新区农民中等专业学校 (vocational secondary)",
 }
 
 
@@ -436,3 +440,61 @@ def test_bad_csv_columns_name_the_fix() -> None:
     table = pd.DataFrame({"name": ["a"], "type": ["x"], "y": ["1"], "x": ["2"]})
     with pytest.raises(InputError, match="--pois-lon"):
         facilities_from_table(table, amap_mapping())
+
+
+def test_one_facility_listed_several_times_counts_once() -> None:
+    """Review of issue 8: Amap lists 上海长航医院 six times (门诊, 住院部, 急诊 ...)."""
+    from lifecircle.facilities import deduplicate_within
+
+    names = [
+        "上海长航医院",
+        "上海长航医院门诊",
+        "上海长航医院住院部",
+        "上海长航医院急诊",
+        "东方医院",
+    ]
+    pts = gpd.GeoDataFrame(
+        {"category": ["health"] * 5, "name": names},
+        geometry=gpd.points_from_xy([0, 20, 40, 60, 30], [0, 0, 0, 0, 10]),
+        crs="EPSG:32651",
+    )
+    kept, dropped = deduplicate_within(pts, crs="EPSG:32651")
+    assert kept["name"].tolist() == ["上海长航医院", "东方医院"]
+    assert dropped == 3
+    # 150 m apart: two facilities, whatever their names
+    far = pts.iloc[:2].copy()
+    far.geometry = gpd.points_from_xy([0, 150], [0, 0], crs="EPSG:32651")
+    assert deduplicate_within(far, crs="EPSG:32651")[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (
+            {"amenity": "hospital", "name": "金桥社区卫生中心"},
+            ("health", "community_health_centre"),
+        ),
+        (
+            {"amenity": "clinic", "name": "惠南镇社区卫生服务听潮分中心"},
+            ("health", "community_health_centre"),
+        ),
+        ({"amenity": "hospital", "name": "浦东新区精神卫生中心"}, None),
+        ({"building": "commercial", "tourism": "attraction", "name": "上海中心大厦"}, None),
+        ({"highway": "residential", "tourism": "attraction", "name": "方浜中路"}, None),
+        ({"amenity": "clinic", "name": "豫园街道社区党建服务中心"}, None),
+        ({"amenity": "school", "name": "大树英语"}, None),
+        ({"amenity": "school", "name": "上海市医药学校"}, None),
+        ({"healthcare": "centre", "name": "美年体检中心"}, None),
+        (
+            {
+                "social_facility": "nursing_home",
+                "social_facility:for": "disabled",
+                "name": "阳光养护院",
+            },
+            None,
+        ),
+    ],
+)
+def test_review_misclassifications(tags: dict[str, str], expected: object) -> None:
+    """Cases found by the hostile review of issue 8 on the real Pudong POIs and Lujiazui."""
+    assert classify_tags(tags, default_tag_rules()) == expected
