@@ -252,6 +252,11 @@ def analysis_options(func: F) -> F:
             help="Points farther from any street are unreachable.",
         ),
         click.option(
+            "--facility-max-snap-m",
+            type=float,
+            help="Snap limit of the facilities (default: --max-snap-m).",
+        ),
+        click.option(
             "--rings",
             default=",".join(f"{v:g}" for v in settings.DEFAULT_RING_EDGES_KM),
             show_default=True,
@@ -288,6 +293,7 @@ def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
         profile=kw["profile"],
         categories=tuple(kw["categories"]) or tuple(CATEGORY_CHOICES),
         max_snap_m=kw["max_snap_m"],
+        facility_max_snap_m=kw["facility_max_snap_m"],
         ring_edges_km=rings,
         **extra,
     )

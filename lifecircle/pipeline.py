@@ -89,6 +89,7 @@ class CoverageOptions:
     profile: str = DEFAULT_PROFILE
     categories: tuple[str, ...] = CATEGORIES
     max_snap_m: float = DEFAULT_MAX_SNAP_M
+    facility_max_snap_m: float | None = None
     fragment_max_m: float = DEFAULT_FRAGMENT_MAX_M
     search_limit_m: float = DEFAULT_SEARCH_LIMIT_M
     ring_edges_km: tuple[float, ...] = DEFAULT_RING_EDGES_KM
@@ -198,6 +199,25 @@ def _target_groups(
     for column, mask in masks:
         groups[column] = np.isin(fac_ids, facilities.index.to_numpy()[mask])
     return groups
+
+
+LONG_LEG_M = 100.0
+
+
+def long_leg_warning(facilities: pd.DataFrame) -> list[str]:
+    """Warn when reachable facilities hang on long straight legs off the mapped streets."""
+    legs = facilities.loc[facilities["reachable"].to_numpy(dtype=bool), "access_leg_m"]
+    long = legs[legs > LONG_LEG_M]
+    if long.empty:
+        return []
+    msg = (
+        f"{len(long)} of {len(legs)} reachable facilities are more than {LONG_LEG_M:g} m from the "
+        f"nearest mapped street (up to {long.max():.0f} m), often beyond the extract's streets: "
+        "their straight access legs make coverage near them approximate; see access_leg_m in "
+        "facilities_reach.gpkg, or set --facility-max-snap-m to leave them out"
+    )
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return [msg]
 
 
 def _missing_warnings(groups: dict[str, npt.NDArray[np.bool_]]) -> list[str]:
@@ -334,6 +354,7 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
         access,
         max_snap_m=options.max_snap_m,
         fragment_max_m=options.fragment_max_m,
+        facility_max_snap_m=options.facility_max_snap_m,
     )
     margin_m = float(prepared.manifest.get("parameters", {}).get("margin_m", DEFAULT_MARGIN_M))
     limit, notes = search_limit(options, targets, margin_m)
@@ -350,6 +371,7 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
     if note := format_unassigned(unassigned_facilities(fac_table, targets), options.profile):
         warnings.warn(note, RuntimeWarning, stacklevel=2)
         warn.append(note)
+    warn += long_leg_warning(fac_table)
     zones_out = _zone_coverage(prepared, residents, covered, options)
     isochrones = (
         _isochrones(router, facilities, snapped, targets, options.isochrone_buffer_m)

@@ -334,6 +334,7 @@ def snap_area(
     *,
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
     fragment_max_m: float = DEFAULT_FRAGMENT_MAX_M,
+    facility_max_snap_m: float | None = None,
 ) -> SnappedArea:
     """Snap residents and facility access geometries to the routable network.
 
@@ -352,6 +353,8 @@ def snap_area(
         Snap limit (metres).
     fragment_max_m
         Components with less street than this are fragments (never snapped to).
+    facility_max_snap_m
+        Snap limit of the facilities (default: `max_snap_m`).
 
     Returns
     -------
@@ -363,7 +366,8 @@ def snap_area(
         residents, net, routable=routable, max_snap_m=max_snap_m, indexes=indexes
     )
     res["status"] = np.where(res["edge"].to_numpy() >= 0, STATUS_OK, STATUS_UNREACHABLE)
-    acc = snap_to_routable(access, net, routable=routable, max_snap_m=max_snap_m, indexes=indexes)
+    fac_limit = max_snap_m if facility_max_snap_m is None else facility_max_snap_m
+    acc = snap_to_routable(access, net, routable=routable, max_snap_m=fac_limit, indexes=indexes)
     acc["facility_id"] = access["facility_id"].to_numpy()
     cross = outline_crossings(access.geometry.to_numpy(), net, indexes[0])
     if len(cross):

@@ -134,6 +134,7 @@ def coverage_summary(
             "profile": options.profile,
             "categories": categories,
             "max_snap_m": options.max_snap_m,
+            "facility_max_snap_m": options.facility_max_snap_m or options.max_snap_m,
             "fragment_max_length_m": options.fragment_max_m,
             "search_limit_m": search_limit_m,
             "ring_edges_km": list(options.ring_edges_km),

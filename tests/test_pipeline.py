@@ -79,3 +79,16 @@ def test_distances_beyond_the_margin_are_not_reported(data_dir: Path, tmp_path: 
     assert result.summary["parameters"]["search_limit_m"] == 1200
     d = result.residents["dist_school_m"].to_numpy()
     assert np.all(np.isinf(d) | (d <= 1200))
+
+
+def test_long_facility_legs_are_warned() -> None:
+    import pandas as pd
+
+    from lifecircle.pipeline import long_leg_warning
+
+    table = pd.DataFrame(
+        {"reachable": [True, True, True, False], "access_leg_m": [5.0, 150.0, 297.0, 400.0]}
+    )
+    with pytest.warns(RuntimeWarning, match=r"2 of 3 reachable facilities .*\(up to 297 m\)"):
+        assert len(long_leg_warning(table)) == 1
+    assert long_leg_warning(table.iloc[:1]) == []

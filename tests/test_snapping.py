@@ -149,3 +149,14 @@ def test_a_footway_crossing_the_outline_is_an_access() -> None:
     dist = Router.from_network(net).distances(snapped.residents, snapped.access, limit_m=5000)
     # 5 m leg + 1,400 m along the street + 200 m up the footway to the outline
     assert dist.tolist() == pytest.approx([1605.0])
+
+
+def test_facility_snap_limit_is_separate() -> None:
+    net = _two_parts()
+    residents = _pts([(100, 10)])
+    access = gpd.GeoDataFrame({"facility_id": [1]}, geometry=[shapely.Point(600, 150)], crs=CRS)
+    assert snap_area(net, residents, access).access["edge"].tolist() == [0]  # 150 m leg
+    tight = snap_area(net, residents, access, facility_max_snap_m=100)
+    assert tight.access["edge"].tolist() == [-1]
+    assert tight.residents["edge"].tolist() == [0]  # residents keep their own limit
+    assert tight.facility_reachable.to_dict() == {1: False}
