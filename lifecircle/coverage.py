@@ -518,6 +518,25 @@ def _quantiles(dist: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) 
     }
 
 
+def _category_quantiles(
+    residents: pd.DataFrame, targets: list[Target], category: str, weights: npt.NDArray[np.float64]
+) -> dict[str, Any]:
+    """Median and p90 of the distance that decides the category's coverage.
+
+    With one required tier, its facilities' distance; with several (a tiered
+    profile), no single distance decides: the fields are null and each tier
+    row carries its own.
+    """
+    required = [t for t in targets if t.category == category and t.required]
+    if len(required) == 1:
+        return _quantiles(residents[required[0].column].to_numpy(dtype=float), weights)
+    return {
+        "median_distance_m": None,
+        "p90_distance_m": None,
+        "distance_note": "several required tiers: see each tier's median and p90",
+    }
+
+
 def summarize_coverage(
     residents: pd.DataFrame,
     covered: pd.DataFrame,
@@ -562,7 +581,13 @@ def summarize_coverage(
                 residents["status"].to_numpy() == STATUS_OK
             )
             tier_share = weighted_share(met, w)
-            rows.append({**described, "coverage": round(tier_share, 6) if w.sum() > 0 else None})
+            rows.append(
+                {
+                    **described,
+                    "coverage": round(tier_share, 6) if w.sum() > 0 else None,
+                    **_quantiles(residents[t.column].to_numpy(dtype=float), w),
+                }
+            )
         counts = facility_counts.get(cat, {})
         categories[cat] = {
             **_verdict(weighted_share(mask, w), target),
@@ -570,7 +595,7 @@ def summarize_coverage(
             "facilities_total": int(counts.get("total", 0)),
             "facilities_in_no_tier": (unassigned or {}).get(cat, {}),
             "residents_left_out": round(float(w[~mask].sum()), 3),
-            **_quantiles(residents[distance_column(cat)].to_numpy(dtype=float), w),
+            **_category_quantiles(residents, targets, cat, w),
             "threshold_label": threshold_label(targets, cat),
             "thresholds": rows,
         }

@@ -428,47 +428,53 @@ def _core_point(prepared: PreparedArea) -> BaseGeometry:
     return prepared.boundary_m.centroid
 
 
+def covered_legs(residents: gpd.GeoDataFrame, column: str) -> npt.NDArray[np.object_]:
+    """Return the access legs (resident point to street) of the residents where `column` is True."""
+    sel = residents[column].to_numpy(dtype=bool)
+    start = np.column_stack(
+        [residents.geometry.x.to_numpy()[sel], residents.geometry.y.to_numpy()[sel]]
+    )
+    end = np.column_stack(
+        [residents["street_x"].to_numpy()[sel], residents["street_y"].to_numpy()[sel]]
+    )
+    return np.asarray(shapely.linestrings(np.stack([start, end], axis=1)), dtype=object)
+
+
+def _tier_polygon(group: pd.DataFrame, tiers: list[Target]) -> shapely.Geometry:
+    """Where every required tier is met: the intersection of each tier's union of reach."""
+    if not tiers:
+        return shapely.union_all(group.geometry.to_numpy())
+    subs = group["subtype"].astype(str).to_numpy()
+    parts = [
+        shapely.union_all(group.geometry.to_numpy()[[t.serves(s) for s in subs]]) for t in tiers
+    ]
+    return shapely.intersection_all(parts) if len(parts) > 1 else parts[0]
+
+
 def dissolve_isochrones(
     isochrones: gpd.GeoDataFrame,
     residents: gpd.GeoDataFrame | None = None,
+    targets: list[Target] | None = None,
     *,
     buffer_m: float = DEFAULT_BUFFER_M,
 ) -> gpd.GeoDataFrame:
     """Dissolve facility isochrones into one polygon per category.
 
-    With `residents` (``street_x``/``street_y`` and ``covered_<category>``
-    columns), the access legs of the residents covered for a category are
-    added, buffered like the streets, so every resident the figures count
-    as covered lies inside the drawn isochrone.
+    With `targets`, a category's polygon is where *every* required tier is
+    reached (the intersection of each tier's reach), as its coverage figure
+    counts. With `residents` (``street_x``/``street_y`` and
+    ``covered_<category>`` columns), the access legs of the residents covered
+    for a category are added, buffered like the streets, so every resident
+    the figures count as covered lies inside the drawn isochrone.
     """
     rows = []
     for cat, group in isochrones.groupby("category", sort=False):
-        geom = shapely.union_all(group.geometry.to_numpy())
+        tiers = [t for t in targets or [] if t.category == cat and t.required]
+        geom = _tier_polygon(group, tiers)
         column = f"covered_{cat}"
         if residents is not None and column in residents:
-            sel = residents[column].to_numpy(dtype=bool)
-            legs = shapely.linestrings(
-                np.stack(
-                    [
-                        np.column_stack(
-                            [
-                                residents.geometry.x.to_numpy()[sel],
-                                residents.geometry.y.to_numpy()[sel],
-                            ]
-                        ),
-                        np.column_stack(
-                            [
-                                residents["street_x"].to_numpy()[sel],
-                                residents["street_y"].to_numpy()[sel],
-                            ]
-                        ),
-                    ],
-                    axis=1,
-                )
-            )
-            geom = shapely.union(
-                geom, shapely.union_all(shapely.buffer(legs, buffer_m, quad_segs=3))
-            )
+            legs = shapely.buffer(covered_legs(residents, column), buffer_m, quad_segs=3)
+            geom = shapely.union(geom, shapely.union_all(legs))
         rows.append({"category": cat, "facilities": len(group), "geometry": geom})
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=isochrones.crs)
 
@@ -575,7 +581,9 @@ def run_coverage(
         files.append(io.save_gdf(frames.facilities, out.path("facilities_reach.gpkg")))
         if iso is not None and not iso.empty:
             files.append(io.save_gdf(iso, out.path("isochrones.gpkg")))
-            cat_iso = dissolve_isochrones(iso, residents, buffer_m=options.isochrone_buffer_m)
+            cat_iso = dissolve_isochrones(
+                iso, residents, frames.targets, buffer_m=options.isochrone_buffer_m
+            )
             files.append(io.save_gdf(cat_iso, out.path("category_isochrones.gpkg")))
         if options.make_map:
             from lifecircle.plot import plot_coverage_map

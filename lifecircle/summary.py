@@ -11,6 +11,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from lifecircle import __version__
@@ -32,17 +33,26 @@ PARTIAL_SHARE = 0.5
 ATTRIBUTION = "© OpenStreetMap contributors"
 
 
-def facility_counts(facilities: pd.DataFrame, categories: list[str]) -> dict[str, dict[str, int]]:
-    """Count per category the facilities reachable from where residents live, and all."""
+def facility_counts(
+    facilities: pd.DataFrame, categories: list[str], targets: list[Target]
+) -> dict[str, dict[str, int]]:
+    """Count per category the facilities that count and are reachable, and all of them.
+
+    A facility counts when it serves a required tier; it is reachable when
+    it lies on a network component where residents live.
+    """
     reachable = facilities["reachable"].to_numpy(dtype=bool)
     cats = facilities["category"].to_numpy()
-    return {
-        cat: {
-            "reachable": int(((cats == cat) & reachable).sum()),
+    subs = facilities["subtype"].astype(str).to_numpy()
+    out = {}
+    for cat in categories:
+        tiers = [t for t in targets if t.category == cat and t.required]
+        serves = np.array([any(t.serves(s) for t in tiers) for s in subs], dtype=bool)
+        out[cat] = {
+            "reachable": int(((cats == cat) & reachable & serves).sum()),
             "total": int((cats == cat).sum()),
         }
-        for cat in categories
-    }
+    return out
 
 
 def data_section(
@@ -116,7 +126,7 @@ def coverage_summary(
         covered,
         targets,
         target=options.target,
-        facility_counts=facility_counts(facilities, categories),
+        facility_counts=facility_counts(facilities, categories, targets),
         unassigned=unassigned_facilities(facilities, targets),
     )
     uniform_m = uniform_threshold_m(targets)

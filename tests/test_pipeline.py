@@ -92,3 +92,47 @@ def test_long_facility_legs_are_warned() -> None:
     with pytest.warns(RuntimeWarning, match=r"2 of 3 reachable facilities .*\(up to 297 m\)"):
         assert len(long_leg_warning(table)) == 1
     assert long_leg_warning(table.iloc[:1]) == []
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_tiered_map_is_where_every_tier_is_met(data_dir: Path, tmp_path: Path) -> None:
+    """Review of issue 8: under shanghai the drawn reach was the union of the tiers (155 of 225
+    residents not covered for school lay inside it); it is now their intersection."""
+    req = AreaRequest(district="pudong")
+    opts = CoverageOptions(profile="shanghai", speed_kmh=3.0, make_map=False)
+    result = run_coverage(req, opts, out_dir=tmp_path)
+    res = result.residents
+    cat_iso = result.category_isochrones.set_index("category")
+    school = cat_iso.geometry["school"]
+    covered = res["covered_school"].to_numpy(dtype=bool)
+    inside = res.geometry.within(school).to_numpy()
+    assert not (covered & ~inside).any()
+    assert (~covered & inside).sum() <= 0.2 * (~covered).sum()
+    # the union of the three tiers' reach holds far more of the uncovered residents
+    union = result.isochrones.loc[result.isochrones["category"] == "school"].geometry.union_all()
+    assert (~covered & res.geometry.within(union).to_numpy()).sum() > 2 * (~covered & inside).sum()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_tiered_statistics_use_the_tiers_counted(data_dir: Path, tmp_path: Path) -> None:
+    """Review of issue 8: shanghai health showed 0% coverage beside "facilities 2" and a median
+    distance to hospitals; counts and distances now follow the tiers that decide coverage."""
+    req = AreaRequest(district="pudong")
+    opts = CoverageOptions(profile="shanghai", isochrones=False, make_map=False)
+    result = run_coverage(req, opts, out_dir=tmp_path)
+    cats = result.summary["categories"]
+    fac = result.prepared.facilities
+    health = fac.loc[fac["category"] == "health", "subtype"].tolist()
+    assert "community_health_centre" not in health  # Lujiazui maps hospitals only
+    assert cats["health"]["facilities"] == 0
+    assert cats["health"]["coverage"] == 0.0
+    assert cats["health"]["median_distance_m"] is None  # the one required tier is never reached
+    # school has three required tiers: no single distance decides; each tier has its own
+    assert cats["school"]["median_distance_m"] is None
+    tiers = {t["tier"]: t for t in cats["school"]["thresholds"]}
+    res = result.residents
+    for tier in ("kindergarten", "primary", "secondary"):
+        d = np.sort(res[f"dist_school_{tier}_m"].to_numpy())
+        w = res["weight"].to_numpy()[np.argsort(res[f"dist_school_{tier}_m"].to_numpy())]
+        median = d[np.searchsorted(np.cumsum(w), 0.5 * w.sum())]
+        assert tiers[tier]["median_distance_m"] == pytest.approx(round(float(median), 1))
