@@ -710,11 +710,19 @@ class OutputSet:
     in `keep` (the processed cache's layers) are never removed.
     """
 
-    def __init__(self, target: Path, summary_name: str, staging: Path, keep: Iterable[str]):
+    def __init__(
+        self,
+        target: Path,
+        summary_name: str,
+        staging: Path,
+        keep: Iterable[str],
+        replaces: Iterable[str] = (),
+    ):
         self.target = target
         self.summary_name = summary_name
         self.staging = staging
         self.keep = frozenset(keep)
+        self.replaces = tuple(replaces)
         self.files: list[Path] = []
 
     def path(self, name: str) -> Path:
@@ -734,20 +742,27 @@ class OutputSet:
             self.target.parent.mkdir(parents=True, exist_ok=True)
             self.staging.rename(self.target)
         else:
-            old = load_json(self.target / self.summary_name).get("outputs", [])
-            (self.target / self.summary_name).unlink(missing_ok=True)  # no summary: no complete run
-            stale = [
-                n
-                for n in (old if isinstance(old, list) else [])
-                if isinstance(n, str) and Path(n).name == n and n not in self.keep | set(names)
-            ]
-            for name in stale:
-                (self.target / name).unlink(missing_ok=True)
+            for other in self.replaces:  # runs of other commands with other parameters
+                remove_output_set(self.target, other, keep=self.keep | set(names))
+            remove_output_set(self.target, self.summary_name, keep=self.keep | set(names))
             for name in [n for n in names if n != self.summary_name] + [self.summary_name]:
                 (self.staging / name).replace(self.target / name)
         self.files = [self.target / n for n in names if n != self.summary_name]
         self.files.append(self.target / self.summary_name)
         return self.files
+
+
+def remove_output_set(target: Path, summary_name: str, *, keep: Iterable[str] = ()) -> None:
+    """Remove a command's run from a folder: its summary first, then the files it lists.
+
+    Files named in `keep` stay; names that are not plain file names are ignored.
+    """
+    old = load_json(target / summary_name).get("outputs", [])
+    (target / summary_name).unlink(missing_ok=True)  # no summary: no complete run
+    keep = frozenset(keep)
+    for name in old if isinstance(old, list) else []:
+        if isinstance(name, str) and Path(name).name == name and name not in keep:
+            (target / name).unlink(missing_ok=True)
 
 
 def _staging_dir(target: Path, summary_name: str) -> Path:
@@ -768,7 +783,7 @@ def _staging_dir(target: Path, summary_name: str) -> Path:
 
 @contextlib.contextmanager
 def output_set(
-    target_dir: Path, summary_name: str, *, keep: Iterable[str] = ()
+    target_dir: Path, summary_name: str, *, keep: Iterable[str] = (), replaces: Iterable[str] = ()
 ) -> Iterator[OutputSet]:
     """Stage one run's outputs and swap them into `target_dir` when the block ends.
 
@@ -782,6 +797,9 @@ def output_set(
     keep
         File names that are never removed (the processed cache's layers,
         when the output folder is the cache folder).
+    replaces
+        Summaries of other commands' runs to remove at the commit too (runs
+        with other parameters: a folder holds one run's figures).
 
     Yields
     ------
@@ -798,7 +816,7 @@ def output_set(
     """
     target = check_writable_dir(Path(target_dir))
     staging = _staging_dir(target, summary_name)
-    out = OutputSet(target, summary_name, staging, keep)
+    out = OutputSet(target, summary_name, staging, keep, replaces)
     try:
         yield out
         out.commit()

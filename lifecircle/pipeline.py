@@ -479,6 +479,40 @@ def dissolve_isochrones(
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=isochrones.crs)
 
 
+RUN_SUMMARIES = ("coverage.json", "gaps.json", "plan.json")
+_SIGNATURE_KEYS = ("minutes", "speed_kmh", "target", "profile", "categories", "max_snap_m")
+
+
+def _run_parameters(summary: dict[str, Any]) -> dict[str, Any]:
+    params = summary.get("parameters", {}) if "coverage" not in summary else {}
+    params = params or summary.get("coverage", {}).get("parameters", {})
+    return {k: params.get(k) for k in _SIGNATURE_KEYS}
+
+
+def other_runs(folder: Path, marker: str, options: CoverageOptions) -> list[tuple[str, str]]:
+    """Return the other commands' runs in `folder` made with other analysis parameters.
+
+    Each item is ``(summary name, what differs)``; a folder holds one run's figures.
+    """
+    mine = {
+        "minutes": options.minutes,
+        "speed_kmh": options.speed_kmh,
+        "target": options.target,
+        "profile": options.profile,
+        "categories": list(check_categories(options.categories)),
+        "max_snap_m": options.max_snap_m,
+    }
+    found = []
+    for name in RUN_SUMMARIES:
+        if name == marker or not io.path_exists(folder / name):
+            continue
+        theirs = _run_parameters(io.load_json(folder / name))
+        diff = [f"{k} {theirs[k]} vs {mine[k]}" for k in _SIGNATURE_KEYS if theirs[k] != mine[k]]
+        if diff:
+            found.append((name, ", ".join(diff)))
+    return found
+
+
 def _start_run(
     req: AreaRequest,
     options: CoverageOptions,
@@ -499,6 +533,14 @@ def _start_run(
         io.check_writable_dir(out_dir)  # creates nothing: a refused run leaves no trace
         if not overwrite and io.path_exists(out_dir / marker):
             msg = f"{out_dir / marker} exists: use --overwrite or another --out"
+            raise OutputError(msg)
+        clash = other_runs(out_dir, marker, options)
+        if clash and not overwrite:
+            name, diff = clash[0]
+            msg = (
+                f"{out_dir} holds {name} from a run with other parameters ({diff}): use another "
+                "--out, or --overwrite to replace that run too"
+            )
             raise OutputError(msg)
     prepared = prepared or run_fetch(req, rebuild=rebuild)
     target_dir = out_dir if out_dir is not None else prepared.folder
@@ -576,7 +618,8 @@ def run_coverage(
     keep = [c for c in residents.columns if c not in {"ring"}] + ["ring"]
     cat_iso = None
     # staged, then swapped in: the folder holds this run's files only, or the last run's
-    with io.output_set(target_dir, "coverage.json", keep=CACHE_FILES) as out:
+    replaces = [n for n, _ in other_runs(target_dir, "coverage.json", options)]
+    with io.output_set(target_dir, "coverage.json", keep=CACHE_FILES, replaces=replaces) as out:
         files.append(io.save_gdf(residents[keep], out.path("residents_coverage.gpkg")))
         files.append(io.save_gdf(frames.facilities, out.path("facilities_reach.gpkg")))
         if iso is not None and not iso.empty:
@@ -779,7 +822,8 @@ def run_gaps(
     result = compute_gaps(prepared, req, options, gap_options, coverage=coverage)
     result.out_dir = target_dir
     files: list[Path] = []
-    with io.output_set(target_dir, "gaps.json", keep=CACHE_FILES) as out:
+    replaces = [n for n, _ in other_runs(target_dir, "gaps.json", options)]
+    with io.output_set(target_dir, "gaps.json", keep=CACHE_FILES, replaces=replaces) as out:
         long = pd.concat(result.tables.values(), ignore_index=True)
         files.append(io.save_text(long.to_csv(index=False), out.path("zone_measures.csv")))
         clusters = result.clusters
@@ -1033,7 +1077,8 @@ def run_plan(
     result = compute_plan(prepared, options, plan_options)
     result.out_dir = target_dir
     residents = prepared.residents
-    with io.output_set(target_dir, "plan.json", keep=CACHE_FILES) as out:
+    replaces = [n for n, _ in other_runs(target_dir, "plan.json", options)]
+    with io.output_set(target_dir, "plan.json", keep=CACHE_FILES, replaces=replaces) as out:
         files = [io.save_gdf(result.sites, out.path("sites.gpkg"))]
         files.append(io.save_gdf(result.candidates, out.path("candidates.gpkg")))
         for key, entry in result.plans.items():

@@ -98,8 +98,38 @@ def test_gaps_rerun_replaces_its_own_files_in_the_cache_folder(private_cache: Pa
     gaps = run_gaps(req, fewer, GapOptions(pdf=False), prepared=cov.prepared)
     assert not (folder / "gap_map_culture.png").exists()  # from the previous gaps run
     assert (folder / "gap_map_school.png").is_file()
-    assert (folder / "coverage.json").is_file()  # another command's file
+    # the coverage run was for four categories, this gaps run for one ("all categories" differ):
+    # a folder holds one run's figures, so the coverage run goes too
+    assert not (folder / "coverage.json").exists()
     assert {name: (folder / name).read_bytes() for name in layers} == layers
     on_disk = {p.name for p in folder.iterdir()}
-    assert set(gaps.summary["outputs"]) <= on_disk
-    assert on_disk == set(layers) | set(gaps.summary["outputs"]) | set(cov.summary["outputs"])
+    assert on_disk == set(layers) | set(gaps.summary["outputs"])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_folder_never_holds_runs_with_different_parameters(tmp_path: Path) -> None:
+    """Review of issue 8: `gaps --minutes 10 --out <coverage folder>` left coverage.json for
+    1,000 m beside gaps.json for 666.7 m."""
+    from click.testing import CliRunner
+
+    from lifecircle.cli import main
+
+    out = tmp_path / "o"
+    area = ["--district", "pudong", "--out", str(out)]
+    runner = CliRunner()
+    assert runner.invoke(main, ["coverage", *area, "--no-isochrones", "--no-map"]).exit_code == 0
+    before = sorted(p.name for p in out.iterdir())
+    result = runner.invoke(main, ["gaps", *area, "--minutes", "10", "--no-pdf"])
+    assert result.exit_code != 0
+    assert "coverage.json from a run with other parameters (minutes 15.0 vs 10.0)" in result.output
+    assert sorted(p.name for p in out.iterdir()) == before
+    result = runner.invoke(main, ["gaps", *area, "--minutes", "10", "--no-pdf", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in out.iterdir()}
+    assert "gaps.json" in names
+    assert "coverage.json" not in names
+    assert "residents_coverage.gpkg" not in names  # the 15-minute run is gone as a whole
+    # the same parameters may share a folder (coverage beside gaps)
+    result = runner.invoke(main, ["coverage", *area, "--minutes", "10", "--no-map", "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert {"gaps.json", "coverage.json"} <= {p.name for p in out.iterdir()}
