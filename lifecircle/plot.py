@@ -92,6 +92,17 @@ def add_map_furniture(ax: Axes, handles: list[Any]) -> None:
     )
 
 
+def add_residents(
+    ax: Axes, residents: gpd.GeoDataFrame, handles: list[Any], *, label: str, size: float = 6
+) -> None:
+    """Draw resident points in black and add their legend entry."""
+    if len(residents):
+        residents.plot(ax=ax, color="black", markersize=size, zorder=3)
+    handles.append(
+        Line2D([], [], marker="o", color="black", linestyle="", markersize=3, label=label)
+    )
+
+
 def plot_coverage_map(
     prepared: PreparedArea,
     residents: gpd.GeoDataFrame,
@@ -138,19 +149,7 @@ def plot_coverage_map(
             )
             handles.append(Line2D([], [], marker="^", color=color, linestyle="", label=cat))
     uncovered = residents.loc[~residents["covered_all_categories"].to_numpy()]
-    if len(uncovered):
-        uncovered.plot(ax=ax, color="black", markersize=6, zorder=3)
-    handles.append(
-        Line2D(
-            [],
-            [],
-            marker="o",
-            color="black",
-            linestyle="",
-            markersize=3,
-            label="residents not covered (all categories)",
-        )
-    )
+    add_residents(ax, uncovered, handles, label="residents not covered (all categories)")
     add_outlines_and_view(ax, prepared, handles)
     all_cov = summary["all_categories"]["coverage"]
     pct = "n/a" if all_cov is None else f"{all_cov * 100:.1f}%"
@@ -290,19 +289,7 @@ def plot_gap_map(
                 )
             )
     uncovered = residents.loc[~residents[f"covered_{category}"].to_numpy(dtype=bool)]
-    if len(uncovered):
-        uncovered.plot(ax=ax, color="black", markersize=5, zorder=4)
-    handles.append(
-        Line2D(
-            [],
-            [],
-            marker="o",
-            color="black",
-            linestyle="",
-            markersize=3,
-            label="residents not covered",
-        )
-    )
+    add_residents(ax, uncovered, handles, label="residents not covered", size=5)
     if len(clusters):
         clusters.boundary.plot(ax=ax, color="magenta", linewidth=1.4, zorder=4)
         for rank, geom in zip(clusters["rank"].head(10), clusters.geometry.head(10), strict=True):
@@ -410,20 +397,7 @@ def plot_plan_map(
     handles.append(
         Line2D([], [], marker="^", color=color, linestyle="", label=f"existing {category}")
     )
-    still = residents.loc[~covered_after]
-    if len(still):
-        still.plot(ax=ax, color="black", markersize=8, zorder=3)
-    handles.append(
-        Line2D(
-            [],
-            [],
-            marker="o",
-            color="black",
-            linestyle="",
-            markersize=3,
-            label="residents still not covered",
-        )
-    )
+    add_residents(ax, residents.loc[~covered_after], handles, label="residents still not covered")
     if len(sites):
         pts = gpd.GeoSeries(sites.geometry.representative_point(), crs=sites.crs)
         pts.plot(ax=ax, color="gold", marker="*", markersize=160, edgecolor="black", zorder=6)
