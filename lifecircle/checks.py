@@ -185,8 +185,10 @@ def read_csv_text(text: str, *, what: str) -> pd.DataFrame:
         msg = f"{what} is empty: give a CSV file with a header row"
         raise InputError(msg)
     try:
-        table = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # a row longer than the header
+            table = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False, index_col=False)
+    except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         msg = f"{what} is not a valid CSV file ({first}): check its commas and quotes"
         raise InputError(msg) from None

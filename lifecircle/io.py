@@ -617,6 +617,7 @@ def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV table (UTF-8, with or without BOM)."""
     path = Path(path)
     _check_input_file(path)
+    _check_utf8(path)
     try:
         return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
     except UnicodeDecodeError:
@@ -626,6 +627,22 @@ def read_table(path: Path) -> pd.DataFrame:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         msg = f"cannot read CSV {path}: {first}; check its commas and quotes"
         raise DataError(msg) from exc
+
+
+def _check_utf8(path: Path, *, sniff_bytes: int = 1 << 20) -> None:
+    """Refuse a text file whose first MiB is not UTF-8 (pandas would read GBK as mojibake)."""
+    import codecs
+
+    with path.open("rb") as fh:
+        head = fh.read(sniff_bytes)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        msg = (
+            f"{path} is not UTF-8 text (GBK/GB18030 from Excel?): save it as UTF-8, "
+            f"e.g. iconv -f GB18030 -t UTF-8 {path.name} > utf8.csv"
+        )
+        raise DataError(msg) from None
 
 
 def read_raster_cells(path: Path) -> gpd.GeoDataFrame:
@@ -1018,6 +1035,7 @@ def read_text(path: Path) -> str:
     """Read a UTF-8 text file (BOM dropped); refuse a folder, a missing or a binary file."""
     path = Path(path)
     _check_input_file(path)
+    _check_utf8(path)
     try:
         return path.read_text("utf-8-sig")
     except UnicodeDecodeError:
