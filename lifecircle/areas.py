@@ -49,7 +49,7 @@ def check_area_size(geom_wgs84: BaseGeometry, *, what: str) -> float:
     Examples
     --------
     >>> round(check_area_size(shapely.box(121.49, 31.22, 121.52, 31.245), what="box"), 1)
-    8.0
+    7.9
     """
     from pyproj import Geod
 

@@ -202,3 +202,34 @@ def no_poi_inside_message(name: str, count: int) -> str:
         f"--pois {name}: none of its {count} mapped POIs lies inside the area: check "
         "--pois-lon/--pois-lat (swapped?) and --pois-crs, or the file covers another place"
     )
+
+
+def check_area_name(name: str | None) -> str | None:
+    """Check a ``--name``: it names a cache folder, so it must be a plain folder name.
+
+    Refused: empty, a leading dot, a slash, backslash or colon, control characters.
+
+    Examples
+    --------
+    >>> check_area_name("陆家嘴-2026")
+    '陆家嘴-2026'
+    >>> check_area_name("../elsewhere")
+    Traceback (most recent call last):
+    ...
+    lifecircle.errors.InputError: --name '../elsewhere' must be a plain name (no slash, backslash, colon or leading dot), e.g. lujiazui
+    """  # noqa: E501
+    if name is None:
+        return None
+    bad = (
+        not name.strip()
+        or name.startswith(".")
+        or any(c in name for c in "/:" + chr(92))
+        or any(ord(c) < 32 for c in name)
+    )
+    if bad:
+        msg = (
+            f"--name {name!r} must be a plain name (no slash, backslash, colon or leading dot), "
+            "e.g. lujiazui"
+        )
+        raise InputError(msg)
+    return name

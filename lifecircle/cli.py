@@ -143,10 +143,11 @@ def area_options(func: F) -> F:
 
 
 def _area_request(kw: dict[str, Any]) -> Any:
-    from lifecircle.checks import check_numeric_options
+    from lifecircle.checks import check_area_name, check_numeric_options
     from lifecircle.prepare import AreaRequest, PoiSource
 
     check_numeric_options(kw)  # every numeric option of the command, before any work
+    check_area_name(kw["name"])
 
     pois = tuple(
         PoiSource(

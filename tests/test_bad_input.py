@@ -157,6 +157,8 @@ COVERAGE_CASES: list[tuple[list[str], str]] = [
     (["--bbox", "31.22,121.49,31.245,121.52", "--osm-file", str(LUJIAZUI)], "W,S,E,N"),
     (["--bbox", "452000,3454000,455000,3457000", "--osm-file", str(LUJIAZUI)], "W,S,E,N"),
     (["--bbox", "70,15,135,55", "--osm-file", str(LUJIAZUI)], "km² of one city"),
+    # a cache name that is a path
+    (["--bbox", "121.49,31.22,121.52,31.245", "--name", "../../escaped"], "must be a plain name"),
 ]
 
 GAPS_CASES: list[tuple[list[str], str]] = [
