@@ -490,6 +490,13 @@ def facilities_from_table(
     if valid.sum() == 0:
         msg = f"POI table has no valid coordinates in {lon_col!r}/{lat_col!r}: check the columns"
         raise InputError(msg)
+    if not valid.all():
+        warnings.warn(
+            f"POI table: {int((~valid).sum())} of {len(valid)} rows have no valid coordinates "
+            f"in {lon_col!r}/{lat_col!r} and are skipped",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     wlon, wlat = to_wgs84(lon[valid], lat[valid], datum)
     sub = table.loc[valid]
     names = sub[name_col].astype(str) if name_col in sub.columns else pd.Series("", index=sub.index)
@@ -498,6 +505,13 @@ def facilities_from_table(
     ]
     keep = np.array([f is not None for f in found], dtype=bool)
     pairs = [f for f in found if f is not None]
+    if len(found) and not keep.any():
+        warnings.warn(
+            f"POI table: none of its {len(found)} values of {mapping.field!r} matches the POI "
+            "mapping, so no POI is imported: check --pois-field and --pois-mapping",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     out = gpd.GeoDataFrame(
         {
             "category": [p[0] for p in pairs],

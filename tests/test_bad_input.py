@@ -284,6 +284,38 @@ def test_pois_outside_the_area_warn(tmp_path: Path) -> None:
     assert "none of its 1 mapped POIs lies inside the area" in result.output
 
 
+def test_pois_with_some_bad_rows_or_the_wrong_field_warn(tmp_path: Path) -> None:
+    """Rows without coordinates are skipped, and a --pois-field that maps nothing is named."""
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(
+        "name,type,lat,lon\n"
+        "浦东新小学,科教文化服务;学校;小学,31.2330,121.5040\n"
+        "无坐标小学,科教文化服务;学校;小学,,\n"
+    )
+    base = [*PUDONG, "--category", "school"]
+    result, s_mixed = _coverage_json([*base, "--pois", str(mixed)], tmp_path / "a")
+    assert "1 of 2 rows have no valid coordinates in 'lon'/'lat' and are skipped" in result.output
+    _, s0 = _coverage_json(base, tmp_path / "b")
+    assert s_mixed["categories"]["school"]["facilities"] == (
+        s0["categories"]["school"]["facilities"] + 1
+    )
+    wrong, s_wrong = _coverage_json(
+        [*base, "--pois", str(mixed), "--pois-field", "name"], tmp_path / "c"
+    )
+    assert "none of its 1 values of 'name' matches the POI mapping" in wrong.output
+    assert _shares(s_wrong) == _shares(s0)
+
+
+def test_out_is_a_file(tmp_path: Path) -> None:
+    """--out naming an existing file: refused before any work, the file untouched."""
+    out = tmp_path / "coverage.json"
+    out.write_text("{}")
+    result = CliRunner().invoke(main, ["coverage", *PUDONG, "--out", str(out), "--no-map"])
+    assert_refused(result, "choose a writable folder with --out")
+    assert out.read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coverage.json"]
+
+
 def test_unusual_speed_warns_and_is_used(tmp_path: Path) -> None:
     """--speed-kmh 40 (a cycling speed, or m/s taken for km/h): used as given, with a warning."""
     result, summary = _coverage_json(
