@@ -562,8 +562,8 @@ def read_vector(path: Path, *, layer: str | None = None) -> gpd.GeoDataFrame:
         raise DataError(msg) from exc
     if not isinstance(gdf, gpd.GeoDataFrame) or "geometry" not in gdf:
         msg = (
-            f"{path.name} has no geometry: give a vector layer (GeoJSON, GeoPackage, Shapefile); "
-            "a CSV of points is read only by --pois, with --pois-lon/--pois-lat"
+            f"{path.name} has no geometry: give a vector layer (GeoJSON, GeoPackage, Shapefile), "
+            "or for --pois a UTF-8 CSV with --pois-lon/--pois-lat columns"
         )
         raise DataError(msg)
     return gdf

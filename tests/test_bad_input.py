@@ -426,6 +426,25 @@ def test_check_number_accepts_exactly_the_valid_values(name: str, x: float) -> N
             assert "\n" not in text
 
 
+def _invalid(name: str) -> st.SearchStrategy[float]:
+    rule = NUMBER_RULES[name]
+    return FLOATS.filter(
+        lambda x: not (math.isfinite(x) and (x > rule.low if rule.low_open else x >= rule.low))
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_cli_refuses_every_invalid_number_in_one_line(data: st.DataObject) -> None:
+    """Any invalid value of any numeric option: the real command refuses it before any work."""
+    name = data.draw(st.sampled_from(sorted(NUMBER_RULES)))
+    value = data.draw(_invalid(name))
+    command = "gaps" if name in {"cluster_eps_m", "zone_ring_m", "lag_points"} else "coverage"
+    flag = "--" + name.replace("_", "-")
+    result = CliRunner().invoke(main, [command, *PUDONG, f"{flag}={value!r}"])
+    assert_refused(result, f"{flag} must be a finite number")
+
+
 @settings(max_examples=300, deadline=None)
 @given(edges=st.lists(FLOATS, max_size=6))
 def test_ring_edges_accepted_iff_increasing_finite_nonnegative(edges: list[float]) -> None:
