@@ -33,7 +33,34 @@ def parse_bbox(text: str) -> tuple[float, float, float, float]:
     if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
         msg = f"--bbox {text!r} is not a valid W,S,E,N box in degrees (W<E, S<N, lon/lat ranges)"
         raise InputError(msg)
+    check_area_size(shapely.box(west, south, east, north), what=f"--bbox {text}")
     return west, south, east, north
+
+
+MAX_AREA_KM2 = 20_000.0
+"""Largest area analysed in one run: a big city (Shanghai is 6,340 km², Beijing 16,410 km²)."""
+
+
+def check_area_size(geom_wgs84: BaseGeometry, *, what: str) -> float:
+    """Refuse an area larger than :data:`MAX_AREA_KM2` (a box typed as a continent); return km².
+
+    The area is computed on the WGS-84 ellipsoid.
+
+    Examples
+    --------
+    >>> round(check_area_size(shapely.box(121.49, 31.22, 121.52, 31.245), what="box"), 1)
+    7.9
+    """
+    from pyproj import Geod
+
+    area_km2 = abs(Geod(ellps="WGS84").geometry_area_perimeter(geom_wgs84)[0]) / 1e6
+    if area_km2 > MAX_AREA_KM2:
+        msg = (
+            f"{what} covers {area_km2:,.0f} km², more than the {MAX_AREA_KM2:,.0f} km² of one "
+            "city analysed in a run: give a district-size area (use `batch` for many areas)"
+        )
+        raise InputError(msg)
+    return area_km2
 
 
 def convert_geometry_datum(geom: BaseGeometry, datum: Datum) -> BaseGeometry:
@@ -71,6 +98,7 @@ def boundary_to_wgs84(gdf: gpd.GeoDataFrame, *, datum: Datum = "wgs84") -> gpd.G
         raise CRSError(msg)
     geoms = [convert_geometry_datum(g, datum) for g in out.geometry]
     fixed = shapely.make_valid(np.asarray(geoms, dtype=object))
+    check_area_size(shapely.union_all(fixed), what="the boundary")
     return gpd.GeoDataFrame(out.drop(columns="geometry"), geometry=list(fixed), crs=4326)
 
 

@@ -143,7 +143,11 @@ def area_options(func: F) -> F:
 
 
 def _area_request(kw: dict[str, Any]) -> Any:
+    from lifecircle.checks import check_area_name, check_numeric_options
     from lifecircle.prepare import AreaRequest, PoiSource
+
+    check_numeric_options(kw)  # every numeric option of the command, before any work
+    check_area_name(kw["name"])
 
     pois = tuple(
         PoiSource(
@@ -278,6 +282,7 @@ def analysis_options(func: F) -> F:
 
 
 def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
+    from lifecircle.checks import check_ring_edges
     from lifecircle.errors import InputError
     from lifecircle.pipeline import CoverageOptions
 
@@ -286,6 +291,7 @@ def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
     except ValueError:
         msg = f"--rings {kw['rings']!r} is not a comma-separated list of km"
         raise InputError(msg) from None
+    check_ring_edges(rings)
     return CoverageOptions(
         minutes=kw["minutes"],
         speed_kmh=kw["speed_kmh"],

@@ -26,7 +26,6 @@ import re
 import warnings
 from dataclasses import dataclass
 from importlib import resources
-from io import StringIO
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from lifecircle import settings
+from lifecircle.checks import read_csv_text
 from lifecircle.errors import InputError
 from lifecircle.facilities import CATEGORIES, amap_mapping, default_tag_rules, subtype_set
 from lifecircle.stats import quantile_fields
@@ -110,11 +110,11 @@ def threshold_from(minutes: float, speed_kmh: float) -> float:
     >>> threshold_from(15, 4.0), round(threshold_from(5, 4.0), 1), threshold_from(5, 3.0)
     (1000.0, 333.3, 250.0)
     """
-    if minutes <= 0:
-        msg = f"--minutes must be > 0, got {minutes}"
+    if not (np.isfinite(minutes) and minutes > 0):
+        msg = f"--minutes must be a finite number > 0, got {minutes}"
         raise InputError(msg)
-    if speed_kmh <= 0:
-        msg = f"--speed-kmh must be > 0, got {speed_kmh}"
+    if not (np.isfinite(speed_kmh) and speed_kmh > 0):
+        msg = f"--speed-kmh must be a finite number > 0, got {speed_kmh}"
         raise InputError(msg)
     return minutes * speed_kmh * 1000.0 / 60.0
 
@@ -139,12 +139,15 @@ def read_profile_text(name_or_path: str) -> str:
     if not path.is_file():
         msg = f"unknown standard profile {name_or_path!r}: use {', '.join(PROFILES)} or a CSV file"
         raise InputError(msg)
-    return path.read_text("utf-8")
+    try:
+        return path.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"cannot read standard profile {path} ({exc}): give a UTF-8 CSV file"
+        raise InputError(msg) from None
 
 
 def _profile_table(text: str) -> pd.DataFrame:
-    table = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
-    table.columns = [str(c).strip() for c in table.columns]
+    table = read_csv_text(text, what="standard profile (--profile)")
     if "tier" not in table.columns and "subtype" in table.columns:
         msg = (
             "standard profile uses the old columns category,subtype,minutes,distance_m: "

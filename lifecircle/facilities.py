@@ -37,17 +37,19 @@ from __future__ import annotations
 import difflib
 import logging
 import re
+import warnings
 from dataclasses import dataclass
 from importlib import resources
-from io import StringIO
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 
+from lifecircle.checks import read_csv_text
 from lifecircle.coords import DATUMS, Datum, to_wgs84
-from lifecircle.errors import InputError
+from lifecircle.errors import CRSError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +192,7 @@ def parse_tag_table(text: str) -> list[TagRule]:
     >>> rules[0].matches({"amenity": "clinic"})
     True
     """
-    table = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+    table = read_csv_text(text, what="tag table (--tags)")
     required = {"category", "subtype", "key", "value", "name_pattern"}
     missing = required - set(table.columns)
     if missing:
@@ -369,7 +371,7 @@ def parse_poi_mapping(text: str, *, field: str = "type") -> PoiMapping:
     (the POI's name must match) and ``exclude_name`` (it must not), all
     regular expressions; ``source`` and ``note`` are documentation.
     """
-    table = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False)
+    table = read_csv_text(text, what="POI mapping (--pois-mapping)")
     if not {"pattern", "category", "subtype"} <= set(table.columns):
         msg = "POI mapping needs columns pattern,category,subtype: see data/poi_mappings/amap.csv"
         raise InputError(msg)
@@ -402,6 +404,39 @@ def _compile_opt(pattern: str) -> re.Pattern[str] | None:
 def amap_mapping() -> PoiMapping:
     """Return the packaged mapping of Amap ``type`` paths to categories."""
     return parse_poi_mapping(_read_package_csv("poi_mappings/amap.csv"), field="type")
+
+
+def _poi_lon_lat(
+    table: gpd.GeoDataFrame,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Longitudes and latitudes of a POI layer; a polygon or line stands for a point inside it.
+
+    A layer without a CRS is refused (as boundaries, zones and population
+    layers are): guessing WGS-84 would put projected coordinates nowhere.
+    Missing or empty geometries give NaN (dropped as invalid coordinates).
+    """
+    if table.crs is None:
+        msg = "POI layer has no CRS: save it with one (GeoJSON is WGS-84 by definition)"
+        raise CRSError(msg)
+    geoms = table.geometry.to_crs(4326)
+    kinds = geoms.geom_type.fillna("")
+    shaped = ~kinds.isin(["Point", ""])
+    if shaped.any():
+        found = ", ".join(sorted(set(kinds[shaped])))
+        warnings.warn(
+            f"POI layer holds {int(shaped.sum())} {found} feature(s): each is counted as one "
+            "facility at a point inside it (representative point)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    arr = geoms.to_numpy()
+    arr = np.where(shaped.to_numpy(), shapely.point_on_surface(arr), arr)
+    missing = shapely.is_missing(arr) | shapely.is_empty(arr)
+    lon = np.full(len(arr), np.nan)
+    lat = np.full(len(arr), np.nan)
+    lon[~missing] = shapely.get_x(arr[~missing])
+    lat[~missing] = shapely.get_y(arr[~missing])
+    return lon, lat
 
 
 def facilities_from_table(
@@ -443,9 +478,7 @@ def facilities_from_table(
         msg = f"POI table has no category column {mapping.field!r} (columns: {columns})"
         raise InputError(msg)
     if isinstance(table, gpd.GeoDataFrame):
-        pts = table.geometry.to_crs(4326) if table.crs is not None else table.geometry
-        lon = pts.x.to_numpy()
-        lat = pts.y.to_numpy()
+        lon, lat = _poi_lon_lat(table)
     else:
         for col, flag in ((lon_col, "--pois-lon"), (lat_col, "--pois-lat")):
             if col not in table.columns:
@@ -457,6 +490,13 @@ def facilities_from_table(
     if valid.sum() == 0:
         msg = f"POI table has no valid coordinates in {lon_col!r}/{lat_col!r}: check the columns"
         raise InputError(msg)
+    if not valid.all():
+        warnings.warn(
+            f"POI table: {int((~valid).sum())} of {len(valid)} rows have no valid coordinates "
+            f"in {lon_col!r}/{lat_col!r} and are skipped",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     wlon, wlat = to_wgs84(lon[valid], lat[valid], datum)
     sub = table.loc[valid]
     names = sub[name_col].astype(str) if name_col in sub.columns else pd.Series("", index=sub.index)
@@ -465,6 +505,13 @@ def facilities_from_table(
     ]
     keep = np.array([f is not None for f in found], dtype=bool)
     pairs = [f for f in found if f is not None]
+    if len(found) and not keep.any():
+        warnings.warn(
+            f"POI table: none of its {len(found)} values of {mapping.field!r} matches the POI "
+            "mapping, so no POI is imported: check --pois-field and --pois-mapping",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     out = gpd.GeoDataFrame(
         {
             "category": [p[0] for p in pairs],

@@ -49,12 +49,15 @@ import shapely
 from scipy.stats import spearmanr
 
 from lifecircle.coverage import distance_column, weighted_share
+from lifecircle.errors import InputError
 from lifecircle.stats import weighted_quantile
 
 FloatArray = npt.NDArray[np.float64]
 DEFAULT_LAG_POINTS = 10.0
 DEFAULT_CLUSTER_EPS_M = 250.0
 CLUSTER_HULL_BUFFER_M = 50.0
+OUTSIDE_ZONES = "outside the rings"
+"""Zone of a cluster whose residents lie beyond the last distance ring (or in no zone)."""
 
 
 def gini(values: FloatArray, weights: FloatArray | None = None) -> float:
@@ -407,6 +410,9 @@ def gap_clusters(
     """
     from sklearn.cluster import DBSCAN
 
+    if not (np.isfinite(eps_m) and eps_m > 0):
+        msg = f"--cluster-eps-m must be a finite number > 0, got {eps_m}: e.g. 250"
+        raise InputError(msg)
     crs = residents.crs
     gaps = residents.loc[~residents[column].to_numpy(dtype=bool)]
     cols = ["rank", "points", "residents", "area_km2", "missing", "zone"]
@@ -435,8 +441,9 @@ def gap_clusters(
             d = weighted_quantile(members[distance_column(c)].to_numpy(dtype=float), w, 0.5)
             row[distance_column(c)] = d if np.isfinite(d) else np.nan
         if zone_column is not None and zone_column in members:
+            names = members[zone_column].astype(object).where(members[zone_column].notna())
             z = (
-                pd.Series(w, index=members[zone_column].astype(str).to_numpy())
+                pd.Series(w, index=names.fillna(OUTSIDE_ZONES).astype(str).to_numpy())
                 .groupby(level=0)
                 .sum()
             )

@@ -55,6 +55,10 @@ RASTER_SUFFIXES = (".tif", ".tiff")
 def file_sha256(path: Path) -> str:
     """Return the hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
+    if not Path(path).is_file():
+        what = "a folder, not a file" if Path(path).is_dir() else "missing"
+        msg = f"{path} is {what}: give the path of an input file"
+        raise InputError(msg)
     with Path(path).open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
@@ -544,19 +548,54 @@ def load_admin_units(
 def read_vector(path: Path, *, layer: str | None = None) -> gpd.GeoDataFrame:
     """Read a vector layer (GeoJSON, GeoPackage, Shapefile, GeoParquet, FlatGeobuf)."""
     path = Path(path)
+    _check_input_file(path)
+    try:
+        if path.suffix.lower() in {".parquet", ".geoparquet"}:
+            gdf = gpd.read_parquet(path)
+        elif path.suffix.lower() == ".json":
+            gdf = _read_json_features(path)
+        else:
+            gdf = gpd.read_file(path, layer=layer)
+    except (ValueError, OSError, RuntimeError) as exc:
+        first = str(exc).split(";")[0].splitlines()[0] if str(exc) else type(exc).__name__
+        msg = f"cannot read {path}: {first}; give a valid GeoJSON/GeoPackage file"
+        raise DataError(msg) from exc
+    if not isinstance(gdf, gpd.GeoDataFrame) or "geometry" not in gdf:
+        msg = (
+            f"{path.name} has no geometry: give a vector layer (GeoJSON, GeoPackage, Shapefile), "
+            "or for --pois a UTF-8 CSV with --pois-lon/--pois-lat columns"
+        )
+        raise DataError(msg)
+    return gdf
+
+
+def _check_input_file(path: Path) -> None:
+    """Refuse a missing path, a folder or an empty file, naming which."""
+    if path.is_dir():
+        msg = f"{path} is a folder: give the path of a file inside it"
+        raise InputError(msg)
     if not path.is_file():
         msg = f"file {path} does not exist: check the path"
         raise InputError(msg)
+    if path.stat().st_size == 0:
+        msg = f"file {path} is empty (0 bytes): give the complete file"
+        raise DataError(msg)
+
+
+def _json_crs(data: dict[str, Any], path: Path) -> str:
+    """Return the CRS named by a GeoJSON ``crs`` member (2008 spec), else WGS-84."""
+    import pyproj
+
+    member = data.get("crs")
+    if member is None:
+        return "EPSG:4326"
+    name = member.get("properties", {}).get("name") if isinstance(member, dict) else None
     try:
-        if path.suffix.lower() in {".parquet", ".geoparquet"}:
-            return gpd.read_parquet(path)
-        if path.suffix.lower() == ".json":
-            return _read_json_features(path)
-        return gpd.read_file(path, layer=layer)
-    except (ValueError, OSError, RuntimeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        msg = f"cannot read {path}: {first}; give a valid GeoJSON/GeoPackage file"
+        crs = pyproj.CRS.from_user_input(str(name))
+    except (pyproj.exceptions.CRSError, TypeError) as exc:
+        msg = f"{path.name}: unknown GeoJSON crs member {member!r}: save the file in WGS-84"
         raise DataError(msg) from exc
+    return "EPSG:4326" if crs == pyproj.CRS("OGC:CRS84") else crs.to_wkt()
 
 
 def _read_json_features(path: Path) -> gpd.GeoDataFrame:
@@ -569,7 +608,7 @@ def _read_json_features(path: Path) -> gpd.GeoDataFrame:
     if not isinstance(data, dict) or "features" not in data:
         msg = f"{path} is not GeoJSON (no features)"
         raise ValueError(msg)
-    crs = "EPSG:4326"
+    crs = _json_crs(data, path)
     gdf = gpd.GeoDataFrame.from_features(data["features"], crs=crs)
     return gdf
 
@@ -577,14 +616,33 @@ def _read_json_features(path: Path) -> gpd.GeoDataFrame:
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV table (UTF-8, with or without BOM)."""
     path = Path(path)
-    if not path.is_file():
-        msg = f"file {path} does not exist: check the path"
-        raise InputError(msg)
+    _check_input_file(path)
+    _check_utf8(path)
     try:
         return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    except UnicodeDecodeError:
+        msg = f"{path} is not UTF-8 text: save the table as a UTF-8 CSV (e.g. from Excel)"
+        raise DataError(msg) from None
     except (ValueError, OSError) as exc:
-        msg = f"cannot read CSV {path}: {exc}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = f"cannot read CSV {path}: {first}; check its commas and quotes"
         raise DataError(msg) from exc
+
+
+def _check_utf8(path: Path, *, sniff_bytes: int = 1 << 20) -> None:
+    """Refuse a text file whose first MiB is not UTF-8 (pandas would read GBK as mojibake)."""
+    import codecs
+
+    with path.open("rb") as fh:
+        head = fh.read(sniff_bytes)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        msg = (
+            f"{path} is not UTF-8 text (GBK/GB18030 from Excel?): save it as UTF-8, "
+            f"e.g. iconv -f GB18030 -t UTF-8 {path.name} > utf8.csv"
+        )
+        raise DataError(msg) from None
 
 
 def read_raster_cells(path: Path) -> gpd.GeoDataFrame:
@@ -897,9 +955,18 @@ def read_spec(path: Path) -> dict[str, Any]:
 def load_gdf(path: Path) -> gpd.GeoDataFrame:
     """Read a layer written by :func:`save_gdf`."""
     path = Path(path)
-    if path.suffix == ".parquet":
-        return gpd.read_parquet(path)
-    return gpd.read_file(path, engine="pyogrio")
+    try:
+        if path.suffix == ".parquet":
+            return gpd.read_parquet(path)
+        return gpd.read_file(path, engine="pyogrio")
+    except (
+        OSError,
+        ValueError,
+        RuntimeError,
+    ) as exc:  # pyogrio's DataSourceError is a RuntimeError
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = f"cannot read cached layer {path}: {first}"
+        raise DataError(msg) from exc
 
 
 def save_json(data: dict[str, Any], path: Path) -> Path:
@@ -983,8 +1050,15 @@ def save_figure(fig: Any, path: Path, *, dpi: int = 150) -> Path:
 
 
 def read_text(path: Path) -> str:
-    """Read a UTF-8 text file."""
-    return Path(path).read_text("utf-8")
+    """Read a UTF-8 text file (BOM dropped); refuse a folder, a missing or a binary file."""
+    path = Path(path)
+    _check_input_file(path)
+    _check_utf8(path)
+    try:
+        return path.read_text("utf-8-sig")
+    except UnicodeDecodeError:
+        msg = f"{path} is not UTF-8 text: give a UTF-8 CSV file"
+        raise DataError(msg) from None
 
 
 def path_exists(path: Path) -> bool:

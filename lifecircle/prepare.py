@@ -37,6 +37,7 @@ from shapely.geometry.base import BaseGeometry
 
 from lifecircle import __version__, io, settings
 from lifecircle.areas import area_key, boundary_to_wgs84, dissolve, parse_bbox, utm_crs_for
+from lifecircle.checks import no_poi_inside_message
 from lifecircle.coords import Datum
 from lifecircle.districts import District, get_district
 from lifecircle.errors import DataError, InputError, NoDataError
@@ -345,6 +346,8 @@ def _load_pois(req: AreaRequest, crs: str, clip_wgs84: BaseGeometry) -> list[gpd
             source=f"pois{i + 1}:{path.name}",
         )
         inside = shapely.within(pts.geometry.to_numpy(), clip_wgs84)
+        if len(pts) and not inside.any():
+            warnings.warn(no_poi_inside_message(path.name, len(pts)), RuntimeWarning, stacklevel=2)
         out.append(pts.loc[inside].reset_index(drop=True))
         logger.info(
             "%s: %d of %d POIs mapped inside the area", path.name, int(inside.sum()), len(table)

@@ -373,6 +373,27 @@ def spread_population(
     return gpd.GeoDataFrame(frame, geometry="geometry", crs=crs)
 
 
+def _check_population_values(values: pd.Series, column: str) -> None:
+    """Refuse negative or infinite counts; warn that values which are no numbers count as 0."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = int((numbers < 0).sum() + np.isinf(numbers).sum())
+    if bad:
+        msg = (
+            f"population column {column!r} holds {bad} negative or infinite value(s): "
+            "give counts of persons >= 0 (no-data cells as 0 or empty)"
+        )
+        raise InputError(msg)
+    text = values.astype(object).where(values.notna(), "").astype(str).str.strip()
+    unreadable = int((numbers.isna() & (text != "") & (text.str.lower() != "nan")).sum())
+    if unreadable:
+        warnings.warn(
+            f"population column {column!r}: {unreadable} value(s) are not numbers and count "
+            "as 0 persons",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def build_residents(
     features: gpd.GeoDataFrame,
     *,
@@ -423,6 +444,7 @@ def build_residents(
                 f"--population-column to one of {list(population.columns)}"
             )
             raise InputError(msg)
+        _check_population_values(population[population_column], population_column)
         pts = spread_population(population, buildings, column=population_column)
         basis = "population+buildings" if len(buildings) else "population"
         residents = pts.assign(basis=basis)

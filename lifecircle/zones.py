@@ -204,6 +204,11 @@ def prepare_user_zones(
             ],
             dtype=object,
         )
+    if name_field is not None and name_field not in polys.columns:
+        columns = [str(c) for c in polys.columns if c != polys.geometry.name]
+        shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
+        msg = f"--zones file has no column {name_field!r}: set --zones-name to one of {shown}"
+        raise InputError(msg)
     field = name_field or ("name" if "name" in polys.columns else None)
     names = (
         polys[field].astype(str).to_numpy()

@@ -76,7 +76,7 @@ def test_coverage_pudong_end_to_end(runner: CliRunner, tmp_path: Path) -> None:
     [
         (["--district", "atlantis"], "unknown district 'atlantis'"),
         (["--district", "pudong", "--target", "1.5"], "--target must be in (0, 1]"),
-        (["--district", "pudong", "--minutes", "0"], "--minutes must be > 0"),
+        (["--district", "pudong", "--minutes", "0"], "--minutes must be a finite number > 0"),
         (["--district", "pudong", "--profile", "nowhere"], "unknown standard profile"),
         (["--bbox", "1,2,3"], "W,S,E,N"),
         (["--district", "pudong", "--osm-file", "/nonexistent.osm.pbf"], "does not exist"),
