@@ -8,10 +8,10 @@ from the project's own walk filter and tag table.
 
 Pieces
 ------
-An area is cut along a square grid of :data:`PIECE_KM2` (50 km², about
-7 x 7 km) in a local metric CRS; each piece is the convex hull of the area
-inside one grid square, so pieces never overlap and a piece is never larger
-than its square. A piece that fails (Overpass timed out or ran out of
+An area is cut along a grid of equal cells no larger than a square of
+:data:`PIECE_KM2` (50 km², about 7 x 7 km) in the local UTM zone; each piece
+is the convex hull of the area inside one cell, so pieces never overlap and
+a piece is never larger than its cell. A piece that fails (Overpass timed out or ran out of
 memory) is cut in four along its bounding box's midlines, down to
 :data:`MIN_PIECE_KM2`.
 """
@@ -60,7 +60,7 @@ def area_km2(geom: BaseGeometry) -> float:
 
 
 def split_area(polygon: BaseGeometry, *, piece_km2: float = PIECE_KM2) -> list[Polygon]:
-    """Cut a WGS-84 area into pieces of at most `piece_km2` (grid squares, convex hulls).
+    """Cut a WGS-84 area into pieces of at most `piece_km2` (grid cells, convex hulls).
 
     Parameters
     ----------
@@ -84,12 +84,14 @@ def split_area(polygon: BaseGeometry, *, piece_km2: float = PIECE_KM2) -> list[P
     side_m = math.sqrt(piece_km2) * 1000.0
     x0, y0, x1, y1 = area_m.bounds
     nx_, ny_ = max(1, math.ceil((x1 - x0) / side_m)), max(1, math.ceil((y1 - y0) / side_m))
+    # equal cells no larger than a square of `piece_km2`: no thin strips along the edges
+    w_m, h_m = (x1 - x0) / nx_, (y1 - y0) / ny_
     xs, ys = np.meshgrid(np.arange(nx_), np.arange(ny_))
     squares = shapely.box(
-        x0 + xs.ravel() * side_m,
-        y0 + ys.ravel() * side_m,
-        x0 + (xs.ravel() + 1) * side_m,
-        y0 + (ys.ravel() + 1) * side_m,
+        x0 + xs.ravel() * w_m,
+        y0 + ys.ravel() * h_m,
+        x0 + (xs.ravel() + 1) * w_m,
+        y0 + (ys.ravel() + 1) * h_m,
     )
     inside = shapely.intersection(squares, area_m)
     hulls = shapely.convex_hull(inside[~shapely.is_empty(inside)])
