@@ -796,21 +796,61 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(msg) from exc
 
 
-def read_raster_cells(path: Path) -> gpd.GeoDataFrame:
-    """Read a population GeoTIFF as one polygon per cell with a positive value."""
+# a whole raster is read only below this many cells (a WorldPop 100 m raster of China has ~4e9)
+MAX_WHOLE_RASTER_CELLS = 25_000_000
+
+
+def read_raster_cells(path: Path, *, area: BaseGeometry | None = None) -> gpd.GeoDataFrame:
+    """Read a population GeoTIFF as one polygon per cell with a positive value.
+
+    Parameters
+    ----------
+    path
+        A single-band GeoTIFF (e.g. WorldPop, LandScan) with a CRS.
+    area
+        The WGS-84 area of interest. Only the window of the raster covering
+        its bounds is read (a national raster is never loaded whole); without
+        it, rasters of more than :data:`MAX_WHOLE_RASTER_CELLS` cells are refused.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``population`` per cell, cell polygons in the raster's CRS.
+    """
     import rasterio
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window, from_bounds
 
     try:
         with rasterio.open(path) as src:
-            band = src.read(1, masked=True)
-            transform = src.transform
+            if src.crs is None:
+                msg = f"raster {path} has no CRS: set one (e.g. gdal_edit.py -a_srs EPSG:4326)"
+                raise CRSError(msg)
+            full = Window(0, 0, src.width, src.height)
+            if area is None:
+                if src.width * src.height > MAX_WHOLE_RASTER_CELLS:
+                    msg = (
+                        f"raster {path} has {src.width} x {src.height} cells: "
+                        "give the area to read a window of it"
+                    )
+                    raise DataError(msg)
+                window = full
+            else:
+                bounds = transform_bounds("EPSG:4326", src.crs, *area.bounds, densify_pts=21)
+                window = from_bounds(*bounds, transform=src.transform)
+                window = window.round_offsets(op="floor").round_lengths(op="ceil")
+                try:
+                    window = window.intersection(full)
+                except rasterio.errors.WindowError:
+                    msg = f"population raster {path} does not cover the area: check the file"
+                    raise DataError(msg) from None
+            band = src.read(1, window=window, masked=True)
+            transform = src.window_transform(window)
             crs = src.crs
     except (rasterio.errors.RasterioIOError, OSError) as exc:
         msg = f"cannot read raster {path}: {exc}"
         raise DataError(msg) from exc
-    if crs is None:
-        msg = f"raster {path} has no CRS: set one (e.g. gdal_edit.py -a_srs EPSG:4326)"
-        raise CRSError(msg)
+    logger.info("read %s: window of %d x %d cells", Path(path).name, band.shape[1], band.shape[0])
     values = np.ma.filled(band.astype("float64"), 0.0)
     rows, cols = np.nonzero(values > 0)
     t = transform

@@ -226,3 +226,68 @@ def test_save_json_is_strict(tmp_path: Path) -> None:
         "pair": [None, 1],
         "array": [1.0, None],
     }
+
+
+def _sparse_raster(path: Path, width: int, height: int, blocks: list[tuple[int, int, int, float]]):  # type: ignore[no-untyped-def]
+    """A tiled, compressed WGS-84 GeoTIFF of 0.001° cells from 120 E, 32 N, written by windows.
+
+    Only `blocks` (row, col, size, value) are written, so a national-size grid stays a small file.
+    """
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=1,
+        dtype="float32",
+        nodata=0.0,
+        crs="EPSG:4326",
+        transform=from_origin(120.0, 32.0, 0.001, 0.001),
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        sparse_ok=True,
+    ) as dst:
+        for row, col, size, value in blocks:
+            dst.write(
+                np.full((size, size), value, dtype="float32"),
+                1,
+                window=Window(col, row, size, size),
+            )
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
+def test_population_raster_read_through_a_window_of_the_area(tmp_path: Path) -> None:
+    """A national raster: only the window of the area is read, never the whole grid."""
+    import tracemalloc
+
+    path = tmp_path / "national.tif"
+    # 4,000 x 3,000 cells (120-124 E, 29-32 N); 10 x 10 cells of 2 persons at 121.50-121.51 E,
+    # 31.23-31.24 N (rows from 32 N: 760-769, cols from 120 E: 1500-1509), and a far-away block
+    _sparse_raster(path, 4000, 3000, [(760, 1500, 10, 2.0), (2500, 3500, 50, 7.0)])
+    area = shapely.box(121.49, 31.22, 121.52, 31.25)
+    tracemalloc.start()
+    try:
+        cells = io.read_raster_cells(path, area=area)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(cells) == 100
+    assert cells["population"].sum() == pytest.approx(200.0)
+    x0, y0, x1, y1 = cells.total_bounds
+    assert (x0, y0, x1, y1) == pytest.approx((121.50, 31.23, 121.51, 31.24))
+    # the whole grid is 48 MB as float32: the window (about 30 x 30 cells) is a few kB
+    assert peak < 5_000_000
+    # an area the raster does not cover, a raster without CRS, a huge raster without an area
+    with pytest.raises(DataError, match="does not cover the area"):
+        io.read_raster_cells(path, area=shapely.box(10.0, 10.0, 11.0, 11.0))
+    big = tmp_path / "big.tif"
+    _sparse_raster(big, 6000, 5000, [(0, 0, 1, 1.0)])
+    with pytest.raises(DataError, match="give the area"):
+        io.read_raster_cells(big)
