@@ -291,3 +291,77 @@ def test_population_raster_read_through_a_window_of_the_area(tmp_path: Path) -> 
     _sparse_raster(big, 6000, 5000, [(0, 0, 1, 1.0)])
     with pytest.raises(DataError, match="give the area"):
         io.read_raster_cells(big)
+
+
+class _Counting:
+    """A compiled regular expression that counts its searches."""
+
+    def __init__(self, pattern: object) -> None:
+        self.pattern = pattern
+        self.calls = 0
+
+    def search(self, text: str) -> object:
+        self.calls += 1
+        return self.pattern.search(text)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_million_row_poi_table_is_mapped_per_distinct_value(tmp_path: Path, data_dir: Path) -> None:
+    """1M POIs: each rule's patterns run per distinct category path and name, never per row."""
+    import dataclasses
+
+    import pandas as pd
+
+    from lifecircle.facilities import PoiMapping, amap_mapping, facilities_from_table
+
+    real = pd.concat(
+        io.read_table(data_dir / "pudong" / "pois" / f"shanghai_{n}.csv")
+        for n in ("school", "hospital", "Theatr_Cinema")
+    )
+    pairs = real[["type", "name"]].drop_duplicates().reset_index(drop=True)
+    n_rows = 1_000_000
+    rng = np.random.default_rng(9)
+    pick = rng.integers(0, len(pairs), n_rows)
+    big = pairs.iloc[pick].reset_index(drop=True)
+    big["lon"] = np.round(rng.uniform(121.2, 121.9, n_rows), 6)
+    big["lat"] = np.round(rng.uniform(30.9, 31.4, n_rows), 6)
+    path = tmp_path / "pois.csv"
+    big.to_csv(path, index=False)
+    del big
+    table = io.read_table(path)
+    assert len(table) == n_rows
+
+    plain = amap_mapping()
+    counters: list[_Counting] = []
+
+    def count(p: object) -> _Counting | None:
+        if p is None:
+            return None
+        counters.append(_Counting(p))
+        return counters[-1]
+
+    rules = tuple(
+        dataclasses.replace(
+            r,
+            pattern=count(r.pattern),
+            name_re=count(r.name_re),
+            exclude_name_re=count(r.exclude_name_re),
+        )
+        for r in plain.rules
+    )
+    out = facilities_from_table(table, PoiMapping(field="type", rules=rules))  # type: ignore[arg-type]
+
+    n_paths = len({p for v in pairs["type"] for p in v.split("|")})
+    n_names = pairs["name"].nunique()
+    searches = sum(c.calls for c in counters)
+    assert searches <= len(rules) * (n_paths + n_names)
+    assert searches < n_rows / 4  # row by row: >= 1,000,000 for the first rule alone
+    # the same result as the row-by-row rule, computed once per distinct (type, name) pair
+    decided = [plain.classify(t, n) for t, n in zip(pairs["type"], pairs["name"], strict=True)]
+    expected: dict[tuple[str, str], int] = {}
+    for i, k in zip(*np.unique(pick, return_counts=True), strict=True):
+        if decided[i] is not None:
+            expected[decided[i]] = expected.get(decided[i], 0) + int(k)
+    got = out.groupby(["category", "subtype"]).size().to_dict()
+    assert got == expected
+    assert len(out) == sum(expected.values()) > 100_000
