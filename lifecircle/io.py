@@ -449,6 +449,7 @@ class _Elements:
 
 def _download_pieces(
     pieces: list[Any],
+    make_query: Callable[[str], str],
     *,
     url: str,
     cache_folder: Path,
@@ -459,7 +460,7 @@ def _download_pieces(
     """Fetch every piece (splitting a failed one in four), logging one line per piece."""
     from collections import deque
 
-    from lifecircle.overpass import area_km2, poly_string, query_settings, split_piece
+    from lifecircle.overpass import area_km2, poly_string, split_piece
 
     found = _Elements()
     queue = deque(pieces)
@@ -467,7 +468,7 @@ def _download_pieces(
     while queue:
         piece = queue.popleft()
         km2 = area_km2(piece)
-        query = build_overpass_query(poly_string(piece), query_settings())
+        query = make_query(poly_string(piece))
         try:
             answer, size, cached = _overpass_answer(
                 query,
@@ -574,6 +575,7 @@ def download_osm(
     try:
         found = _download_pieces(
             pieces,
+            lambda poly: build_overpass_query(poly, overpass.query_settings()),
             url=url,
             cache_folder=cache_folder,
             min_piece_km2=overpass.MIN_PIECE_KM2 if min_piece_km2 is None else min_piece_km2,
@@ -659,37 +661,68 @@ def geocode_boundary(query: str, *, cache_folder: Path) -> gpd.GeoDataFrame:
 def download_admin_units(
     polygon: BaseGeometry, *, cache_folder: Path, admin_level: str = "8"
 ) -> gpd.GeoDataFrame:
-    """Download the town-level administrative units inside a WGS-84 polygon (Overpass, osmnx).
+    """Download the town-level administrative units inside a WGS-84 polygon from Overpass.
 
     In China's OSM data, town-level units (街道 sub-districts, 镇 towns)
-    carry ``boundary=administrative`` *and* ``admin_level=8``. osmnx reads a
-    tags dict as a union (any tag matches), so asking for both tags would
-    also return the district, city and country boundaries
-    (``boundary=administrative`` with ``admin_level`` 6, 4, 2). The query
-    asks for ``admin_level`` only (small: no country-sized relations), then
-    keeps the named polygons that have both tags; a unit mapped both as a
-    relation and as a closed way keeps the relation.
+    carry ``boundary=administrative`` *and* ``admin_level=8``. The query
+    asks for relations and ways with ``admin_level`` only (small: no
+    country-sized relations), then keeps the named polygons that also have
+    ``boundary=administrative`` (a census area with ``admin_level=8`` does
+    not count); a unit mapped both as a relation and as a closed way keeps
+    the relation. The request goes through the same piece machinery as
+    :func:`download_osm` (pieces of 2,500 km², an answer with a ``remark`` is
+    split and fetched again, every piece cached); polygons are assembled
+    by pyosmium as for a local extract.
 
     Returns
     -------
     GeoDataFrame
         ``name``, ``code`` (the ``ref`` tag, may be empty) and polygons, WGS-84.
     """
-    import osmnx as ox
+    from lifecircle import overpass
 
-    _configure_osmnx(cache_folder)
+    def make_query(poly: str) -> str:
+        area = f'(poly:"{poly}")'
+        level = f'["admin_level"="{admin_level}"]'
+        return f"{overpass.query_settings()};(relation{level}{area};way{level}{area};);(._;>;);out;"
+
+    url = settings.overpass_url().rstrip("/")
     try:
-        gdf = ox.features_from_polygon(
-            polygon,  # type: ignore[arg-type]
-            tags={"admin_level": admin_level},
+        found = _download_pieces(
+            overpass.split_area(polygon, piece_km2=2500.0),
+            make_query,
+            url=url,
+            cache_folder=cache_folder,
+            min_piece_km2=overpass.MIN_PIECE_KM2,
+            retry_pause_s=30.0,
+            attempts=3,
         )
     except _network_errors() as exc:
+        first = " ".join(str(exc).split())[:300]
         msg = (
-            f"cannot download administrative units ({type(exc).__name__}: {exc}); "
+            f"cannot download administrative units ({type(exc).__name__}: {first}); "
             "check the network or LIFECIRCLE_OVERPASS_URL, or use a data folder"
         )
         raise DataError(msg) from exc
-    return admin_units_from_features(gdf, admin_level=admin_level)
+    if not found.tables["way"]:
+        msg = f"Overpass holds no admin_level={admin_level} boundaries in this area"
+        raise DataError(msg)
+    with tempfile.TemporaryDirectory() as folder:
+        pbf = Path(folder) / "admin.osm.pbf"
+        _write_osm_elements(found, pbf)
+        feats = read_osm(pbf).features
+    tags = pd.DataFrame(list(feats["tags"]), index=feats.index)
+    frame = gpd.GeoDataFrame(
+        tags.reindex(columns=["boundary", "admin_level", "name", "ref"], fill_value="").astype(
+            object
+        ),
+        geometry=feats.geometry.to_numpy(),
+        crs=4326,
+    )
+    frame.index = pd.MultiIndex.from_arrays(
+        [feats["osm_type"].to_numpy(), feats["osm_id"].to_numpy()], names=["element", "id"]
+    )
+    return admin_units_from_features(frame, admin_level=admin_level)
 
 
 def admin_units_from_features(features: gpd.GeoDataFrame, *, admin_level: str) -> gpd.GeoDataFrame:

@@ -310,3 +310,36 @@ def test_no_private_osmnx_function_is_called() -> None:
     for path in Path(inspect.getsourcefile(io_module)).parent.glob("*.py"):  # type: ignore[arg-type]
         if path.name != "io.py":
             assert not re.search(r"osmnx\._|from osmnx import _", path.read_text("utf-8")), path
+
+
+def test_geocoder_without_answer_fails_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with ReplayServer({"/search": b"[]"}) as server:
+        monkeypatch.setenv("LIFECIRCLE_NOMINATIM_URL", server.url + "/")
+        with pytest.raises(DataError) as info:
+            io.geocode_boundary("nowhere at all", cache_folder=tmp_path)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "nowhere at all" in msg
+    assert "--boundary" in msg
+
+
+def test_admin_units_answer_with_remark_is_not_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_dir: Path
+) -> None:
+    """Admin units use the same pieces: a timed-out answer fails, never half the units."""
+    from tests.conftest import overpass_json_from_boundaries
+
+    towns = overpass_json_from_boundaries(
+        data_dir / "pudong" / "boundaries" / "pudong_36_streets_towns_osm_wgs84.geojson",
+        "official_control_name_2023",
+    )
+    towns["remark"] = REMARK
+    answer = json.dumps(towns).encode()
+    with ReplayServer({"/api/status": STATUS, "/api/interpreter": answer}) as server:
+        monkeypatch.setenv("LIFECIRCLE_OVERPASS_URL", server.url + "/api")
+        with pytest.raises(DataError, match="Query timed out"):
+            io.download_admin_units(
+                shapely.box(121.49, 31.22, 121.52, 31.25), cache_folder=tmp_path
+            )
