@@ -428,28 +428,42 @@ def _overpass_answer(
 
 
 class _Elements:
-    """The OSM elements of all pieces, merged by type and id (a piece's duplicates collapse)."""
+    """The OSM elements of all pieces: each piece is written to its own ``.osm.pbf`` in `folder`.
 
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[int, dict[str, Any]]] = {"node": {}, "way": {}, "relation": {}}
+    Only one piece's answer is held as Python objects at a time; the pieces
+    are merged (duplicates collapse by type and id) by pyosmium at the end
+    (:func:`_write_osm_elements`).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.files: list[Path] = []
+        self.counts = {"node": 0, "way": 0, "relation": 0}
         self.osm_base: str | None = None
 
     def add(self, answer: dict[str, Any]) -> int:
-        """Merge one complete answer; return its element count."""
+        """Write one complete answer to a piece file; return its element count."""
         self.osm_base = answer.get("osm3s", {}).get("timestamp_osm_base", self.osm_base)
+        tables: dict[str, dict[int, dict[str, Any]]] = {"node": {}, "way": {}, "relation": {}}
         elements = answer["elements"]
         for el in elements:
-            table = self.tables.get(str(el.get("type"))) if isinstance(el, dict) else None
+            table = tables.get(str(el.get("type"))) if isinstance(el, dict) else None
             if table is None or not isinstance(el.get("id"), int):
                 msg = f"Overpass answered a malformed element {str(el)[:80]}; try again"
                 raise DataError(msg)
             table[el["id"]] = el
+        path = self.folder / f"piece-{len(self.files):05d}.osm.pbf"
+        _write_tables(tables, path)
+        self.files.append(path)
+        for kind, table in tables.items():
+            self.counts[kind] += len(table)
         return len(elements)
 
 
 def _download_pieces(
     pieces: list[Any],
     make_query: Callable[[str], str],
+    folder: Path,
     *,
     url: str,
     cache_folder: Path,
@@ -462,7 +476,7 @@ def _download_pieces(
 
     from lifecircle.overpass import area_km2, poly_string, split_piece
 
-    found = _Elements()
+    found = _Elements(folder)
     queue = deque(pieces)
     done = 0
     while queue:
@@ -572,72 +586,101 @@ def download_osm(
     pieces = overpass.split_area(polygon, piece_km2=piece_km2 or overpass.PIECE_KM2)
     url = settings.overpass_url().rstrip("/")
     logger.info("Overpass: %.0f km² in %d pieces from %s", km2, len(pieces), url)
-    try:
-        found = _download_pieces(
-            pieces,
-            lambda poly: build_overpass_query(poly, overpass.query_settings()),
-            url=url,
-            cache_folder=cache_folder,
-            min_piece_km2=overpass.MIN_PIECE_KM2 if min_piece_km2 is None else min_piece_km2,
-            retry_pause_s=retry_pause_s,
-            attempts=attempts,
-        )
-    except _network_errors() as exc:
-        first = " ".join(str(exc).split())[:300]
-        msg = (
-            f"Overpass download failed ({type(exc).__name__}: {first}); check the network or "
-            "LIFECIRCLE_OVERPASS_URL and run again (fetched pieces are kept), or use --osm-file"
-        )
-        raise DataError(msg) from exc
-    if not found.tables["way"]:
-        msg = "Overpass returned no ways for this area: check the boundary or the server"
-        raise DataError(msg)
-    _write_osm_elements(found, out_path)
+    ensure_writable_dir(out_path.parent)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".overpass-pieces-") as folder:
+        try:
+            found = _download_pieces(
+                pieces,
+                lambda poly: build_overpass_query(poly, overpass.query_settings()),
+                Path(folder),
+                url=url,
+                cache_folder=cache_folder,
+                min_piece_km2=overpass.MIN_PIECE_KM2 if min_piece_km2 is None else min_piece_km2,
+                retry_pause_s=retry_pause_s,
+                attempts=attempts,
+            )
+        except _network_errors() as exc:
+            first = " ".join(str(exc).split())[:300]
+            msg = (
+                f"Overpass download failed ({type(exc).__name__}: {first}); check the network or "
+                "LIFECIRCLE_OVERPASS_URL and run again (fetched pieces are kept), or use --osm-file"
+            )
+            raise DataError(msg) from exc
+        if not found.counts["way"]:
+            msg = "Overpass returned no ways for this area: check the boundary or the server"
+            raise DataError(msg)
+        _write_osm_elements(found, out_path)
     return out_path
 
 
-def _write_osm_elements(found: _Elements, out_path: Path) -> None:
-    """Write merged Overpass elements as an ``.osm.pbf`` file (atomically) and its timestamp."""
+def _write_tables(tables: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:
+    """Write one piece's elements (Overpass JSON, by type and id) as a sorted ``.osm.pbf``."""
     import osmium
 
-    nodes, ways, relations = (found.tables[k] for k in ("node", "way", "relation"))
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    writer = osmium.SimpleWriter(str(path))
     try:
-        with _atomic_path(out_path) as tmp:
-            writer = osmium.SimpleWriter(str(tmp))
-            try:
-                for nid in sorted(nodes):
-                    el = nodes[nid]
-                    writer.add_node(
-                        osmium.osm.mutable.Node(
-                            id=nid, location=(el["lon"], el["lat"]), tags=el.get("tags", {})
-                        )
-                    )
-                for wid in sorted(ways):
-                    el = ways[wid]
-                    writer.add_way(
-                        osmium.osm.mutable.Way(id=wid, nodes=el["nodes"], tags=el.get("tags", {}))
-                    )
-                for rid in sorted(relations):
-                    el = relations[rid]
-                    members = [(m["type"][0], m["ref"], m.get("role", "")) for m in el["members"]]
-                    writer.add_relation(
-                        osmium.osm.mutable.Relation(
-                            id=rid, members=members, tags=el.get("tags", {})
-                        )
-                    )
-            finally:
-                writer.close()
+        for nid in sorted(tables["node"]):
+            el = tables["node"][nid]
+            writer.add_node(
+                osmium.osm.mutable.Node(
+                    id=nid, location=(el["lon"], el["lat"]), tags=el.get("tags", {})
+                )
+            )
+        for wid in sorted(tables["way"]):
+            el = tables["way"][wid]
+            writer.add_way(
+                osmium.osm.mutable.Way(id=wid, nodes=el["nodes"], tags=el.get("tags", {}))
+            )
+        for rid in sorted(tables["relation"]):
+            el = tables["relation"][rid]
+            members = [(m["type"][0], m["ref"], m.get("role", "")) for m in el["members"]]
+            tags = el.get("tags", {})
+            writer.add_relation(osmium.osm.mutable.Relation(id=rid, members=members, tags=tags))
     except (KeyError, TypeError) as exc:
         msg = f"Overpass answered a malformed element ({type(exc).__name__}: {exc}); try again"
         raise DataError(msg) from exc
+    finally:
+        writer.close()
+
+
+class _Copy:
+    """A pyosmium handler copying every object to a writer."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    def node(self, obj: Any) -> None:
+        self.writer.add_node(obj)
+
+    def way(self, obj: Any) -> None:
+        self.writer.add_way(obj)
+
+    def relation(self, obj: Any) -> None:
+        self.writer.add_relation(obj)
+
+
+def _write_osm_elements(found: _Elements, out_path: Path) -> None:
+    """Merge the piece files into one ``.osm.pbf`` (atomically) and save its timestamp."""
+    import osmium
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with _atomic_path(out_path) as tmp:
+        merger = osmium.MergeInputReader()
+        for path in found.files:
+            merger.add_file(str(path))
+        writer = osmium.SimpleWriter(str(tmp))
+        try:
+            merger.apply(_Copy(writer), simplify=True)
+        finally:
+            writer.close()
     if found.osm_base:
         save_text(str(found.osm_base), out_path.with_name(out_path.name + ".osm_base"))
     logger.info(
-        "downloaded %d nodes, %d ways, %d relations to %s",
-        len(nodes),
-        len(ways),
-        len(relations),
+        "downloaded %d pieces (%d nodes, %d ways, %d relations, duplicates included) to %s",
+        len(found.files),
+        found.counts["node"],
+        found.counts["way"],
+        found.counts["relation"],
         out_path,
     )
 
@@ -687,27 +730,28 @@ def download_admin_units(
         return f"{overpass.query_settings()};(relation{level}{area};way{level}{area};);(._;>;);out;"
 
     url = settings.overpass_url().rstrip("/")
-    try:
-        found = _download_pieces(
-            overpass.split_area(polygon, piece_km2=2500.0),
-            make_query,
-            url=url,
-            cache_folder=cache_folder,
-            min_piece_km2=overpass.MIN_PIECE_KM2,
-            retry_pause_s=30.0,
-            attempts=3,
-        )
-    except _network_errors() as exc:
-        first = " ".join(str(exc).split())[:300]
-        msg = (
-            f"cannot download administrative units ({type(exc).__name__}: {first}); "
-            "check the network or LIFECIRCLE_OVERPASS_URL, or use a data folder"
-        )
-        raise DataError(msg) from exc
-    if not found.tables["way"]:
-        msg = f"Overpass holds no admin_level={admin_level} boundaries in this area"
-        raise DataError(msg)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(prefix="lifecircle-admin-") as folder:
+        try:
+            found = _download_pieces(
+                overpass.split_area(polygon, piece_km2=2500.0),
+                make_query,
+                Path(folder),
+                url=url,
+                cache_folder=cache_folder,
+                min_piece_km2=overpass.MIN_PIECE_KM2,
+                retry_pause_s=30.0,
+                attempts=3,
+            )
+        except _network_errors() as exc:
+            first = " ".join(str(exc).split())[:300]
+            msg = (
+                f"cannot download administrative units ({type(exc).__name__}: {first}); "
+                "check the network or LIFECIRCLE_OVERPASS_URL, or use a data folder"
+            )
+            raise DataError(msg) from exc
+        if not found.counts["way"]:
+            msg = f"Overpass holds no admin_level={admin_level} boundaries in this area"
+            raise DataError(msg)
         pbf = Path(folder) / "admin.osm.pbf"
         _write_osm_elements(found, pbf)
         feats = read_osm(pbf).features
