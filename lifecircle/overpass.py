@@ -31,6 +31,7 @@ from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
 from lifecircle.facilities import TagRule
+from lifecircle.settings import DEFAULT_OVERPASS_MAX_KM2
 
 # A piece of a district (a dense 50 km² of Shanghai asks for a few hundred thousand nodes)
 # stays well inside a public server's default 180 s and 512 MiB.
@@ -38,7 +39,7 @@ PIECE_KM2 = 50.0
 # A failed piece is split in four while it is larger than this.
 MIN_PIECE_KM2 = 1.0
 # Refuse larger areas online unless explicitly allowed (LIFECIRCLE_OVERPASS_MAX_KM2).
-MAX_AREA_KM2 = 5000.0  # = settings.DEFAULT_OVERPASS_MAX_KM2
+MAX_AREA_KM2 = DEFAULT_OVERPASS_MAX_KM2
 # Server-side limits sent with every query.
 QUERY_TIMEOUT_S = 180
 
