@@ -363,6 +363,62 @@ class PoiMapping:
                     return (rule.category, rule.subtype) if rule.category else None
         return None
 
+    def classify_many(self, values: pd.Series, names: pd.Series) -> npt.NDArray[np.int64]:
+        """Return, per row, the index of the rule that decides it (-1: no rule), vectorised.
+
+        The same decision as :meth:`classify` row by row, but each rule's
+        source-category pattern runs once per *distinct* category path and
+        each name pattern once per distinct name, whatever the number of
+        rows: a table of millions of POIs with a few hundred category
+        values costs a few hundred regular-expression searches per rule.
+
+        Examples
+        --------
+        >>> m = amap_mapping()
+        >>> idx = m.classify_many(
+        ...     pd.Series(["科教文化服务;学校;小学", "餐饮服务"]), pd.Series(["崂山小学", "x"])
+        ... )
+        >>> [(m.rules[i].category, m.rules[i].subtype) if i >= 0 else None for i in idx]
+        [('school', 'primary'), None]
+        """
+        codes, uniques = pd.factorize(values.astype(str).to_numpy())
+        name_codes, unique_names = pd.factorize(names.astype(str).to_numpy())
+        split = [str(u).split("|") for u in uniques]
+        path_codes, paths = pd.factorize(
+            np.array([p for parts in split for p in parts], dtype=object)
+        )
+        depth = max((len(parts) for parts in split), default=0)
+        by_depth = np.full((depth, len(uniques)), -1, dtype=np.int64)
+        start = 0
+        for j, parts in enumerate(split):  # per distinct value
+            by_depth[: len(parts), j] = path_codes[start : start + len(parts)]
+            start += len(parts)
+        hits = [
+            np.array([r.pattern.search(p) is not None for p in paths], dtype=bool)
+            for r in self.rules
+        ]
+        name_ok: dict[int, npt.NDArray[np.bool_]] = {}
+        decided = np.full(len(codes), -1, dtype=np.int64)
+        for k in range(depth):
+            path = by_depth[k][codes]
+            for i, rule in enumerate(self.rules):
+                match = (decided < 0) & (path >= 0)
+                match[match] = hits[i][path[match]]
+                if rule.name_re is not None or rule.exclude_name_re is not None:
+                    if i not in name_ok:
+                        name_ok[i] = np.array(
+                            [_name_ok(rule, str(n)) for n in unique_names], dtype=bool
+                        )
+                    match &= name_ok[i][name_codes]
+                decided[match] = i
+        return decided
+
+
+def _name_ok(rule: PoiRule, name: str) -> bool:
+    if rule.name_re is not None and not rule.name_re.search(name):
+        return False
+    return not (rule.exclude_name_re is not None and rule.exclude_name_re.search(name))
+
 
 def parse_poi_mapping(text: str, *, field: str = "type") -> PoiMapping:
     """Parse a POI mapping table.
@@ -500,25 +556,26 @@ def facilities_from_table(
     wlon, wlat = to_wgs84(lon[valid], lat[valid], datum)
     sub = table.loc[valid]
     names = sub[name_col].astype(str) if name_col in sub.columns else pd.Series("", index=sub.index)
-    found = [
-        mapping.classify(v, n) for v, n in zip(sub[mapping.field].astype(str), names, strict=True)
-    ]
-    keep = np.array([f is not None for f in found], dtype=bool)
-    pairs = [f for f in found if f is not None]
-    if len(found) and not keep.any():
+    decided = mapping.classify_many(sub[mapping.field], names)
+    categories = np.array([r.category for r in mapping.rules] + [""], dtype=object)[decided]
+    subtypes = np.array([r.subtype for r in mapping.rules] + [""], dtype=object)[decided]
+    keep = categories != ""
+    if len(decided) and not keep.any():
         warnings.warn(
-            f"POI table: none of its {len(found)} values of {mapping.field!r} matches the POI "
+            f"POI table: none of its {len(decided)} values of {mapping.field!r} matches the POI "
             "mapping, so no POI is imported: check --pois-field and --pois-mapping",
             RuntimeWarning,
             stacklevel=2,
         )
     out = gpd.GeoDataFrame(
         {
-            "category": [p[0] for p in pairs],
-            "subtype": [p[1] for p in pairs],
+            "category": categories[keep],
+            "subtype": subtypes[keep],
             "name": names.to_numpy()[keep],
             "source": source,
-            "source_id": [f"{source}/{i}" for i in np.flatnonzero(valid)[keep]],
+            "source_id": (
+                f"{source}/" + pd.Series(np.flatnonzero(valid)[keep]).astype(str)
+            ).to_numpy(),
         },
         geometry=gpd.points_from_xy(wlon[keep], wlat[keep], crs="EPSG:4326"),
         crs="EPSG:4326",

@@ -2,9 +2,10 @@
 
 Reading: OSM extracts (``.osm``, ``.osm.bz2``, ``.osm.pbf`` through pyosmium,
 never osmnx's XML parser), boundaries, POI tables, zones and population
-layers. Downloading: Overpass through osmnx's polite request machinery (rate
-limiting against ``/status``, retries on 429/504, response cache) and the
-Nominatim geocoder through osmnx. Writing: GeoPackage, GeoParquet, JSON,
+layers. Downloading: OSM data from Overpass with ``requests`` in pieces
+(:func:`download_osm`: waiting on ``/status``, retries on 429/503/504,
+incomplete answers split and fetched again, every piece cached), and the
+geocoder and admin units through osmnx's *public* API only. Writing: GeoPackage, GeoParquet, JSON,
 text and figures, always to a temporary file in the target folder that is
 then renamed, so a failed run leaves no partial file. Two larger units are
 also all-or-nothing: a processed cache folder is built beside its target and
@@ -24,7 +25,6 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -314,13 +314,34 @@ def _flush_way(
 
 
 def _configure_osmnx(cache_folder: Path) -> None:
+    """Point osmnx's public API (geocoder, admin units) at our servers and cache."""
     import osmnx as ox
 
     ox.settings.overpass_url = settings.overpass_url()
     ox.settings.nominatim_url = settings.nominatim_url()
     ox.settings.cache_folder = str(cache_folder)
     ox.settings.use_cache = True
-    ox.settings.http_user_agent = "lifecircle (15-minute life circle coverage; osmnx)"
+    ox.settings.http_user_agent = USER_AGENT
+
+
+USER_AGENT = "lifecircle (15-minute life circle coverage)"
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """Return the exception types of a failed request or a bad answer (requests, osmnx, JSON).
+
+    These are the only errors an online step turns into a one-line
+    :class:`DataError`; a programming error keeps its traceback.
+    """
+    import requests
+    from osmnx._errors import InsufficientResponseError, ResponseStatusCodeError
+
+    return (
+        requests.RequestException,
+        json.JSONDecodeError,
+        InsufficientResponseError,
+        ResponseStatusCodeError,
+    )
 
 
 def build_overpass_query(
@@ -330,33 +351,202 @@ def build_overpass_query(
 
     It asks for the walking network (`walk_filter`, by default
     :func:`lifecircle.network.walk_overpass_filter`, the same definition a
-    local extract is filtered with), every object
-    that may be a facility, buildings and residential land use, plus the
-    nodes and ways they reference.
+    local extract is filtered with), every object a facility or
+    service-place row of the packaged tag table may match (so an online
+    download holds what a local extract holds), entrance nodes, buildings
+    and residential land use, plus the nodes and ways they reference (see
+    :func:`lifecircle.overpass.build_query`).
     """
-    area = f'(poly:"{poly_str}")'
-    walk_filter = walk_overpass_filter() if walk_filter is None else walk_filter
-    parts = [
-        f"way{walk_filter}{area};",
-        f'nwr["amenity"~"school|kindergarten|childcare|hospital|clinic|doctors|nursing_home|'
-        f'social_facility|library|community_centre|arts_centre|theatre"]{area};',
-        f"nwr[healthcare]{area};",
-        f"nwr[social_facility]{area};",
-        f'nwr["tourism"~"museum|gallery"]{area};',
-        f"way[building]{area};",
-        f"relation[building]{area};",
-        f'nwr["landuse"="residential"]{area};',
-    ]
-    return f"{overpass_settings};({''.join(parts)});(._;>;);out;"
+    from lifecircle.facilities import default_tag_rules
+    from lifecircle.overpass import build_query, facility_filters
+
+    return build_query(
+        poly_str,
+        overpass_settings,
+        walk_filter=walk_overpass_filter() if walk_filter is None else walk_filter,
+        facility_filters=facility_filters(default_tag_rules()),
+    )
 
 
-def download_osm(polygon: BaseGeometry, out_path: Path, *, cache_folder: Path) -> Path:
+class _PieceFailedError(Exception):
+    """An Overpass piece answered incompletely (remark, busy server): split it."""
+
+
+def _overpass_answer(
+    query: str, *, url: str, cache_folder: Path, retry_pause_s: float, attempts: int
+) -> tuple[dict[str, Any], int, bool]:
+    """Return one piece's complete answer, its size in bytes and whether it came from the cache.
+
+    Cached answers (``<cache_folder>/overpass/<sha256>.json``, written only
+    for complete answers) are read back; otherwise the server's ``/status``
+    is asked for a free slot first, 429/503/504 are retried `attempts`
+    times `retry_pause_s` apart, and an answer with a ``remark`` raises
+    :class:`_PieceFailedError`. Other HTTP errors and unreachable servers raise
+    ``requests`` errors.
+    """
+    import time
+
+    import requests
+
+    from lifecircle.overpass import QUERY_TIMEOUT_S, answer_problem, status_pause_s
+
+    key = hashlib.sha256(f"{url}\n{query}".encode()).hexdigest()[:40]
+    cached = Path(cache_folder) / "overpass" / f"{key}.json"
+    if cached.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            answer = json.loads(cached.read_bytes())
+            if answer_problem(answer) is None:
+                return answer, cached.stat().st_size, True
+    headers = {"User-Agent": USER_AGENT}
+    problem = "no attempt"
+    for attempt in range(max(1, attempts)):
+        with contextlib.suppress(requests.RequestException):
+            status = requests.get(f"{url}/status", headers=headers, timeout=30)
+            if status.ok:
+                pause_s = min(status_pause_s(status.text), 120.0)
+                if pause_s > 0:
+                    logger.info("Overpass: waiting %.0f s for a free slot", pause_s)
+                    time.sleep(pause_s)
+        response = requests.post(
+            f"{url}/interpreter",
+            data={"data": query},
+            headers=headers,
+            timeout=QUERY_TIMEOUT_S + 30,
+        )
+        if response.status_code in {429, 503, 504}:
+            problem = f"HTTP {response.status_code} {response.reason} (server busy or timed out)"
+            if attempt + 1 < attempts:
+                logger.info("Overpass: %s; retrying in %.0f s", problem, retry_pause_s)
+                time.sleep(retry_pause_s)
+            continue
+        response.raise_for_status()
+        answer = response.json()
+        problem_text = answer_problem(answer)
+        if problem_text is not None:
+            raise _PieceFailedError(problem_text)
+        ensure_writable_dir(cached.parent)
+        with _atomic_path(cached) as tmp:
+            tmp.write_bytes(response.content)
+        return answer, len(response.content), False
+    raise _PieceFailedError(problem)
+
+
+class _Elements:
+    """The OSM elements of all pieces: each piece is written to its own ``.osm.pbf`` in `folder`.
+
+    Only one piece's answer is held as Python objects at a time; the pieces
+    are merged (duplicates collapse by type and id) by pyosmium at the end
+    (:func:`_write_osm_elements`).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.files: list[Path] = []
+        self.counts = {"node": 0, "way": 0, "relation": 0}
+        self.osm_base: str | None = None
+
+    def add(self, answer: dict[str, Any]) -> int:
+        """Write one complete answer to a piece file; return its element count."""
+        self.osm_base = answer.get("osm3s", {}).get("timestamp_osm_base", self.osm_base)
+        tables: dict[str, dict[int, dict[str, Any]]] = {"node": {}, "way": {}, "relation": {}}
+        elements = answer["elements"]
+        for el in elements:
+            table = tables.get(str(el.get("type"))) if isinstance(el, dict) else None
+            if table is None or not isinstance(el.get("id"), int):
+                msg = f"Overpass answered a malformed element {str(el)[:80]}; try again"
+                raise DataError(msg)
+            table[el["id"]] = el
+        path = self.folder / f"piece-{len(self.files):05d}.osm.pbf"
+        _write_tables(tables, path)
+        self.files.append(path)
+        for kind, table in tables.items():
+            self.counts[kind] += len(table)
+        return len(elements)
+
+
+def _download_pieces(
+    pieces: list[Any],
+    make_query: Callable[[str], str],
+    folder: Path,
+    *,
+    url: str,
+    cache_folder: Path,
+    min_piece_km2: float,
+    retry_pause_s: float,
+    attempts: int,
+) -> _Elements:
+    """Fetch every piece (splitting a failed one in four), logging one line per piece."""
+    from collections import deque
+
+    from lifecircle.overpass import area_km2, poly_string, split_piece
+
+    found = _Elements(folder)
+    queue = deque(pieces)
+    done = 0
+    while queue:
+        piece = queue.popleft()
+        km2 = area_km2(piece)
+        query = make_query(poly_string(piece))
+        try:
+            answer, size, cached = _overpass_answer(
+                query,
+                url=url,
+                cache_folder=cache_folder,
+                retry_pause_s=retry_pause_s,
+                attempts=attempts,
+            )
+        except _PieceFailedError as exc:
+            if km2 / 4 < min_piece_km2:
+                centre = piece.centroid
+                msg = (
+                    f"Overpass could not deliver the {km2:.2f} km² piece at "
+                    f"{centre.y:.4f} N, {centre.x:.4f} E even at the smallest piece size "
+                    f"({min_piece_km2:g} km²): {exc}; try later or another server "
+                    "(LIFECIRCLE_OVERPASS_URL), or use a local extract (--osm-file)"
+                )
+                raise DataError(msg) from exc
+            parts = split_piece(piece)
+            logger.warning(
+                "Overpass piece of %.1f km² failed (%s): split in %d", km2, exc, len(parts)
+            )
+            queue.extendleft(reversed(parts))
+            continue
+        done += 1
+        n = found.add(answer)
+        logger.info(
+            "Overpass piece %d/%d (%.1f km²): %d elements, %.1f MB%s",
+            done,
+            done + len(queue),
+            km2,
+            n,
+            size / 1e6,
+            " (cached)" if cached else "",
+        )
+    return found
+
+
+def download_osm(
+    polygon: BaseGeometry,
+    out_path: Path,
+    *,
+    cache_folder: Path,
+    piece_km2: float | None = None,
+    min_piece_km2: float | None = None,
+    max_area_km2: float | None = None,
+    retry_pause_s: float = 30.0,
+    attempts: int = 3,
+) -> Path:
     """Download the OSM data of a WGS-84 polygon from Overpass and save it as ``.osm.pbf``.
 
-    The request goes through osmnx (``osmnx._overpass._overpass_request``):
-    it waits for a free slot on the server's ``/status``, retries on 429 and
-    504, and caches raw responses in `cache_folder`. Large polygons are split
-    into pieces as osmnx does.
+    The area is cut into pieces of `piece_km2` (:func:`lifecircle.overpass.split_area`),
+    each fetched with ``requests`` after asking the server's ``/status``
+    for a free slot. A piece whose answer carries a ``remark`` (Overpass
+    ran out of time or memory and sent partial elements) or that stays
+    busy (429/503/504 `attempts` times) is cut in four and fetched again,
+    down to `min_piece_km2`; below that the download fails in one line.
+    Every complete piece is cached in ``<cache_folder>/overpass/``, so an
+    interrupted download resumes where it stopped. One INFO log line per
+    piece shows the progress.
 
     Parameters
     ----------
@@ -365,74 +555,138 @@ def download_osm(polygon: BaseGeometry, out_path: Path, *, cache_folder: Path) -
     out_path
         Target ``.osm.pbf`` file.
     cache_folder
-        Folder for osmnx's HTTP response cache.
+        Folder of the per-piece answer cache.
+    piece_km2, min_piece_km2
+        Piece size and smallest size of a split piece (defaults
+        :data:`lifecircle.overpass.PIECE_KM2`, :data:`~lifecircle.overpass.MIN_PIECE_KM2`).
+    max_area_km2
+        Refuse larger areas (default :func:`lifecircle.settings.overpass_max_area_km2`).
+    retry_pause_s, attempts
+        Pause between tries of a busy piece, and tries per piece.
 
     Returns
     -------
     Path
         `out_path`, written atomically.
-    """
-    import osmium
-    from osmnx import _overpass
 
-    _configure_osmnx(cache_folder)
-    nodes: dict[int, dict[str, Any]] = {}
-    ways: dict[int, dict[str, Any]] = {}
-    relations: dict[int, dict[str, Any]] = {}
-    osm_base = None
-    try:
-        for poly_str in _overpass._make_overpass_polygon_coord_strs(polygon):  # type: ignore[arg-type]
-            query = build_overpass_query(poly_str, _overpass._make_overpass_settings())
-            response = _overpass._overpass_request(OrderedDict(data=query))
-            osm_base = response.get("osm3s", {}).get("timestamp_osm_base", osm_base)
-            for el in response.get("elements", []):
-                table = {"node": nodes, "way": ways, "relation": relations}.get(el.get("type"))
-                if table is not None:
-                    table[int(el["id"])] = el
-    except Exception as exc:  # requests/osmnx errors: one line for the user
+    Raises
+    ------
+    InputError
+        The area is larger than `max_area_km2`.
+    DataError
+        A piece cannot be had, the server is unreachable or answers nonsense.
+    """
+    from lifecircle import overpass
+
+    limit = settings.overpass_max_area_km2() if max_area_km2 is None else max_area_km2
+    km2 = overpass.area_km2(polygon)
+    if km2 > limit:
         msg = (
-            f"Overpass download failed ({type(exc).__name__}: {exc}); "
-            "check the network or LIFECIRCLE_OVERPASS_URL, or use --osm-file"
+            f"the area to download is {km2:,.0f} km², more than the {limit:,.0f} km² allowed "
+            "online: give a smaller area, or a local extract (--osm-file or LIFECIRCLE_DATA_DIR); "
+            "LIFECIRCLE_OVERPASS_MAX_KM2 raises the limit"
         )
+        raise InputError(msg)
+    pieces = overpass.split_area(polygon, piece_km2=piece_km2 or overpass.PIECE_KM2)
+    url = settings.overpass_url().rstrip("/")
+    logger.info("Overpass: %.0f km² in %d pieces from %s", km2, len(pieces), url)
+    ensure_writable_dir(out_path.parent)
+    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".overpass-pieces-") as folder:
+        try:
+            found = _download_pieces(
+                pieces,
+                lambda poly: build_overpass_query(poly, overpass.query_settings()),
+                Path(folder),
+                url=url,
+                cache_folder=cache_folder,
+                min_piece_km2=overpass.MIN_PIECE_KM2 if min_piece_km2 is None else min_piece_km2,
+                retry_pause_s=retry_pause_s,
+                attempts=attempts,
+            )
+        except _network_errors() as exc:
+            first = " ".join(str(exc).split())[:300]
+            msg = (
+                f"Overpass download failed ({type(exc).__name__}: {first}); check the network or "
+                "LIFECIRCLE_OVERPASS_URL and run again (fetched pieces are kept), or use --osm-file"
+            )
+            raise DataError(msg) from exc
+        if not found.counts["way"]:
+            msg = "Overpass returned no ways for this area: check the boundary or the server"
+            raise DataError(msg)
+        _write_osm_elements(found, out_path)
+    return out_path
+
+
+def _write_tables(tables: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:
+    """Write one piece's elements (Overpass JSON, by type and id) as a sorted ``.osm.pbf``."""
+    import osmium
+
+    writer = osmium.SimpleWriter(str(path))
+    try:
+        for nid in sorted(tables["node"]):
+            el = tables["node"][nid]
+            writer.add_node(
+                osmium.osm.mutable.Node(
+                    id=nid, location=(el["lon"], el["lat"]), tags=el.get("tags", {})
+                )
+            )
+        for wid in sorted(tables["way"]):
+            el = tables["way"][wid]
+            writer.add_way(
+                osmium.osm.mutable.Way(id=wid, nodes=el["nodes"], tags=el.get("tags", {}))
+            )
+        for rid in sorted(tables["relation"]):
+            el = tables["relation"][rid]
+            members = [(m["type"][0], m["ref"], m.get("role", "")) for m in el["members"]]
+            tags = el.get("tags", {})
+            writer.add_relation(osmium.osm.mutable.Relation(id=rid, members=members, tags=tags))
+    except (KeyError, TypeError) as exc:
+        msg = f"Overpass answered a malformed element ({type(exc).__name__}: {exc}); try again"
         raise DataError(msg) from exc
-    if not ways:
-        msg = "Overpass returned no ways for this area: check the boundary or the server"
-        raise DataError(msg)
+    finally:
+        writer.close()
+
+
+class _Copy:
+    """A pyosmium handler copying every object to a writer."""
+
+    def __init__(self, writer: Any) -> None:
+        self.writer = writer
+
+    def node(self, obj: Any) -> None:
+        self.writer.add_node(obj)
+
+    def way(self, obj: Any) -> None:
+        self.writer.add_way(obj)
+
+    def relation(self, obj: Any) -> None:
+        self.writer.add_relation(obj)
+
+
+def _write_osm_elements(found: _Elements, out_path: Path) -> None:
+    """Merge the piece files into one ``.osm.pbf`` (atomically) and save its timestamp."""
+    import osmium
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with _atomic_path(out_path) as tmp:
+        merger = osmium.MergeInputReader()
+        for path in found.files:
+            merger.add_file(str(path))
         writer = osmium.SimpleWriter(str(tmp))
         try:
-            for nid in sorted(nodes):
-                el = nodes[nid]
-                writer.add_node(
-                    osmium.osm.mutable.Node(
-                        id=nid, location=(el["lon"], el["lat"]), tags=el.get("tags", {})
-                    )
-                )
-            for wid in sorted(ways):
-                el = ways[wid]
-                writer.add_way(
-                    osmium.osm.mutable.Way(id=wid, nodes=el["nodes"], tags=el.get("tags", {}))
-                )
-            for rid in sorted(relations):
-                el = relations[rid]
-                members = [(m["type"][0], m["ref"], m.get("role", "")) for m in el["members"]]
-                writer.add_relation(
-                    osmium.osm.mutable.Relation(id=rid, members=members, tags=el.get("tags", {}))
-                )
+            merger.apply(_Copy(writer), simplify=True)
         finally:
             writer.close()
-    if osm_base:
-        save_text(str(osm_base), out_path.with_name(out_path.name + ".osm_base"))
+    if found.osm_base:
+        save_text(str(found.osm_base), out_path.with_name(out_path.name + ".osm_base"))
     logger.info(
-        "downloaded %d nodes, %d ways, %d relations to %s",
-        len(nodes),
-        len(ways),
-        len(relations),
+        "downloaded %d pieces (%d nodes, %d ways, %d relations, duplicates included) to %s",
+        len(found.files),
+        found.counts["node"],
+        found.counts["way"],
+        found.counts["relation"],
         out_path,
     )
-    return out_path
 
 
 def geocode_boundary(query: str, *, cache_folder: Path) -> gpd.GeoDataFrame:
@@ -442,7 +696,7 @@ def geocode_boundary(query: str, *, cache_folder: Path) -> gpd.GeoDataFrame:
     _configure_osmnx(cache_folder)
     try:
         gdf = ox.geocode_to_gdf(query)
-    except Exception as exc:
+    except _network_errors() as exc:
         msg = (
             f"cannot geocode {query!r} ({type(exc).__name__}: {exc}); "
             "check the network or LIFECIRCLE_NOMINATIM_URL, or give --boundary FILE"
@@ -454,37 +708,69 @@ def geocode_boundary(query: str, *, cache_folder: Path) -> gpd.GeoDataFrame:
 def download_admin_units(
     polygon: BaseGeometry, *, cache_folder: Path, admin_level: str = "8"
 ) -> gpd.GeoDataFrame:
-    """Download the town-level administrative units inside a WGS-84 polygon (Overpass, osmnx).
+    """Download the town-level administrative units inside a WGS-84 polygon from Overpass.
 
     In China's OSM data, town-level units (街道 sub-districts, 镇 towns)
-    carry ``boundary=administrative`` *and* ``admin_level=8``. osmnx reads a
-    tags dict as a union (any tag matches), so asking for both tags would
-    also return the district, city and country boundaries
-    (``boundary=administrative`` with ``admin_level`` 6, 4, 2). The query
-    asks for ``admin_level`` only (small: no country-sized relations), then
-    keeps the named polygons that have both tags; a unit mapped both as a
-    relation and as a closed way keeps the relation.
+    carry ``boundary=administrative`` *and* ``admin_level=8``. The query
+    asks for relations and ways with ``admin_level`` only (small: no
+    country-sized relations), then keeps the named polygons that also have
+    ``boundary=administrative`` (a census area with ``admin_level=8`` does
+    not count); a unit mapped both as a relation and as a closed way keeps
+    the relation. The request goes through the same piece machinery as
+    :func:`download_osm` (pieces of 2,500 km², an answer with a ``remark`` is
+    split and fetched again, every piece cached); polygons are assembled
+    by pyosmium as for a local extract.
 
     Returns
     -------
     GeoDataFrame
         ``name``, ``code`` (the ``ref`` tag, may be empty) and polygons, WGS-84.
     """
-    import osmnx as ox
+    from lifecircle import overpass
 
-    _configure_osmnx(cache_folder)
-    try:
-        gdf = ox.features_from_polygon(
-            polygon,  # type: ignore[arg-type]
-            tags={"admin_level": admin_level},
-        )
-    except Exception as exc:
-        msg = (
-            f"cannot download administrative units ({type(exc).__name__}: {exc}); "
-            "check the network or LIFECIRCLE_OVERPASS_URL, or use a data folder"
-        )
-        raise DataError(msg) from exc
-    return admin_units_from_features(gdf, admin_level=admin_level)
+    def make_query(poly: str) -> str:
+        area = f'(poly:"{poly}")'
+        level = f'["admin_level"="{admin_level}"]'
+        return f"{overpass.query_settings()};(relation{level}{area};way{level}{area};);(._;>;);out;"
+
+    url = settings.overpass_url().rstrip("/")
+    with tempfile.TemporaryDirectory(prefix="lifecircle-admin-") as folder:
+        try:
+            found = _download_pieces(
+                overpass.split_area(polygon, piece_km2=2500.0),
+                make_query,
+                Path(folder),
+                url=url,
+                cache_folder=cache_folder,
+                min_piece_km2=overpass.MIN_PIECE_KM2,
+                retry_pause_s=30.0,
+                attempts=3,
+            )
+        except _network_errors() as exc:
+            first = " ".join(str(exc).split())[:300]
+            msg = (
+                f"cannot download administrative units ({type(exc).__name__}: {first}); "
+                "check the network or LIFECIRCLE_OVERPASS_URL, or use a data folder"
+            )
+            raise DataError(msg) from exc
+        if not found.counts["way"]:
+            msg = f"Overpass holds no admin_level={admin_level} boundaries in this area"
+            raise DataError(msg)
+        pbf = Path(folder) / "admin.osm.pbf"
+        _write_osm_elements(found, pbf)
+        feats = read_osm(pbf).features
+    tags = pd.DataFrame(list(feats["tags"]), index=feats.index)
+    frame = gpd.GeoDataFrame(
+        tags.reindex(columns=["boundary", "admin_level", "name", "ref"], fill_value="").astype(
+            object
+        ),
+        geometry=feats.geometry.to_numpy(),
+        crs=4326,
+    )
+    frame.index = pd.MultiIndex.from_arrays(
+        [feats["osm_type"].to_numpy(), feats["osm_id"].to_numpy()], names=["element", "id"]
+    )
+    return admin_units_from_features(frame, admin_level=admin_level)
 
 
 def admin_units_from_features(features: gpd.GeoDataFrame, *, admin_level: str) -> gpd.GeoDataFrame:
@@ -645,21 +931,61 @@ def _check_utf8(path: Path, *, sniff_bytes: int = 1 << 20) -> None:
         raise DataError(msg) from None
 
 
-def read_raster_cells(path: Path) -> gpd.GeoDataFrame:
-    """Read a population GeoTIFF as one polygon per cell with a positive value."""
+# a whole raster is read only below this many cells (a WorldPop 100 m raster of China has ~4e9)
+MAX_WHOLE_RASTER_CELLS = 25_000_000
+
+
+def read_raster_cells(path: Path, *, area: BaseGeometry | None = None) -> gpd.GeoDataFrame:
+    """Read a population GeoTIFF as one polygon per cell with a positive value.
+
+    Parameters
+    ----------
+    path
+        A single-band GeoTIFF (e.g. WorldPop, LandScan) with a CRS.
+    area
+        The WGS-84 area of interest. Only the window of the raster covering
+        its bounds is read (a national raster is never loaded whole); without
+        it, rasters of more than :data:`MAX_WHOLE_RASTER_CELLS` cells are refused.
+
+    Returns
+    -------
+    GeoDataFrame
+        ``population`` per cell, cell polygons in the raster's CRS.
+    """
     import rasterio
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window, from_bounds
 
     try:
         with rasterio.open(path) as src:
-            band = src.read(1, masked=True)
-            transform = src.transform
+            if src.crs is None:
+                msg = f"raster {path} has no CRS: set one (e.g. gdal_edit.py -a_srs EPSG:4326)"
+                raise CRSError(msg)
+            full = Window(0, 0, src.width, src.height)
+            if area is None:
+                if src.width * src.height > MAX_WHOLE_RASTER_CELLS:
+                    msg = (
+                        f"raster {path} has {src.width} x {src.height} cells: "
+                        "give the area to read a window of it"
+                    )
+                    raise DataError(msg)
+                window = full
+            else:
+                bounds = transform_bounds("EPSG:4326", src.crs, *area.bounds, densify_pts=21)
+                window = from_bounds(*bounds, transform=src.transform)
+                window = window.round_offsets(op="floor").round_lengths(op="ceil")
+                try:
+                    window = window.intersection(full)
+                except rasterio.errors.WindowError:
+                    msg = f"population raster {path} does not cover the area: check the file"
+                    raise DataError(msg) from None
+            band = src.read(1, window=window, masked=True)
+            transform = src.window_transform(window)
             crs = src.crs
     except (rasterio.errors.RasterioIOError, OSError) as exc:
         msg = f"cannot read raster {path}: {exc}"
         raise DataError(msg) from exc
-    if crs is None:
-        msg = f"raster {path} has no CRS: set one (e.g. gdal_edit.py -a_srs EPSG:4326)"
-        raise CRSError(msg)
+    logger.info("read %s: window of %d x %d cells", Path(path).name, band.shape[1], band.shape[0])
     values = np.ma.filled(band.astype("float64"), 0.0)
     rows, cols = np.nonzero(values > 0)
     t = transform

@@ -502,7 +502,7 @@ def _build(
     if req.population_file is not None:
         path = Path(req.population_file)
         population = (
-            io.read_raster_cells(path)
+            io.read_raster_cells(path, area=clip)
             if path.suffix.lower() in io.RASTER_SUFFIXES
             else io.read_vector(path)
         )

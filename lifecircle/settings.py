@@ -17,6 +17,9 @@ Environment variables
     Overpass API base URL (default: osmnx's, ``https://overpass-api.de/api``).
 ``LIFECIRCLE_NOMINATIM_URL``
     Nominatim base URL (default: osmnx's).
+``LIFECIRCLE_OVERPASS_MAX_KM2``
+    Largest area downloaded from Overpass (default 5,000 km²; a larger one
+    is refused: use a local extract, or raise this on purpose).
 """
 
 from __future__ import annotations
@@ -84,3 +87,23 @@ def overpass_url() -> str:
 def nominatim_url() -> str:
     """Return the Nominatim base URL."""
     return os.environ.get("LIFECIRCLE_NOMINATIM_URL", DEFAULT_NOMINATIM_URL)
+
+
+DEFAULT_OVERPASS_MAX_KM2 = 5000.0
+
+
+def overpass_max_area_km2() -> float:
+    """Return the largest area an online download may ask Overpass for, in km²."""
+    value = os.environ.get("LIFECIRCLE_OVERPASS_MAX_KM2", "").strip()
+    if not value:
+        return DEFAULT_OVERPASS_MAX_KM2
+    try:
+        limit = float(value)
+    except ValueError:
+        limit = float("nan")
+    if not limit > 0:
+        from lifecircle.errors import InputError
+
+        msg = f"LIFECIRCLE_OVERPASS_MAX_KM2 must be a positive number of km², got {value!r}"
+        raise InputError(msg)
+    return limit

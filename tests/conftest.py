@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -141,9 +141,19 @@ def overpass_json_from_osm(path: Path) -> dict:  # type: ignore[type-arg]
 
 
 class ReplayServer:
-    """A local HTTP server replaying recorded Overpass and Nominatim responses."""
+    """A local HTTP server replaying recorded Overpass and Nominatim responses.
 
-    def __init__(self, responses: dict[str, bytes | list[tuple[bytes, bytes]]]) -> None:
+    A response is bytes, a list of ``(needle, bytes)`` (the first needle found in
+    the request body decides), or a function of the request body returning
+    ``(HTTP status, bytes)``.
+    """
+
+    def __init__(
+        self,
+        responses: dict[
+            str, bytes | list[tuple[bytes, bytes]] | Callable[[bytes], tuple[int, bytes]]
+        ],
+    ) -> None:
         self.responses = responses
         self.requests: list[tuple[str, str, bytes]] = []
         server = self
@@ -155,13 +165,16 @@ class ReplayServer:
                 server.requests.append((method, self.path, body))
                 key = self.path.split("?")[0]
                 payload = server.responses.get(key)
+                code = 200
+                if callable(payload):  # answer by request content: (status, bytes)
+                    code, payload = payload(body)
                 if isinstance(payload, list):  # route by a needle in the request body
                     payload = next((p for needle, p in payload if needle in body), None)
                 if payload is None:
                     self.send_response(404)
                     self.end_headers()
                     return
-                self.send_response(200)
+                self.send_response(code)
                 ctype = "text/plain" if key.endswith("status") else "application/json"
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(payload)))

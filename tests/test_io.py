@@ -74,7 +74,7 @@ def test_unwritable_folder(tmp_path: Path) -> None:
         io.ensure_writable_dir(blocker / "sub")
 
 
-def test_overpass_download_through_osmnx_against_replay(
+def test_overpass_download_against_replay(
     replay_server: ReplayServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("LIFECIRCLE_OVERPASS_URL", replay_server.url + "/api")
@@ -84,10 +84,12 @@ def test_overpass_download_through_osmnx_against_replay(
     raw = tmp_path / "cache" / "raw" / "replay" / "overpass.osm.pbf"
     assert raw.is_file()
     methods = [(m, p.split("?")[0]) for m, p, _ in replay_server.requests]
-    assert ("GET", "/api/status") in methods  # osmnx asked for a slot first
+    assert methods[0] == ("GET", "/api/status")  # a slot was asked for first
     posts = [b for m, p, b in replay_server.requests if m == "POST"]
-    assert len(posts) == 1
-    assert b"highway" in posts[0]
+    # the box with its 3 km margin is about 60 km²: two or three pieces of <= 50 km²
+    assert 2 <= len(posts) <= 4
+    assert methods.count(("GET", "/api/status")) == len(posts)
+    assert all(b"highway" in b for b in posts)
     assert b"sidewalk" in posts[0]  # the walk filter (network.WALK_EXCLUDE) went in
     assert prepared.manifest["osm"]["osm_base"] == "2026-08-15T11:23:42Z"
     assert prepared.network.n_edges > 3000
@@ -224,3 +226,142 @@ def test_save_json_is_strict(tmp_path: Path) -> None:
         "pair": [None, 1],
         "array": [1.0, None],
     }
+
+
+def _sparse_raster(path: Path, width: int, height: int, blocks: list[tuple[int, int, int, float]]):  # type: ignore[no-untyped-def]
+    """A tiled, compressed WGS-84 GeoTIFF of 0.001° cells from 120 E, 32 N, written by windows.
+
+    Only `blocks` (row, col, size, value) are written, so a national-size grid stays a small file.
+    """
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=1,
+        dtype="float32",
+        nodata=0.0,
+        crs="EPSG:4326",
+        transform=from_origin(120.0, 32.0, 0.001, 0.001),
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        sparse_ok=True,
+    ) as dst:
+        for row, col, size, value in blocks:
+            dst.write(
+                np.full((size, size), value, dtype="float32"),
+                1,
+                window=Window(col, row, size, size),
+            )
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
+def test_population_raster_read_through_a_window_of_the_area(tmp_path: Path) -> None:
+    """A national raster: only the window of the area is read, never the whole grid."""
+    import tracemalloc
+
+    path = tmp_path / "national.tif"
+    # 4,000 x 3,000 cells (120-124 E, 29-32 N); 10 x 10 cells of 2 persons at 121.50-121.51 E,
+    # 31.23-31.24 N (rows from 32 N: 760-769, cols from 120 E: 1500-1509), and a far-away block
+    _sparse_raster(path, 4000, 3000, [(760, 1500, 10, 2.0), (2500, 3500, 50, 7.0)])
+    area = shapely.box(121.49, 31.22, 121.52, 31.25)
+    tracemalloc.start()
+    try:
+        cells = io.read_raster_cells(path, area=area)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(cells) == 100
+    assert cells["population"].sum() == pytest.approx(200.0)
+    x0, y0, x1, y1 = cells.total_bounds
+    assert (x0, y0, x1, y1) == pytest.approx((121.50, 31.23, 121.51, 31.24))
+    # the whole grid is 48 MB as float32: the window (about 30 x 30 cells) is a few kB
+    assert peak < 5_000_000
+    # an area the raster does not cover, a raster without CRS, a huge raster without an area
+    with pytest.raises(DataError, match="does not cover the area"):
+        io.read_raster_cells(path, area=shapely.box(10.0, 10.0, 11.0, 11.0))
+    big = tmp_path / "big.tif"
+    _sparse_raster(big, 6000, 5000, [(0, 0, 1, 1.0)])
+    with pytest.raises(DataError, match="give the area"):
+        io.read_raster_cells(big)
+
+
+class _Counting:
+    """A compiled regular expression that counts its searches."""
+
+    def __init__(self, pattern: object) -> None:
+        self.pattern = pattern
+        self.calls = 0
+
+    def search(self, text: str) -> object:
+        self.calls += 1
+        return self.pattern.search(text)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_million_row_poi_table_is_mapped_per_distinct_value(tmp_path: Path, data_dir: Path) -> None:
+    """1M POIs: each rule's patterns run per distinct category path and name, never per row."""
+    import dataclasses
+
+    import pandas as pd
+
+    from lifecircle.facilities import PoiMapping, amap_mapping, facilities_from_table
+
+    real = pd.concat(
+        io.read_table(data_dir / "pudong" / "pois" / f"shanghai_{n}.csv")
+        for n in ("school", "hospital", "Theatr_Cinema")
+    )
+    pairs = real[["type", "name"]].drop_duplicates().reset_index(drop=True)
+    n_rows = 1_000_000
+    rng = np.random.default_rng(9)
+    pick = rng.integers(0, len(pairs), n_rows)
+    big = pairs.iloc[pick].reset_index(drop=True)
+    big["lon"] = np.round(rng.uniform(121.2, 121.9, n_rows), 6)
+    big["lat"] = np.round(rng.uniform(30.9, 31.4, n_rows), 6)
+    path = tmp_path / "pois.csv"
+    big.to_csv(path, index=False)
+    del big
+    table = io.read_table(path)
+    assert len(table) == n_rows
+
+    plain = amap_mapping()
+    counters: list[_Counting] = []
+
+    def count(p: object) -> _Counting | None:
+        if p is None:
+            return None
+        counters.append(_Counting(p))
+        return counters[-1]
+
+    rules = tuple(
+        dataclasses.replace(
+            r,
+            pattern=count(r.pattern),
+            name_re=count(r.name_re),
+            exclude_name_re=count(r.exclude_name_re),
+        )
+        for r in plain.rules
+    )
+    out = facilities_from_table(table, PoiMapping(field="type", rules=rules))  # type: ignore[arg-type]
+
+    n_paths = len({p for v in pairs["type"] for p in v.split("|")})
+    n_names = pairs["name"].nunique()
+    searches = sum(c.calls for c in counters)
+    assert searches <= len(rules) * (n_paths + n_names)
+    assert searches < n_rows / 4  # row by row: >= 1,000,000 for the first rule alone
+    # the same result as the row-by-row rule, computed once per distinct (type, name) pair
+    decided = [plain.classify(t, n) for t, n in zip(pairs["type"], pairs["name"], strict=True)]
+    expected: dict[tuple[str, str], int] = {}
+    for i, k in zip(*np.unique(pick, return_counts=True), strict=True):
+        if decided[i] is not None:
+            expected[decided[i]] = expected.get(decided[i], 0) + int(k)
+    got = out.groupby(["category", "subtype"]).size().to_dict()
+    assert got == expected
+    assert len(out) == sum(expected.values()) > 100_000
