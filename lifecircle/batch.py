@@ -23,11 +23,25 @@ area and scenario parameters, the lifecircle version and the package
 fingerprint (code and packaged tables). A job whose ``job.json`` says ``ok``
 with the same hash is skipped; everything else (never run, interrupted, failed) runs again.
 
-Faults: a job that raises a :class:`~lifecircle.errors.LifecircleError`
-(e.g. an area with no data) is recorded with its error in the summary while
-the others complete. A worker process that dies takes its tasks with it;
-Dask's scheduler recomputes them, and their prepare task if needed, on the
-remaining workers (``retries`` per job).
+Validation: the whole spec is checked before any job starts
+(:mod:`lifecircle.batch_spec`); a mistake is one :class:`InputError` line
+naming the file, the entry and the field.
+
+Faults: any exception in a job, or in its area's prepare task (a lifecircle
+error such as an area with no data, or an unexpected ``KeyError`` from
+pandas), is recorded in that job's row (``status = "error"``, a one-line
+``error``; an unexpected one's traceback in its ``job.json``) while the
+other jobs complete and the summary is written; an area that cannot be
+prepared fails each of its scenarios with its error. A worker process that
+dies takes its tasks with it; Dask's scheduler recomputes them, and their
+prepare task if needed, on the remaining workers (``retries`` per job); a
+task lost beyond that is an ``error`` row too.
+
+Settings: the driver's data and cache folders and servers travel to every
+task as one frozen :class:`lifecircle.settings.Settings` and apply inside
+the task through :func:`lifecircle.settings.using` (a context variable),
+never through ``os.environ``, so tasks of different batches can share a
+multi-threaded worker.
 """
 
 from __future__ import annotations
@@ -136,6 +150,7 @@ def _scenario(spec: ScenarioSpec) -> Scenario:
         target=spec.target,
         profile=spec.profile,
         categories=tuple(spec.categories),
+        max_snap_m=spec.max_snap_m,
         ring_edges_km=tuple(spec.rings),
         isochrones=spec.isochrones,
     )
@@ -250,6 +265,7 @@ def failure(exc: BaseException, *, context: str = "") -> Failure:
     "preparing the area: unexpected KeyError: 'population' (traceback in job.json)"
     """
     text = " ".join(str(exc).split())
+    text = text if len(text) <= 300 else text[:297] + "..."
     if not isinstance(exc, LifecircleError):
         text = f"unexpected {type(exc).__name__}: {text} (traceback in job.json)"
     detail = "" if isinstance(exc, LifecircleError) else "".join(traceback.format_exception(exc))

@@ -208,6 +208,7 @@ class ScenarioSpec(_Model):
     )
     profile: Text = settings.DEFAULT_PROFILE
     categories: Annotated[list[Text], Field(min_length=1)] = list(settings.CATEGORIES)
+    max_snap_m: Positive = settings.DEFAULT_MAX_SNAP_M
     rings: list[float] = list(settings.DEFAULT_RING_EDGES_KM)
     isochrones: Flag = False
     add_facilities: Path | None = None

@@ -103,6 +103,7 @@ BAD_SPECS = [
     ('[[scenarios]]\nname = "a"\nminutes = "15"', r"minutes: must be a number, got '15'"),
     ('[[scenarios]]\nname = "a"\nminutes = nan', r"minutes: must be a finite number"),
     ('[[scenarios]]\nname = "a"\nspeed_kmh = 0', r"speed_kmh: must be greater than 0"),
+    ('[[scenarios]]\nname = "a"\nmax_snap_m = -1', r"max_snap_m: must be greater than 0"),
     (
         '[[scenarios]]\nname = "a"\ntarget = 99',
         r"target: must be less than or equal to 1, got 99 \(0.99",
@@ -214,6 +215,7 @@ name = "care"
 categories = "elderly_care"
 rings = "0,1,2"
 minutes = 10
+max_snap_m = 150
 """
     areas, scenarios = parse_spec(tomllib.loads(text), base=tmp_path)
     # the same cache key as the CLI's --bbox 121.49,31.22,121.52,31.245
@@ -223,6 +225,7 @@ minutes = 10
     assert scenarios[0].options.categories == ("elderly_care",)
     assert scenarios[0].options.ring_edges_km == (0.0, 1.0, 2.0)
     assert scenarios[0].options.minutes == 10.0
+    assert scenarios[0].options.max_snap_m == 150.0
     # an area's margin is the CLI's (3,000 m), not a batch-only value
     assert areas[0].request.margin_m == settings.DEFAULT_MARGIN_M
 
