@@ -363,7 +363,8 @@ def test_yaml_spec_and_facility_changes(tmp_path: Path) -> None:
         change_facilities(current, add=add.assign(category="shops"))
 
 
-def test_scenario_with_added_facilities_runs_in_a_batch(tmp_path: Path, cluster: str) -> None:
+def test_scenario_with_added_facilities_runs_in_a_batch(tmp_path: Path) -> None:
+    """Also the default path: a LocalCluster of its own (dashboard on a free port)."""
     import geopandas as gpd
     import shapely
 
@@ -380,7 +381,7 @@ def test_scenario_with_added_facilities_runs_in_a_batch(tmp_path: Path, cluster:
         '[[scenarios]]\nname = "plus-one"\ncategories = ["elderly_care"]\n'
         'add_facilities = "care.geojson"\n'
     )
-    s = run_batch(spec, tmp_path / "out", scheduler=cluster).summary.set_index("scenario")
+    s = run_batch(spec, tmp_path / "out", workers=1).summary.set_index("scenario")
     assert s.loc["plus-one", "coverage_elderly_care"] > s.loc["now", "coverage_elderly_care"]
 
 
