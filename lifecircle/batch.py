@@ -23,21 +23,35 @@ area and scenario parameters, the lifecircle version and the package
 fingerprint (code and packaged tables). A job whose ``job.json`` says ``ok``
 with the same hash is skipped; everything else (never run, interrupted, failed) runs again.
 
-Faults: a job that raises a :class:`~lifecircle.errors.LifecircleError`
-(e.g. an area with no data) is recorded with its error in the summary while
-the others complete. A worker process that dies takes its tasks with it;
-Dask's scheduler recomputes them, and their prepare task if needed, on the
-remaining workers (``retries`` per job).
+Validation: the whole spec is checked before any job starts
+(:mod:`lifecircle.batch_spec`); a mistake is one :class:`InputError` line
+naming the file, the entry and the field.
+
+Faults: any exception in a job, or in its area's prepare task (a lifecircle
+error such as an area with no data, or an unexpected ``KeyError`` from
+pandas), is recorded in that job's row (``status = "error"``, a one-line
+``error``; an unexpected one's traceback in its ``job.json``) while the
+other jobs complete and the summary is written; an area that cannot be
+prepared fails each of its scenarios with its error. A worker process that
+dies takes its tasks with it; Dask's scheduler recomputes them, and their
+prepare task if needed, on the remaining workers (``retries`` per job); a
+task lost beyond that is an ``error`` row too.
+
+Settings: the driver's data and cache folders and servers travel to every
+task as one frozen :class:`lifecircle.settings.Settings` and apply inside
+the task through :func:`lifecircle.settings.using` (a context variable),
+never through ``os.environ``, so tasks of different batches can share a
+multi-threaded worker.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,8 +60,9 @@ from typing import Any
 import pandas as pd
 
 from lifecircle import __version__, io, settings
+from lifecircle.batch_spec import AreaSpec, ScenarioSpec, validate_spec
 from lifecircle.districts import get_district
-from lifecircle.errors import InputError, LifecircleError
+from lifecircle.errors import LifecircleError
 from lifecircle.facilities import CATEGORIES
 from lifecircle.pipeline import (
     CoverageOptions,
@@ -58,37 +73,6 @@ from lifecircle.pipeline import (
     scenario_area,
 )
 from lifecircle.prepare import AreaRequest, PoiSource, PreparedArea, district_files
-
-AREA_KEYS = {
-    "name",
-    "district",
-    "boundary",
-    "bbox",
-    "osm_file",
-    "pois",
-    "population",
-    "population_column",
-    "tags",
-    "margin_m",
-}
-SCENARIO_KEYS = {
-    "name",
-    "minutes",
-    "speed_kmh",
-    "target",
-    "profile",
-    "categories",
-    "rings",
-    "isochrones",
-    "add_facilities",
-    "remove_facilities",
-}
-ENV_KEYS = (
-    "LIFECIRCLE_DATA_DIR",
-    "LIFECIRCLE_CACHE_DIR",
-    "LIFECIRCLE_OVERPASS_URL",
-    "LIFECIRCLE_NOMINATIM_URL",
-)
 
 
 @dataclass(frozen=True)
@@ -129,102 +113,77 @@ class BatchResult:
     files: list[Path] = field(default_factory=list)
 
 
-def _path(value: Any, base: Path) -> Path:
-    path = Path(os.path.expandvars(str(value))).expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
-
-
-def _check_keys(entry: dict[str, Any], allowed: set[str], what: str) -> None:
-    unknown = sorted(set(entry) - allowed)
-    if unknown:
-        msg = f"batch spec: unknown {what} key {unknown[0]!r}: use {', '.join(sorted(allowed))}"
-        raise InputError(msg)
-
-
-def _poi(value: Any, base: Path) -> PoiSource:
-    if isinstance(value, str):
-        return PoiSource(_path(value, base))
-    if not isinstance(value, dict) or "path" not in value:
-        msg = "batch spec: a poi entry is a path or a table with path (and crs, lat, lon, field)"
-        raise InputError(msg)
-    return PoiSource(
-        path=_path(value["path"], base),
-        datum=value.get("crs", "wgs84"),
-        lat_col=value.get("lat", "lat"),
-        lon_col=value.get("lon", "lon"),
-        name_col=value.get("name", "name"),
-        category_field=value.get("field", "type"),
+def _area(spec: AreaSpec) -> Area:
+    return Area(
+        spec.label,
+        AreaRequest(
+            district=spec.district,
+            boundary_file=spec.boundary,
+            bbox=spec.bbox,
+            osm_file=spec.osm_file,
+            name=None if spec.district else spec.label,
+            pois=tuple(
+                PoiSource(
+                    path=p.path,
+                    datum=p.crs,
+                    lat_col=p.lat,
+                    lon_col=p.lon,
+                    name_col=p.name,
+                    category_field=p.field,
+                    mapping_file=p.mapping,
+                )
+                for p in spec.pois
+            ),
+            population_file=spec.population,
+            population_column=spec.population_column,
+            tags_file=spec.tags,
+            margin_m=spec.margin_m,
+            offline=True,
+        ),
     )
 
 
-def parse_spec(data: dict[str, Any], *, base: Path) -> tuple[list[Area], list[Scenario]]:
-    """Turn a spec's ``areas`` and ``scenarios`` into areas and scenarios.
+def _scenario(spec: ScenarioSpec) -> Scenario:
+    options = CoverageOptions(
+        minutes=spec.minutes,
+        speed_kmh=spec.speed_kmh,
+        target=spec.target,
+        profile=spec.profile,
+        categories=tuple(spec.categories),
+        max_snap_m=spec.max_snap_m,
+        ring_edges_km=tuple(spec.rings),
+        isochrones=spec.isochrones,
+    )
+    return Scenario(spec.name, options, spec.add_facilities, spec.remove_facilities)
 
-    Paths may use ``$LIFECIRCLE_DATA_DIR`` and are relative to the spec's folder.
+
+def parse_spec(
+    data: Any, *, base: Path, source: str = "batch spec"
+) -> tuple[list[Area], list[Scenario]]:
+    """Validate a whole spec and turn its ``areas`` and ``scenarios`` into areas and scenarios.
+
+    Every entry and field is checked before anything runs
+    (:func:`lifecircle.batch_spec.validate_spec`); the first problem is an
+    :class:`InputError` naming `source`, the entry and the field.
+
+    Parameters
+    ----------
+    data
+        The spec as read by :func:`lifecircle.io.read_spec`.
+    base
+        The spec's folder: relative paths (which may use ``$LIFECIRCLE_DATA_DIR``)
+        are relative to it.
+    source
+        How error messages name the spec (its path).
     """
-    raw_areas, raw_scenarios = data.get("areas"), data.get("scenarios")
-    if not raw_areas or not raw_scenarios:
-        msg = "batch spec needs at least one [[areas]] and one [[scenarios]] entry"
-        raise InputError(msg)
-    areas = []
-    for entry in raw_areas:
-        _check_keys(entry, AREA_KEYS, "area")
-        name = entry.get("name") or entry.get("district")
-        if not name:
-            msg = "batch spec: every area needs a name (or a district)"
-            raise InputError(msg)
-        req = AreaRequest(
-            district=entry.get("district"),
-            boundary_file=_path(entry["boundary"], base) if "boundary" in entry else None,
-            bbox=entry.get("bbox"),
-            osm_file=_path(entry["osm_file"], base) if "osm_file" in entry else None,
-            name=None if entry.get("district") else str(name),
-            pois=tuple(_poi(p, base) for p in entry.get("pois", [])),
-            population_file=_path(entry["population"], base) if "population" in entry else None,
-            population_column=entry.get("population_column", "population"),
-            tags_file=_path(entry["tags"], base) if "tags" in entry else None,
-            margin_m=float(entry.get("margin_m", 1000.0)),
-            offline=True,
-        )
-        areas.append(Area(str(name), req))
-    scenarios = []
-    for entry in raw_scenarios:
-        _check_keys(entry, SCENARIO_KEYS, "scenario")
-        if "name" not in entry:
-            msg = "batch spec: every scenario needs a name"
-            raise InputError(msg)
-        defaults = CoverageOptions()
-        options = CoverageOptions(
-            minutes=float(entry.get("minutes", defaults.minutes)),
-            speed_kmh=float(entry.get("speed_kmh", defaults.speed_kmh)),
-            target=float(entry.get("target", defaults.target)),
-            profile=str(entry.get("profile", defaults.profile)),
-            categories=tuple(entry.get("categories", defaults.categories)),
-            ring_edges_km=tuple(float(v) for v in entry.get("rings", defaults.ring_edges_km)),
-            isochrones=bool(entry.get("isochrones", False)),
-        )
-        scenarios.append(
-            Scenario(
-                name=str(entry["name"]),
-                options=options,
-                add_facilities=_path(entry["add_facilities"], base)
-                if "add_facilities" in entry
-                else None,
-                remove_facilities=(
-                    _path(entry["remove_facilities"], base)
-                    if "remove_facilities" in entry
-                    else None
-                ),
-            )
-        )
-    for kind, names in (
-        ("area", [a.name for a in areas]),
-        ("scenario", [s.name for s in scenarios]),
-    ):
-        if len(set(names)) != len(names):
-            msg = f"batch spec: {kind} names must be unique, got {names}"
-            raise InputError(msg)
-    return areas, scenarios
+    spec = validate_spec(data, base=base, source=source)
+    return [_area(a) for a in spec.areas], [_scenario(s) for s in spec.scenarios]
+
+
+def load_spec(path: Path) -> tuple[list[Area], list[Scenario]]:
+    """Read (TOML/YAML) and validate a spec file; errors name the file."""
+    path = Path(path)
+    return parse_spec(io.read_spec(path), base=path.resolve().parent, source=str(path))
 
 
 def _files_of(area: Area) -> list[Path]:
@@ -289,28 +248,41 @@ def finished_row(job: Job) -> dict[str, Any] | None:
     return None
 
 
-@contextlib.contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
-    """Apply the driver's lifecircle settings inside a worker task."""
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+@dataclass(frozen=True)
+class Failure:
+    """Why a task failed: one line for the summary and, if unexpected, the traceback."""
+
+    error: str
+    detail: str = ""
 
 
-def prepare_task(area: Area, env: dict[str, str]) -> PreparedArea | str:
-    """Build or load an area's processed cache; a data error comes back as its message."""
-    with _environment(env):
+def failure(exc: BaseException, *, context: str = "") -> Failure:
+    """Describe an exception in one line (a non-lifecircle one with its type and traceback).
+
+    Examples
+    --------
+    >>> failure(KeyError("population"), context="preparing the area").error
+    "preparing the area: unexpected KeyError: 'population' (traceback in job.json)"
+    """
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= 300 else text[:297] + "..."
+    if not isinstance(exc, LifecircleError):
+        text = f"unexpected {type(exc).__name__}: {text} (traceback in job.json)"
+    detail = "" if isinstance(exc, LifecircleError) else "".join(traceback.format_exception(exc))
+    return Failure(f"{context}: {text}" if context else text, detail)
+
+
+def prepare_task(area: Area, run_settings: settings.Settings) -> PreparedArea | Failure:
+    """Build or load an area's processed cache; any error comes back as a :class:`Failure`.
+
+    `run_settings` (data and cache folders, servers) apply to this task alone
+    (:func:`lifecircle.settings.using`), whatever else runs in the worker.
+    """
+    with settings.using(run_settings):
         try:
             return run_fetch(area.request)
-        except LifecircleError as exc:
-            return str(exc)
+        except Exception as exc:  # recorded in every job of the area; the batch goes on
+            return failure(exc, context="preparing the area")
 
 
 def _row(
@@ -344,45 +316,128 @@ def _row(
     return row
 
 
-def job_task(prepared: PreparedArea | str, job: Job, env: dict[str, str]) -> dict[str, Any]:
-    """Run one scenario on a prepared area and write its outputs; return its summary row."""
+def _run_job(prepared: PreparedArea, job: Job, start: float) -> dict[str, Any]:
+    """Apply the scenario's facility changes, run coverage and gaps, return the ok row."""
+    sc = job.scenario
+    area = prepared
+    if sc.add_facilities or sc.remove_facilities:
+        add = io.read_vector(sc.add_facilities) if sc.add_facilities else None
+        remove = io.read_table(sc.remove_facilities) if sc.remove_facilities else None
+        area = scenario_area(prepared, add=add, remove=remove)
+    cov = run_coverage(
+        job.area.request, sc.options, out_dir=job.folder, overwrite=True, prepared=area
+    )
+    gap = run_gaps(
+        job.area.request,
+        sc.options,
+        GapOptions(pdf=False),
+        out_dir=job.folder,
+        overwrite=True,
+        prepared=area,
+        coverage=(cov.summary, cov.residents),
+    )
+    return _row(job, "ok", "", time.perf_counter() - start, cov.summary, gap.summary)
+
+
+def job_task(
+    prepared: PreparedArea | Failure, job: Job, run_settings: settings.Settings
+) -> dict[str, Any]:
+    """Run one scenario on a prepared area, write its outputs and ``job.json``; return its row.
+
+    Any exception (a lifecircle error or not) becomes the row's ``error``
+    with status ``error``; an area whose preparation failed fails each of
+    its jobs with that error. `run_settings` apply to this task alone.
+    """
     start = time.perf_counter()
-    with _environment(env):
-        if isinstance(prepared, str):
-            row = _row(job, "error", prepared, time.perf_counter() - start, None, None)
+    with settings.using(run_settings):
+        if isinstance(prepared, Failure):
+            fault: Failure | None = prepared
         else:
             try:
-                sc = job.scenario
-                area = prepared
-                if sc.add_facilities or sc.remove_facilities:
-                    add = io.read_vector(sc.add_facilities) if sc.add_facilities else None
-                    remove = io.read_table(sc.remove_facilities) if sc.remove_facilities else None
-                    area = scenario_area(prepared, add=add, remove=remove)
-                cov = run_coverage(
-                    job.area.request, sc.options, out_dir=job.folder, overwrite=True, prepared=area
-                )
-                gap = run_gaps(
-                    job.area.request,
-                    sc.options,
-                    GapOptions(pdf=False),
-                    out_dir=job.folder,
-                    overwrite=True,
-                    prepared=area,
-                    coverage=(cov.summary, cov.residents),
-                )
-                row = _row(job, "ok", "", time.perf_counter() - start, cov.summary, gap.summary)
-            except LifecircleError as exc:
-                row = _row(job, "error", str(exc), time.perf_counter() - start, None, None)
-        io.save_json(
-            {
-                "key": job.key,
-                "status": row["status"],
-                "row": row,
-                "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            },
-            job.folder / "job.json",
-        )
+                row = _run_job(prepared, job, start)
+                fault = None
+            except Exception as exc:  # one job's failure never stops the batch
+                fault = failure(exc)
+        if fault is not None:
+            row = _row(job, "error", fault.error, time.perf_counter() - start, None, None)
+        record = {
+            "key": job.key,
+            "status": row["status"],
+            "row": row,
+            "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        if fault is not None and fault.detail:
+            record["traceback"] = fault.detail
+        io.save_json(record, job.folder / "job.json")
     return row
+
+
+def _token(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+def _run_jobs(
+    jobs: list[Job],
+    run_settings: settings.Settings,
+    scheduler: str | None,
+    workers: int | None,
+    retries: int,
+) -> Iterator[dict[str, Any]]:
+    """Submit a prepare task per area and a task per job; yield each job's row as it ends.
+
+    A task that raises in spite of :func:`job_task`'s own handling (its
+    worker died more than `retries` times, its ``job.json`` cannot be
+    written) gives an ``error`` row too, so the batch always completes.
+    Task keys hash the job, its folder and the settings, so batches sharing
+    a scheduler never share a task.
+    """
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",  # a free port: its HTTP server starts even with None
+        )
+        client = Client(cluster)
+    try:
+        areas = {j.area.name: j.area for j in jobs}
+        prepared = {
+            name: client.submit(
+                prepare_task,
+                area,
+                run_settings,
+                key=f"prepare-{name}-{_token(asdict(area), run_settings)}",
+                retries=retries,
+            )
+            for name, area in areas.items()
+        }
+        by_key = {}
+        for j in jobs:
+            future = client.submit(
+                job_task,
+                prepared[j.area.name],
+                j,
+                run_settings,
+                key=f"job-{j.area.name}-{j.scenario.name}-{_token(j.key, j.folder, run_settings)}",
+                retries=retries,
+            )
+            by_key[future.key] = (future, j)
+        for future in as_completed([f for f, _ in by_key.values()]):
+            job = by_key[future.key][1]
+            try:
+                yield future.result()
+            except Exception as exc:  # the task itself was lost: record it, go on
+                yield _row(job, "error", failure(exc, context="task lost").error, 0.0, None, None)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def run_batch(
@@ -416,10 +471,8 @@ def run_batch(
     -------
     BatchResult
     """
-    from distributed import Client, LocalCluster, as_completed
-
     spec_path = Path(spec_path)
-    areas, scenarios = parse_spec(io.read_spec(spec_path), base=spec_path.resolve().parent)
+    areas, scenarios = load_spec(spec_path)
     io.ensure_writable_dir(out_dir)
     jobs = plan_jobs(areas, scenarios, Path(out_dir).resolve())
     rows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -430,48 +483,12 @@ def run_batch(
             rows[(job.area.name, job.scenario.name)] = done
         else:
             pending.append(job)
-    env = {k: os.environ[k] for k in ENV_KEYS if k in os.environ}
-    env.setdefault("LIFECIRCLE_CACHE_DIR", str(settings.cache_dir().resolve()))
     if pending:
-        cluster = None
-        if scheduler:
-            client = Client(scheduler)
-        else:
-            cluster = LocalCluster(
-                n_workers=workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",  # a free port: its HTTP server starts even with None
-            )
-            client = Client(cluster)
-        try:
-            prepared = {
-                a.name: client.submit(
-                    prepare_task, a, env, key=f"prepare-{a.name}", retries=retries
-                )
-                for a in areas
-                if any(j.area.name == a.name for j in pending)
-            }
-            futures = [
-                client.submit(
-                    job_task,
-                    prepared[j.area.name],
-                    j,
-                    env,
-                    key=f"job-{j.area.name}-{j.scenario.name}-{j.key[:8]}",
-                    retries=retries,
-                )
-                for j in pending
-            ]
-            for future in as_completed(futures):
-                row = future.result()
-                rows[(row["area"], row["scenario"])] = row
-                if progress is not None:
-                    progress(row)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        run_settings = settings.current().resolved()  # sent to every task, never via os.environ
+        for row in _run_jobs(pending, run_settings, scheduler, workers, retries):
+            rows[(row["area"], row["scenario"])] = row
+            if progress is not None:
+                progress(row)
     order = [(j.area.name, j.scenario.name) for j in jobs]
     summary = pd.DataFrame([rows[k] for k in order])
     files = [

@@ -503,10 +503,9 @@ def plan(**kw: Any) -> None:
 @_handle_errors
 def batch(spec: Path, out: Path, scheduler: str | None, workers: int | None) -> None:
     """Run every area x scenario of a TOML/YAML spec on Dask (resumable)."""
-    from lifecircle.batch import parse_spec, run_batch
-    from lifecircle.io import read_spec
+    from lifecircle.batch import load_spec, run_batch
 
-    areas, scenarios = parse_spec(read_spec(spec), base=spec.resolve().parent)
+    areas, scenarios = load_spec(spec)
     with click.progressbar(length=len(areas) * len(scenarios), label="jobs", show_pos=True) as bar:
         result = run_batch(
             spec, out, scheduler=scheduler, workers=workers, progress=lambda row: bar.update(1)

@@ -20,11 +20,24 @@ Environment variables
 ``LIFECIRCLE_OVERPASS_MAX_KM2``
     Largest area downloaded from Overpass (default 5,000 km²; a larger one
     is refused: use a local extract, or raise this on purpose).
+
+Explicit settings
+-----------------
+A caller that must not depend on the process environment (a batch task on a
+multi-threaded Dask worker, where tasks of different runs share one
+``os.environ``) passes a frozen :class:`Settings` and runs its work inside
+``with settings.using(s):``. The accessors below read the settings active in
+the current context (a :class:`contextvars.ContextVar`, so each thread and
+each ``contextvars.Context`` has its own) before the environment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_OVERPASS_URL = "https://overpass-api.de/api"
@@ -58,15 +71,72 @@ DEFAULT_CANDIDATE_SPACING_M = 100.0
 DEFAULT_TIME_LIMIT_S = 60.0
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The environment knobs as one explicit, immutable value.
+
+    Attributes mirror the environment variables above; ``None`` for
+    `data_dir` means no local data folder.
+    """
+
+    data_dir: Path | None = None
+    cache_dir: Path = Path("data")
+    overpass_url: str = DEFAULT_OVERPASS_URL
+    nominatim_url: str = DEFAULT_NOMINATIM_URL
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """Read the settings from the ``LIFECIRCLE_*`` environment variables."""
+        data = os.environ.get("LIFECIRCLE_DATA_DIR", "").strip()
+        return cls(
+            data_dir=Path(data).expanduser() if data else None,
+            cache_dir=Path(os.environ.get("LIFECIRCLE_CACHE_DIR", "data")).expanduser(),
+            overpass_url=os.environ.get("LIFECIRCLE_OVERPASS_URL", DEFAULT_OVERPASS_URL),
+            nominatim_url=os.environ.get("LIFECIRCLE_NOMINATIM_URL", DEFAULT_NOMINATIM_URL),
+        )
+
+    def resolved(self) -> Settings:
+        """Return a copy with absolute folders (valid in another working directory)."""
+        return Settings(
+            data_dir=self.data_dir.resolve() if self.data_dir is not None else None,
+            cache_dir=self.cache_dir.resolve(),
+            overpass_url=self.overpass_url,
+            nominatim_url=self.nominatim_url,
+        )
+
+
+_ACTIVE: ContextVar[Settings | None] = ContextVar("lifecircle_settings", default=None)
+
+
+@contextlib.contextmanager
+def using(active: Settings) -> Iterator[Settings]:
+    """Make `active` the settings of the current context for the ``with`` block.
+
+    Only the calling thread (or ``contextvars.Context``) sees them; the
+    process environment is not touched, and the previous settings come back
+    on exit, also after an exception.
+    """
+    token = _ACTIVE.set(active)
+    try:
+        yield active
+    finally:
+        _ACTIVE.reset(token)
+
+
+def current() -> Settings:
+    """Return the settings of the current context, else those of the environment."""
+    active = _ACTIVE.get()
+    return active if active is not None else Settings.from_environment()
+
+
 def data_dir() -> Path | None:
     """Return the local data folder, or None when ``LIFECIRCLE_DATA_DIR`` is unset."""
-    value = os.environ.get("LIFECIRCLE_DATA_DIR", "").strip()
-    return Path(value).expanduser() if value else None
+    return current().data_dir
 
 
 def cache_dir() -> Path:
     """Return the cache root holding ``raw/`` and ``processed/``."""
-    return Path(os.environ.get("LIFECIRCLE_CACHE_DIR", "data")).expanduser()
+    return current().cache_dir
 
 
 def raw_dir() -> Path:
@@ -81,12 +151,12 @@ def processed_dir() -> Path:
 
 def overpass_url() -> str:
     """Return the Overpass API base URL."""
-    return os.environ.get("LIFECIRCLE_OVERPASS_URL", DEFAULT_OVERPASS_URL)
+    return current().overpass_url
 
 
 def nominatim_url() -> str:
     """Return the Nominatim base URL."""
-    return os.environ.get("LIFECIRCLE_NOMINATIM_URL", DEFAULT_NOMINATIM_URL)
+    return current().nominatim_url
 
 
 DEFAULT_OVERPASS_MAX_KM2 = 5000.0
