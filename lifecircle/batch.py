@@ -65,11 +65,14 @@ from lifecircle.districts import get_district
 from lifecircle.errors import LifecircleError
 from lifecircle.facilities import CATEGORIES
 from lifecircle.pipeline import (
+    DEFAULT_MAX_SITES,
     CoverageOptions,
     GapOptions,
+    PlanOptions,
     run_coverage,
     run_fetch,
     run_gaps,
+    run_plan,
     scenario_area,
 )
 from lifecircle.prepare import AreaRequest, PoiSource, PreparedArea, district_files
@@ -91,6 +94,8 @@ class Scenario:
     options: CoverageOptions
     add_facilities: Path | None = None
     remove_facilities: Path | None = None
+    plan: bool = False
+    plan_max_sites: int = DEFAULT_MAX_SITES
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,14 @@ def _scenario(spec: ScenarioSpec) -> Scenario:
         ring_edges_km=tuple(spec.rings),
         isochrones=spec.isochrones,
     )
-    return Scenario(spec.name, options, spec.add_facilities, spec.remove_facilities)
+    return Scenario(
+        spec.name,
+        options,
+        spec.add_facilities,
+        spec.remove_facilities,
+        plan=spec.plan,
+        plan_max_sites=spec.plan_max_sites,
+    )
 
 
 def parse_spec(
@@ -336,7 +348,20 @@ def _run_job(prepared: PreparedArea, job: Job, start: float) -> dict[str, Any]:
         prepared=area,
         coverage=(cov.summary, cov.residents),
     )
-    return _row(job, "ok", "", time.perf_counter() - start, cov.summary, gap.summary)
+    row = _row(job, "ok", "", time.perf_counter() - start, cov.summary, gap.summary)
+    if sc.plan:
+        plan = run_plan(
+            job.area.request,
+            sc.options,
+            PlanOptions(max_sites=sc.plan_max_sites),
+            out_dir=job.folder,
+            overwrite=True,
+            prepared=area,
+        )
+        for key, entry in plan.summary["categories"].items():
+            row[f"sites_needed_{key.replace(':', '_')}"] = entry["sites_needed"]
+        row["seconds"] = round(time.perf_counter() - start, 2)
+    return row
 
 
 def job_task(

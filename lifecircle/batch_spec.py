@@ -213,7 +213,8 @@ class ScenarioSpec(_Model):
     isochrones: Flag = False
     add_facilities: Path | None = None
     remove_facilities: Path | None = None
-    # the lead adds `plan: Flag = False` here (see the module docstring)
+    plan: Flag = False  # also plan new sites (lifecircle plan) for the scenario
+    plan_max_sites: Annotated[int, Strict(), Field(ge=0)] = settings.DEFAULT_MAX_SITES
 
     _paths = field_validator("add_facilities", "remove_facilities", mode="before")(_resolve)
     _one_category = field_validator("categories", mode="before")(_as_list)

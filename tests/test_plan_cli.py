@@ -128,3 +128,36 @@ def test_add_facilities_needs_a_category_and_an_out_folder(tmp_path: Path) -> No
     result = CliRunner().invoke(main, ["coverage", *AREA, "--add-facilities", str(path)])
     assert result.exit_code != 0
     assert "--out" in result.output
+
+
+def test_a_batch_scenario_can_ask_for_a_plan(data_dir: Path, tmp_path: Path) -> None:
+    """`plan = true` in a batch scenario writes the plan beside coverage and gaps (issue 10)."""
+    from lifecircle import settings
+    from lifecircle.batch import job_task, parse_spec, plan_jobs, prepare_task
+
+    spec = {
+        "areas": [{"district": "pudong"}],
+        "scenarios": [
+            {"name": "care", "categories": "elderly_care", "plan": True, "plan_max_sites": 2}
+        ],
+    }
+    areas, scenarios = parse_spec(spec, base=tmp_path)
+    assert scenarios[0].plan is True
+    (job,) = plan_jobs(areas, scenarios, tmp_path / "out")
+    run = settings.Settings.from_environment().resolved()
+    prepared = prepare_task(areas[0], run)
+    row = job_task(prepared, job, run)
+    assert row["status"] == "ok", row["error"]
+    plan = json.loads((job.folder / "plan.json").read_text())["categories"]["elderly_care"]
+    assert row["sites_needed_elderly_care"] == plan["sites_needed"] >= 1
+    assert {"coverage.json", "gaps.json", "plan.json", "sites.gpkg"} <= {
+        p.name for p in job.folder.iterdir()
+    }
+    # the flag is part of the job's hash: the same scenario without a plan is another job
+    (no_plan,) = plan_jobs(
+        areas, parse_spec({**spec, "scenarios": [{"name": "care"}]}, base=tmp_path)[1], tmp_path
+    )
+    assert no_plan.key != job.key
+    bad = {**spec, "scenarios": [{"name": "x", "plan": "yes"}]}
+    with pytest.raises(ValueError, match="plan"):
+        parse_spec(bad, base=tmp_path)
