@@ -293,9 +293,9 @@ def test_max_covering_large_model_path_equals_brute_force(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # force the path of big models: 1-swaps and the Lagrangian bound before HiGHS
-    import lifecircle.plan as plan
+    import lifecircle.plan_solve as plan_solve
 
-    monkeypatch.setattr(plan, "SMALL_MODEL_NNZ", 0)
+    monkeypatch.setattr(plan_solve, "SMALL_MODEL_NNZ", 0)
     cover, weight = _instance(seed + 20, n_c=14, n_d=60)
     best = _brute_max(cover, weight, 4)
     sol = solve_max_covering(cover, weight, 4, time_limit_s=30, mip_rel_gap=0.0)
