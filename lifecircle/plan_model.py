@@ -32,9 +32,11 @@ __all__ = [
     "greedy_bound",
     "greedy_cover",
     "lagrangian_bound",
+    "lagrangian_value",
     "rank_sites",
     "shrink_model",
     "swap_improve",
+    "tabu_search",
 ]
 
 
@@ -249,22 +251,114 @@ def swap_improve(
         return sites
     deadline = time.perf_counter() + seconds
     eps = 1e-12 * max(float(weight.sum()), 1.0)
-    as_float = sp.csr_matrix(cover, dtype=np.float64)
+    deltas = _SwapDeltas(cover, weight)
     while time.perf_counter() < deadline:
-        chosen = sp.csr_matrix(as_float[sites])
-        count = np.asarray(chosen.sum(axis=0)).ravel()
-        free = np.where(count == 0, weight, 0.0)
-        once = np.where(count == 1, weight, 0.0)
-        gain_in = np.asarray(as_float @ free).ravel()
-        loss_out = np.asarray(chosen @ once).ravel()
-        overlap = (sp.csr_matrix(as_float.multiply(once)) @ chosen.T).toarray()
-        delta = gain_in[:, None] + overlap - loss_out[None, :]
-        delta[sites, :] = -np.inf
+        count = np.bincount(sp.csr_matrix(cover[sites]).indices, minlength=cover.shape[1])
+        delta = deltas(sites, count)
         k, s = np.unravel_index(int(np.argmax(delta)), delta.shape)
         if delta[k, s] <= eps:
             break
         sites[s] = k
     return sites
+
+
+def lagrangian_value(
+    cover: sp.csr_matrix, weight: FloatArray, p: int, lam: FloatArray
+) -> tuple[float, IntArray]:
+    """Return the Lagrangian upper bound of maximal covering at multipliers `lam`, and its sites.
+
+    Relaxing the cover rows ``y_j <= sum_{i covers j} x_i`` with
+    multipliers ``lambda_j >= 0`` gives ``sum_j max(w_j - lambda_j, 0) +
+    (sum of the p largest sum_{j in cover(i)} lambda_j)``, an upper bound on
+    the best covered weight with `p` sites for *every* such lambda (the
+    bound is checked here, whatever produced `lam`). The sites are the p
+    best-scoring candidates (ties: lowest index), ascending.
+    """
+    lam = np.clip(np.nan_to_num(np.asarray(lam, dtype=np.float64)), 0.0, None)
+    score = np.asarray(sp.csr_matrix(cover, dtype=np.float64) @ lam).ravel()
+    top = np.sort(np.argsort(-score, kind="stable")[:p]).astype(np.int64)
+    return float(np.maximum(weight - lam, 0.0).sum() + score[top].sum()), top
+
+
+def tabu_search(
+    cover: sp.csr_matrix,
+    weight: FloatArray,
+    sites: IntArray,
+    *,
+    seconds: float,
+    tenure: int = 30,
+    stop_weight: float = np.inf,
+) -> IntArray:
+    """Improve a maximal-covering solution by tabu search over 1-swaps; return the best found.
+
+    Each step makes the best swap (one site out, one candidate in), even a
+    worsening one, except that a candidate swapped out may not come back
+    for `tenure` steps and one swapped in may not leave for `tenure // 2`
+    (unless the swap gives a new best). Ties: the lowest entering
+    candidate, then the earliest leaving site. Stops after `seconds` or
+    once `stop_weight` is covered. Deterministic for a given number of
+    steps.
+    """
+    sites = np.array(sites, dtype=np.int64)
+    if not len(sites) or len(sites) >= cover.shape[0]:
+        return sites
+    deadline = time.perf_counter() + seconds
+    deltas = _SwapDeltas(cover, weight)
+    count = np.bincount(sp.csr_matrix(cover[sites]).indices, minlength=cover.shape[1])
+    value = float(weight[count > 0].sum())
+    best, best_value = sites.copy(), value
+    until_in = np.zeros(cover.shape[0], dtype=np.int64)
+    until_out = np.zeros(cover.shape[0], dtype=np.int64)
+    step = 0
+    while time.perf_counter() < deadline and best_value < stop_weight:
+        step += 1
+        delta = deltas(sites, count)
+        tabu = (until_in[:, None] > step) | (until_out[sites][None, :] > step)
+        delta[tabu & (value + delta <= best_value + 1e-9 * max(best_value, 1.0))] = -np.inf
+        k, s = np.unravel_index(int(np.argmax(delta)), delta.shape)
+        if not np.isfinite(delta[k, s]):
+            break
+        out = sites[s]
+        count[_row(cover, int(out))] -= 1
+        count[_row(cover, int(k))] += 1
+        sites[s] = k
+        value = float(weight[count > 0].sum())
+        until_in[out], until_out[k] = step + tenure, step + tenure // 2
+        if value > best_value:
+            best, best_value = sites.copy(), value
+    return best
+
+
+class _SwapDeltas:
+    """Change of covered weight for every 1-swap, from the entries of the matrix (vectorised).
+
+    For candidate ``k`` in and site position ``s`` out: ``free(k) + once(k, s)
+    - once(s)``, where ``free`` is the uncovered weight ``k`` would add,
+    ``once(s)`` the weight only site ``s`` covers and ``once(k, s)`` the
+    part of that ``k`` covers too.
+    """
+
+    def __init__(self, cover: sp.csr_matrix, weight: FloatArray) -> None:
+        coo = sp.coo_matrix(cover)
+        self.cover, self.weight = cover, weight
+        self.row, self.col = coo.row.astype(np.int64), coo.col.astype(np.int64)
+
+    def __call__(self, sites: IntArray, count: IntArray) -> FloatArray:
+        n, p = self.cover.shape[0], len(sites)
+        w = self.weight
+        gain_in = np.bincount(self.row, weights=np.where(count == 0, w, 0.0)[self.col], minlength=n)
+        owner = np.full(len(count), -1, dtype=np.int64)
+        for pos, i in enumerate(sites):
+            cols = _row(self.cover, int(i))
+            owner[cols[count[cols] == 1]] = pos
+        loss_out = np.bincount(owner[owner >= 0], weights=w[owner >= 0], minlength=p)
+        hit = owner[self.col] >= 0
+        overlap = np.bincount(
+            self.row[hit] * p + owner[self.col[hit]], weights=w[self.col[hit]], minlength=n * p
+        ).reshape(n, p)
+        delta = np.asarray(gain_in[:, None] + overlap - loss_out[None, :], dtype=np.float64)
+        delta[sites, :] = -np.inf
+        return delta
 
 
 def lagrangian_bound(
@@ -275,6 +369,7 @@ def lagrangian_bound(
     incumbent: float,
     seconds: float,
     rel_tol: float = 1e-6,
+    lam0: FloatArray | None = None,
 ) -> tuple[float, IntArray, float]:
     """Bound maximal covering by Lagrangian relaxation of the cover rows (subgradient method).
 
@@ -296,6 +391,8 @@ def lagrangian_bound(
         Time budget.
     rel_tol
         Stop once bound and best solution are this close (relative).
+    lam0
+        Starting multipliers (default ``weight / 2``), e.g. the LP duals.
 
     Returns
     -------
@@ -303,14 +400,11 @@ def lagrangian_bound(
         The best bound, the best relaxed solution's sites and its covered weight.
     """
     deadline = time.perf_counter() + seconds
-    as_float = sp.csr_matrix(cover, dtype=np.float64)
-    lam = 0.5 * weight
+    lam = 0.5 * weight if lam0 is None else np.clip(lam0, 0.0, weight)
     best_bound, best_sites, best_value = np.inf, np.zeros(0, dtype=np.int64), -np.inf
     mu, stall = 2.0, 0
     while time.perf_counter() < deadline and mu > 1e-4:
-        score = np.asarray(as_float @ lam).ravel()
-        top = np.sort(np.argsort(-score, kind="stable")[:p]).astype(np.int64)
-        bound = float(np.maximum(weight - lam, 0.0).sum() + score[top].sum())
+        bound, top = lagrangian_value(cover, weight, p, lam)
         count = np.bincount(sp.csr_matrix(cover[top]).indices, minlength=cover.shape[1])
         value = float(weight[count > 0].sum())
         if value > best_value:

@@ -29,9 +29,11 @@ from lifecircle.plan_model import (
     greedy_bound,
     greedy_cover,
     lagrangian_bound,
+    lagrangian_value,
     rank_sites,
     shrink_model,
     swap_improve,
+    tabu_search,
     weight_tol,
 )
 
@@ -42,6 +44,14 @@ IntArray = npt.NDArray[np.int64]
 DEFAULT_MIP_REL_GAP = 1e-6
 #: shrunk models with fewer matrix entries go straight from the greedy to HiGHS
 SMALL_MODEL_NNZ = 50_000
+#: share of the time limit that big models spend on the LP bound and the tabu search before HiGHS
+IMPROVE_SHARE = 0.6
+#: HiGHS runs after the tabu search only with more than this many times the LP's seconds left
+MILP_LP_FACTOR = 10.0
+#: seconds kept for ranking the sites and returning, out of the time limit
+SAFETY_S = 0.2
+#: HiGHS is not started with less time than this left, seconds (it could not even read the model)
+MIN_MILP_S = 0.05
 
 STATUS_OPTIMAL = "optimal"
 STATUS_TIME_LIMIT = "time_limit"
@@ -73,33 +83,25 @@ class _MilpResult:
     ran: bool
 
 
-def _milp(
-    model: ShrunkModel,
-    *,
-    sites_limit: int | None,
-    target_weight: float | None,
-    start: IntArray,
-    time_limit_s: float,
-    mip_rel_gap: float,
-) -> _MilpResult:
-    """Solve the covering MILP with HiGHS, warm-started from `start`.
+def _constraints(
+    model: ShrunkModel, sites_limit: int | None, target_weight: float | None
+) -> tuple[sp.csr_matrix, FloatArray, FloatArray, FloatArray]:
+    """Return the rows (A, lower, upper) and the costs of the covering model.
 
-    Variables: ``x_i`` binary (open candidate ``i``), ``y_j`` in [0, 1]
-    (column ``j`` covered); rows ``y_j - sum_{i covers j} x_i <= 0``.
-    Maximal covering: max ``w.y`` with ``sum x <= p``; fewest sites: min
-    ``sum x`` with ``w.y >= T``.
+    Variables: ``x_i`` (open candidate ``i``), then ``y_j`` in [0, 1]
+    (column ``j`` covered); rows ``y_j - sum_{i covers j} x_i <= 0``, then
+    ``sum x <= p`` (maximal covering, max ``w.y``) or ``w.y >= T`` (fewest
+    sites, min ``sum x``).
     """
     n_c, n_d = model.cover.shape
     ci, cj = model.cover.nonzero()
-    if sites_limit is not None:  # last row: sum x <= p
+    if sites_limit is not None:
         last_col, last_val = np.arange(n_c), np.ones(n_c)
-        row_lo = np.concatenate([np.full(n_d, -np.inf), [-np.inf]])
-        row_hi = np.concatenate([np.zeros(n_d), [float(sites_limit)]])
+        last_lo, last_hi = -np.inf, float(sites_limit)
         cost = np.concatenate([np.zeros(n_c), model.weight])
-    else:  # last row: w.y >= T
+    else:
         last_col, last_val = n_c + np.arange(n_d), model.weight
-        row_lo = np.concatenate([np.full(n_d, -np.inf), [float(target_weight or 0.0)]])
-        row_hi = np.concatenate([np.zeros(n_d), [np.inf]])
+        last_lo, last_hi = float(target_weight or 0.0), np.inf
         cost = np.concatenate([np.ones(n_c), np.zeros(n_d)])
     a = sp.csr_matrix(
         (
@@ -111,26 +113,42 @@ def _milp(
         ),
         shape=(n_d + 1, n_c + n_d),
     )
+    a.sort_indices()
+    lo = np.concatenate([np.full(n_d, -np.inf), [last_lo]])
+    hi = np.concatenate([np.zeros(n_d), [last_hi]])
+    return a, lo, hi, cost
+
+
+def _highs(
+    model: ShrunkModel,
+    *,
+    sites_limit: int | None,
+    target_weight: float | None,
+    integer: bool,
+    deadline: float,
+) -> highspy.Highs:
+    """Return a HiGHS instance holding the covering model, interrupted at `deadline` (perf_counter).
+
+    The interrupt callbacks of the simplex, the interior point method and
+    the branch and bound stop HiGHS at the deadline even inside the root LP
+    (HiGHS's own ``time_limit`` is checked less often).
+    """
+    a, lo, hi, cost = _constraints(model, sites_limit, target_weight)
+    n_c = model.cover.shape[0]
+    n = a.shape[1]
     h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", max(float(time_limit_s), 0.01))
-    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
-    if model.cover.nnz > SMALL_MODEL_NNZ:
-        # big models: shrink_model has done the reductions that matter, and the
-        # interior point method reaches the root bound far sooner than the simplex
-        h.setOptionValue("presolve", "off")
-        h.setOptionValue("mip_lp_solver", "ipm")
+    h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
     inf = h.getInfinity()
-    h.addVars(n_c + n_d, np.zeros(n_c + n_d), np.ones(n_c + n_d))
-    h.changeColsCost(n_c + n_d, np.arange(n_c + n_d, dtype=np.int32), cost)
-    h.changeColsIntegrality(
-        n_c, np.arange(n_c, dtype=np.int32), np.full(n_c, highspy.HighsVarType.kInteger)
-    )
-    a.sort_indices()
+    h.addVars(n, np.zeros(n), np.ones(n))
+    h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
+    if integer:
+        kind = np.full(n_c, highspy.HighsVarType.kInteger)
+        h.changeColsIntegrality(n_c, np.arange(n_c, dtype=np.int32), kind)
     h.addRows(
-        n_d + 1,
-        np.where(np.isinf(row_lo), -inf, row_lo),
-        np.where(np.isinf(row_hi), inf, row_hi),
+        a.shape[0],
+        np.where(np.isinf(lo), -inf, lo),
+        np.where(np.isinf(hi), inf, hi),
         a.nnz,
         a.indptr[:-1].astype(np.int32),
         a.indices.astype(np.int32),
@@ -138,6 +156,37 @@ def _milp(
     )
     if sites_limit is not None:
         h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+
+    def stop(event: object) -> None:
+        if time.perf_counter() >= deadline:
+            event.interrupt()  # type: ignore[attr-defined]
+
+    for hook in (h.cbSimplexInterrupt, h.cbIpmInterrupt, h.cbMipInterrupt):
+        hook.subscribe(stop)
+    return h
+
+
+def _milp(
+    model: ShrunkModel,
+    *,
+    sites_limit: int | None,
+    target_weight: float | None,
+    start: IntArray,
+    time_limit_s: float,
+    mip_rel_gap: float,
+) -> _MilpResult:
+    """Solve the covering MILP (:func:`_constraints`) with HiGHS, warm-started from `start`."""
+    n_c, n_d = model.cover.shape
+    deadline = time.perf_counter() + max(float(time_limit_s), 0.01)
+    h = _highs(
+        model, sites_limit=sites_limit, target_weight=target_weight, integer=True, deadline=deadline
+    )
+    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
+    if model.cover.nnz > SMALL_MODEL_NNZ:
+        # big models: shrink_model has done the reductions that matter, and the
+        # interior point method reaches the root bound far sooner than the simplex
+        h.setOptionValue("presolve", "off")
+        h.setOptionValue("mip_lp_solver", "ipm")
     warm = highspy.HighsSolution()
     x0 = np.zeros(n_c)
     x0[start] = 1.0
@@ -156,6 +205,29 @@ def _milp(
         optimal=status == highspy.HighsModelStatus.kOptimal,
         ran=ok,
     )
+
+
+def _lp_relaxation(
+    model: ShrunkModel, p: int, *, seconds: float
+) -> tuple[FloatArray, FloatArray] | None:
+    """Solve the LP relaxation of maximal covering (interior point); return (x, cover-row duals).
+
+    None when it did not finish within `seconds`. The duals are only used
+    as Lagrangian multipliers, whose bound :func:`lagrangian_value`
+    recomputes exactly, so no solver tolerance enters the bound.
+    """
+    n_c, n_d = model.cover.shape
+    deadline = time.perf_counter() + max(float(seconds), 0.01)
+    h = _highs(model, sites_limit=p, target_weight=None, integer=False, deadline=deadline)
+    h.setOptionValue("solver", "ipm")
+    h.setOptionValue("presolve", "off")
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    sol = h.getSolution()
+    x = np.asarray(sol.col_value, dtype=np.float64)[:n_c]
+    duals = np.abs(np.asarray(sol.row_dual, dtype=np.float64)[:n_d])
+    return x, duals
 
 
 # --------------------------------------------------------------------------- solutions
@@ -180,14 +252,15 @@ class PlanSolution:
         Proven bound on the objective: an upper bound on the covered weight
         (maximal covering) or a lower bound on the number of sites.
     gap
-        ``|bound - objective| / max(|bound|, |objective|)``; 0 when proven
-        optimal (up to HiGHS's ``mip_rel_gap``).
+        ``|bound - objective| / max(|bound|, |objective|)``, always from the
+        proven bound (at most ``mip_rel_gap`` when the status is ``optimal``).
     status
-        ``optimal`` (proven), ``time_limit`` (the time ran out: the gap
-        says how far from proven), ``greedy`` (no MILP asked for: the
-        gap comes from the greedy bound), or ``infeasible_target`` (the
-        target weight cannot be covered by all candidates together: the
-        solution is for the best reachable coverage, ``proven`` tells
+        ``optimal`` (proven optimal within ``mip_rel_gap``: the default
+        1e-6 means optimal; 0.01 means "within 1% of the bound"),
+        ``time_limit`` (the time ran out: the gap says how far from proven),
+        ``greedy`` (no MILP asked for: the gap comes from the greedy bound),
+        or ``infeasible_target`` (the target weight cannot be covered by
+        all candidates together: the solution is for the best reachable coverage, ``proven`` tells
         whether that one is optimal).
     proven
         The MILP proved the objective optimal.
@@ -255,30 +328,74 @@ def _check_limits(time_limit_s: float, count: int, name: str) -> None:
         raise InputError(msg)
 
 
-def _improve(
-    model: ShrunkModel, p: int, start: IntArray, *, seconds: float
-) -> tuple[IntArray, str, float, float]:
-    """Greedy start -> 1-swaps, then the Lagrangian bound and its best relaxed solution, swapped.
+def _bound_and_start(
+    model: ShrunkModel, p: int, incumbent: float, *, seconds: float
+) -> tuple[float, IntArray, str]:
+    """Return a proven upper bound and a starting solution from the LP relaxation.
 
-    Returns the best sites, how they were found, their covered weight and
-    the best bound (greedy on-line or Lagrangian).
+    The LP's cover-row duals, as Lagrangian multipliers, give the bound
+    (:func:`lagrangian_value`, recomputed exactly) and its p largest
+    ``x_i`` the start (ties: lowest index). When the LP does not finish in
+    `seconds`, the subgradient method (:func:`lagrangian_bound`) gives both.
     """
     cover, w = model.cover, model.weight
     began = time.perf_counter()
-    best, method = swap_improve(cover, w, start, seconds=0.4 * seconds), "greedy+swap"
+    lp = _lp_relaxation(model, p, seconds=seconds)
+    if lp is not None:
+        bound, _ = lagrangian_value(cover, w, p, lp[1])
+        lam = lp[1]
+        start, how = np.sort(np.argsort(-lp[0], kind="stable")[:p]).astype(np.int64), "lp"
+    else:
+        bound, start, _ = lagrangian_bound(cover, w, p, incumbent=incumbent, seconds=seconds)
+        lam, how = None, "lagrangian"
+    left = max(0.0, 0.5 * seconds - (time.perf_counter() - began))
+    if left > 0 and lam is not None:  # a few subgradient steps from the LP duals, never worse
+        polished, _, _ = lagrangian_bound(
+            cover, w, p, incumbent=incumbent, seconds=min(left, 1.0), lam0=lam
+        )
+        bound = min(bound, polished)
+    return bound, start, how
+
+
+def _improve(
+    model: ShrunkModel, p: int, start: IntArray, *, seconds: float, mip_rel_gap: float
+) -> tuple[IntArray, str, float, float, bool]:
+    """Greedy start -> 1-swaps; the LP bound and start (:func:`_bound_and_start`); tabu search.
+
+    The tabu search starts from the best of the greedy + swaps and the LP
+    start + swaps and stops once within `mip_rel_gap` of the bound. HiGHS
+    is worth running only when the time left after the LP is over
+    ``MILP_LP_FACTOR`` times what the LP took (its root alone is that LP):
+    then the tabu search leaves it ``1 - IMPROVE_SHARE`` of `seconds`, else
+    the tabu search has all of `seconds`. Returns the best sites, how they
+    were found, their covered weight, the best proven bound (greedy
+    on-line, LP or Lagrangian) and whether to run HiGHS.
+    """
+    cover, w = model.cover, model.weight
+    began = time.perf_counter()
+
+    def left() -> float:
+        return max(0.0, seconds - (time.perf_counter() - began))
+
+    best, method = swap_improve(cover, w, start, seconds=0.1 * seconds), "greedy+swap"
     value = covered_weight(cover, w, best)
     if value <= covered_weight(cover, w, start):
         best, method = start, "greedy"
     bound = greedy_bound(cover, w, start, p)
-    left = max(0.0, seconds - (time.perf_counter() - began))
-    lag, lag_sites, lag_value = lagrangian_bound(cover, w, p, incumbent=value, seconds=0.8 * left)
-    bound = min(bound, lag)
-    if lag_value > 0 and _gap(value, bound) > 0:
-        left = max(0.0, seconds - (time.perf_counter() - began))
-        swapped = swap_improve(cover, w, lag_sites, seconds=left)
-        if covered_weight(cover, w, swapped) > value:
-            best, method, value = swapped, "lagrangian+swap", covered_weight(cover, w, swapped)
-    return best, method, value, max(bound, value)
+    t_lp = time.perf_counter()
+    relaxed, relaxed_start, how = _bound_and_start(model, p, value, seconds=0.4 * left())
+    bound = min(bound, relaxed)
+    milp = left() > MILP_LP_FACTOR * (time.perf_counter() - t_lp)
+    reserve = (1.0 - IMPROVE_SHARE) * seconds if milp else 0.0
+    other = swap_improve(cover, w, relaxed_start, seconds=0.2 * left())
+    if covered_weight(cover, w, other) > value:
+        best, method, value = other, f"{how}+swap", covered_weight(cover, w, other)
+    goal = bound * (1.0 - mip_rel_gap)
+    if value < goal and left() > reserve:
+        tabu = tabu_search(cover, w, best, seconds=left() - reserve, stop_weight=goal)
+        if covered_weight(cover, w, tabu) > value:
+            best, method, value = tabu, f"{method}+tabu", covered_weight(cover, w, tabu)
+    return best, method, value, max(bound, value), milp
 
 
 def _max_covering(
@@ -293,24 +410,32 @@ def _max_covering(
     """Maximal covering on a shrunk model, from a greedy start `start` (rows).
 
     Greedy, then 1-swaps and, on models with more than ``SMALL_MODEL_NNZ``
-    entries, the Lagrangian bound (within a third of the time), then
-    HiGHS warm-started from the best solution with the rest of the time,
-    unless the bound already proves it optimal.
+    entries, the LP bound and the tabu search (:func:`_improve`, within
+    ``IMPROVE_SHARE`` of the time), then HiGHS warm-started from the best
+    solution with the rest of the time, unless the bound already proves it
+    within `mip_rel_gap`. The bound and gap returned are the proven ones.
     """
     cover, w = model.cover, model.weight
     best, method, value = start, "greedy", covered_weight(cover, w, start)
     bound = max(greedy_bound(cover, w, start, p), value)
     # the greedy stops early only when every coverable weight is covered
     proven = len(start) < p or _gap(value, bound) <= mip_rel_gap
+    milp = True
     if not proven and time_limit_s > 0 and cover.nnz > SMALL_MODEL_NNZ:
-        best, method, value, bound = _improve(model, p, start, seconds=time_limit_s / 3)
+        best, method, value, bound, milp = _improve(
+            model,
+            p,
+            start,
+            seconds=time_limit_s - (time.perf_counter() - began) - SAFETY_S,
+            mip_rel_gap=mip_rel_gap,
+        )
         proven = _gap(value, bound) <= mip_rel_gap
     elif not proven and time_limit_s > 0:
         swapped = swap_improve(cover, w, start, seconds=time_limit_s / 10)
         if covered_weight(cover, w, swapped) > value:
             best, method, value = swapped, "greedy+swap", covered_weight(cover, w, swapped)
-    if not proven and time_limit_s > 0:
-        left = time_limit_s - (time.perf_counter() - began)
+    left = time_limit_s - (time.perf_counter() - began)
+    if not proven and milp and left > MIN_MILP_S:
         res = _milp(
             model,
             sites_limit=p,
@@ -322,14 +447,15 @@ def _max_covering(
         if res.ran and covered_weight(cover, w, res.sites) > value:
             best, method, value = res.sites, "milp", covered_weight(cover, w, res.sites)
         bound = max(min(bound, res.bound), value) if np.isfinite(res.bound) else bound
-        proven = res.optimal
+        proven = res.optimal or _gap(value, bound) <= mip_rel_gap
     status = STATUS_OPTIMAL if proven else STATUS_TIME_LIMIT if time_limit_s > 0 else STATUS_GREEDY
+    bound = max(bound, value)
     return _finish(
         model,
         best,
         objective=value,
-        bound=value if proven else bound,
-        gap=0.0 if proven else _gap(value, bound),
+        bound=bound,
+        gap=_gap(value, bound),
         status=status,
         proven=proven,
         seconds=time.perf_counter() - began,
