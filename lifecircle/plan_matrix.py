@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 
 from lifecircle.access import Router
 from lifecircle.errors import InputError
-from lifecircle.network import WalkNetwork
+from lifecircle.network import WalkNetwork, min_per_pair
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -71,7 +71,7 @@ def candidate_points(
     Examples
     --------
     >>> import numpy as np
-    >>> from lifecircle.network import WalkNetwork
+    >>> from lifecircle.network import WalkNetwork, min_per_pair
     >>> net = WalkNetwork(np.arange(2), np.array([0.0, 250.0]), np.zeros(2), np.array([0]),
     ...     np.array([1]), np.array([250.0]), np.zeros(1, int),
     ...     np.array(["footway"], dtype=object), "EPSG:32651")
@@ -121,13 +121,17 @@ def _expand(keys: IntArray, order: IntArray, ptr: IntArray) -> tuple[IntArray, I
 
 @dataclass(frozen=True)
 class _Demand:
-    """Reachable demand points on their edges (positions into the original rows)."""
+    """Reachable demand points on their edges (positions into the original rows).
+
+    ``ends`` holds, for the ``u`` then the ``v`` end of the demand edges,
+    the demand grouped by node (``_group_by``) and the leg to that end.
+    """
 
     rows: IntArray
     edge: IntArray
     along: FloatArray
     offset: FloatArray
-    leg_v: FloatArray  # length - along, as Router.point_distances computes it
+    ends: tuple[tuple[IntArray, IntArray, FloatArray], ...]
 
     @classmethod
     def of(cls, net: WalkNetwork, snap: pd.DataFrame) -> _Demand:
@@ -135,32 +139,125 @@ class _Demand:
         ok = np.flatnonzero(e >= 0)
         along = snap["along_m"].to_numpy(dtype=float)[ok]
         eo = e[ok].astype(np.int64)
-        return cls(
-            ok, eo, along, snap["offset_m"].to_numpy(dtype=float)[ok], net.length_m[eo] - along
+        leg_v = net.length_m[eo] - along  # as Router.point_distances computes it
+        ends = tuple(
+            (*_group_by(node[eo].astype(np.int64), net.n_nodes), leg)
+            for node, leg in ((net.u, along), (net.v, leg_v))
         )
+        offset = snap["offset_m"].to_numpy(dtype=float)[ok]
+        return cls(ok, eo, along, offset, ends)
 
 
 def _via_nodes(
-    net: WalkNetwork,
-    dem: _Demand,
-    dist: FloatArray,
-    threshold_m: float,
+    dem: _Demand, ci: IntArray, node: IntArray, d: FloatArray, threshold_m: float
 ) -> tuple[IntArray, IntArray]:
-    """Return (row of `dist`, demand position) pairs covered through an end of the demand's edge.
+    """Return (source, demand position) pairs covered through an end of the demand's edge.
 
-    Same arithmetic as :meth:`Router.point_distances`:
+    ``(ci, node, d)`` are the reached nodes of each source and their
+    distances. Same arithmetic as :meth:`Router.point_distances`:
     ``offset + (along + d[u])`` and ``offset + ((length - along) + d[v])``.
     """
-    ci, node = np.nonzero(np.isfinite(dist))
-    d = dist[ci, node]
     rows, cols = [], []
-    for ends, leg in ((net.u, dem.along), (net.v, dem.leg_v)):
-        order, ptr = _group_by(ends[dem.edge], net.n_nodes)
-        item, j = _expand(node.astype(np.int64), order, ptr)
+    for order, ptr, leg in dem.ends:
+        item, j = _expand(node, order, ptr)
         keep = dem.offset[j] + (leg[j] + d[item]) <= threshold_m
         rows.append(ci[item[keep]])
         cols.append(j[keep])
     return np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
+
+
+def _stretch(net: WalkNetwork) -> float:
+    """Return max(1, straight distance / length) over the edges.
+
+    Walking d metres stays within ``d * stretch`` metres (straight line) of
+    the start; 1 whenever edge lengths are the lengths of their geometry.
+    """
+    straight = np.hypot(net.x[net.u] - net.x[net.v], net.y[net.u] - net.y[net.v])
+    ok = net.length_m > 0
+    ratio = straight[ok] / net.length_m[ok]
+    big = bool((straight[~ok] > 0).any())
+    return np.inf if big else max(1.0, float(ratio.max()) if len(ratio) else 1.0)
+
+
+def _blocks(net: WalkNetwork, edge: IntArray, cell_m: float) -> list[IntArray]:
+    """Group candidates (on edges `edge`) by square cells of `cell_m` of their edge's midpoint."""
+    mx = 0.5 * (net.x[net.u[edge]] + net.x[net.v[edge]])
+    my = 0.5 * (net.y[net.u[edge]] + net.y[net.v[edge]])
+    gx = np.floor((mx - mx.min()) / cell_m).astype(np.int64) if len(edge) else mx.astype(np.int64)
+    gy = np.floor((my - my.min()) / cell_m).astype(np.int64) if len(edge) else gx
+    key = gy * (int(gx.max()) + 1 if len(gx) else 1) + gx
+    order = np.argsort(key, kind="stable")
+    cuts = np.flatnonzero(np.diff(key[order])) + 1
+    return [np.sort(b) for b in np.split(order, cuts)]
+
+
+def _crop(router: Router, edge: IntArray, margin_m: float) -> tuple[IntArray, sp.csr_matrix]:
+    """Return the nodes within `margin_m` (bounding box) of the ends of `edge`, and the subgraph."""
+    net = router.net
+    ex = np.concatenate([net.x[net.u[edge]], net.x[net.v[edge]]])
+    ey = np.concatenate([net.y[net.u[edge]], net.y[net.v[edge]]])
+    inside = (
+        (net.x >= ex.min() - margin_m)
+        & (net.x <= ex.max() + margin_m)
+        & (net.y >= ey.min() - margin_m)
+        & (net.y <= ey.max() + margin_m)
+    )
+    keep = np.flatnonzero(inside).astype(np.int64)
+    return keep, sp.csr_matrix(router.csr[keep][:, keep])
+
+
+def _reach(
+    router: Router,
+    cand: pd.DataFrame,
+    src: IntArray,
+    *,
+    threshold_m: float,
+    margin_m: float,
+    block_cells: int,
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Bounded searches from candidates `src` on the network cropped to their reach.
+
+    The crop (:func:`_crop`) holds every node within `threshold_m` of
+    walking from a candidate when `margin_m` is `threshold_m` times the
+    network's :func:`_stretch`. Each candidate is a virtual source node
+    joined to both ends of its edge, as in :meth:`Router.with_sources`.
+    Returns (index into `src`, node, distance) of the reached nodes.
+    """
+    net = router.net
+    e = cand["edge"].to_numpy()[src].astype(np.int64)
+    keep, sub = _crop(router, e, margin_m)
+    local = np.full(net.n_nodes, -1, dtype=np.int64)
+    local[keep] = np.arange(len(keep))
+    along = cand["along_m"].to_numpy(dtype=float)[src]
+    offset = cand["offset_m"].to_numpy(dtype=float)[src]
+    n, out = len(keep), []
+    step = max(1, block_cells // max(n, 1))
+    for lo in range(0, len(src), step):
+        which = np.arange(lo, min(lo + step, len(src)))
+        k = len(which)
+        r, c, w = min_per_pair(
+            np.concatenate([which, which]) - lo,
+            local[np.concatenate([net.u[e[which]], net.v[e[which]]])],
+            np.concatenate(
+                [
+                    offset[which] + along[which],
+                    offset[which] + (net.length_m[e[which]] - along[which]),
+                ]
+            ),
+        )
+        indptr = np.concatenate(
+            [sub.indptr, sub.indptr[-1] + np.cumsum(np.bincount(r, minlength=k))]
+        )
+        graph = sp.csr_matrix(
+            (np.concatenate([sub.data, w]), np.concatenate([sub.indices, c]), indptr),
+            shape=(n + k, n + k),
+        )
+        dist = np.asarray(
+            dijkstra(graph, directed=True, indices=n + np.arange(k), limit=threshold_m)
+        )
+        ci, node = np.nonzero(np.isfinite(dist[:, :n]))
+        out.append((which[ci], keep[node], dist[ci, node]))
+    return tuple(np.concatenate([o[i] for o in out]) for i in range(3))  # type: ignore[return-value]
 
 
 def _same_edge(
@@ -214,20 +311,18 @@ def coverage_matrix(
         Boolean, ``len(candidates_snap) x len(demand_snap)``.
     """
     net = router.net
-    n, shape = net.n_nodes, (len(candidates_snap), len(demand_snap))
+    shape = (len(candidates_snap), len(demand_snap))
     c_rows = np.flatnonzero(candidates_snap["edge"].to_numpy() >= 0)
     cand = candidates_snap.iloc[c_rows]
     dem = _Demand.of(net, demand_snap)
     rows, cols = [], []
     if len(c_rows) and len(dem.rows):
-        block = max(1, min(len(c_rows), block_cells // n))
-        for start in range(0, len(c_rows), block):
-            src = np.arange(start, min(start + block, len(c_rows)))
-            graph = router.with_sources(cand.iloc[src], separate=True)
-            dist = dijkstra(
-                graph, directed=True, indices=n + np.arange(len(src)), limit=threshold_m
+        margin = threshold_m * _stretch(net)
+        for src in _blocks(net, cand["edge"].to_numpy().astype(np.int64), max(threshold_m, 100.0)):
+            ci, node, d = _reach(
+                router, cand, src, threshold_m=threshold_m, margin_m=margin, block_cells=block_cells
             )
-            r, c = _via_nodes(net, dem, np.asarray(dist)[:, :n], threshold_m)
+            r, c = _via_nodes(dem, ci, node, d, threshold_m)
             rows.append(src[r])
             cols.append(c)
         r, c = _same_edge(net, dem, cand, threshold_m)
