@@ -191,18 +191,31 @@ def _blocks(net: WalkNetwork, edge: IntArray, cell_m: float) -> list[IntArray]:
     return [np.sort(b) for b in np.split(order, cuts)]
 
 
-def _crop(router: Router, edge: IntArray, margin_m: float) -> tuple[IntArray, sp.csr_matrix]:
+@dataclass(frozen=True)
+class _Nodes:
+    """Network nodes sorted by x, to crop the network to a box without scanning every node."""
+
+    order: IntArray
+    x_sorted: FloatArray
+
+    @classmethod
+    def of(cls, net: WalkNetwork) -> _Nodes:
+        order = np.argsort(net.x, kind="stable").astype(np.int64)
+        return cls(order, net.x[order])
+
+
+def _crop(
+    router: Router, nodes: _Nodes, edge: IntArray, margin_m: float
+) -> tuple[IntArray, sp.csr_matrix]:
     """Return the nodes within `margin_m` (bounding box) of the ends of `edge`, and the subgraph."""
     net = router.net
     ex = np.concatenate([net.x[net.u[edge]], net.x[net.v[edge]]])
     ey = np.concatenate([net.y[net.u[edge]], net.y[net.v[edge]]])
-    inside = (
-        (net.x >= ex.min() - margin_m)
-        & (net.x <= ex.max() + margin_m)
-        & (net.y >= ey.min() - margin_m)
-        & (net.y <= ey.max() + margin_m)
-    )
-    keep = np.flatnonzero(inside).astype(np.int64)
+    lo = np.searchsorted(nodes.x_sorted, ex.min() - margin_m, "left")
+    hi = np.searchsorted(nodes.x_sorted, ex.max() + margin_m, "right")
+    strip = nodes.order[lo:hi]
+    y = net.y[strip]
+    keep = np.sort(strip[(y >= ey.min() - margin_m) & (y <= ey.max() + margin_m)])
     return keep, sp.csr_matrix(router.csr[keep][:, keep])
 
 
@@ -210,6 +223,7 @@ def _reach(
     router: Router,
     cand: pd.DataFrame,
     src: IntArray,
+    nodes: _Nodes,
     *,
     threshold_m: float,
     margin_m: float,
@@ -225,9 +239,7 @@ def _reach(
     """
     net = router.net
     e = cand["edge"].to_numpy()[src].astype(np.int64)
-    keep, sub = _crop(router, e, margin_m)
-    local = np.full(net.n_nodes, -1, dtype=np.int64)
-    local[keep] = np.arange(len(keep))
+    keep, sub = _crop(router, nodes, e, margin_m)
     along = cand["along_m"].to_numpy(dtype=float)[src]
     offset = cand["offset_m"].to_numpy(dtype=float)[src]
     n, out = len(keep), []
@@ -237,7 +249,7 @@ def _reach(
         k = len(which)
         r, c, w = min_per_pair(
             np.concatenate([which, which]) - lo,
-            local[np.concatenate([net.u[e[which]], net.v[e[which]]])],
+            np.searchsorted(keep, np.concatenate([net.u[e[which]], net.v[e[which]]])),
             np.concatenate(
                 [
                     offset[which] + along[which],
@@ -317,10 +329,16 @@ def coverage_matrix(
     dem = _Demand.of(net, demand_snap)
     rows, cols = [], []
     if len(c_rows) and len(dem.rows):
-        margin = threshold_m * _stretch(net)
+        margin, nodes = threshold_m * _stretch(net), _Nodes.of(net)
         for src in _blocks(net, cand["edge"].to_numpy().astype(np.int64), max(threshold_m, 100.0)):
             ci, node, d = _reach(
-                router, cand, src, threshold_m=threshold_m, margin_m=margin, block_cells=block_cells
+                router,
+                cand,
+                src,
+                nodes,
+                threshold_m=threshold_m,
+                margin_m=margin,
+                block_cells=block_cells,
             )
             r, c = _via_nodes(dem, ci, node, d, threshold_m)
             rows.append(src[r])

@@ -138,6 +138,81 @@ def bench(
     return rows
 
 
+def district(pbf: Path, n_res: int, n_cand: int, target: float, limit_s: float) -> dict[str, object]:
+    """Fewest sites to `target` on the 3 x 3 tiling: matrix and solve seconds, peak RSS, gap.
+
+    Runs in this process (call it in a fresh one, ``--district PBF``, so
+    that the peak resident set size is this instance's alone). The solve
+    gets what is left of `limit_s` after the matrix.
+    """
+    import resource
+
+    from lifecircle.access import Router
+    from lifecircle.io import read_osm
+    from lifecircle.network import build_walk_network
+    from lifecircle.plan import coverage_matrix, solve_fewest_sites
+    from lifecircle.snapping import routable_edges
+
+    osm = read_osm(pbf)
+    net = build_walk_network(osm.ways, crs="EPSG:32722")
+    router = Router.from_network(net)
+    routable = routable_edges(net)
+    rng = np.random.default_rng(n_res)
+    demand = street_positions(net, routable, n_res, rng)
+    cands = street_positions(net, routable, n_cand, rng)
+    weight = rng.integers(1, 101, n_res).astype(float)
+    t0 = time.perf_counter()
+    cover = coverage_matrix(router, cands, demand, threshold_m=THRESHOLD_M)
+    t_matrix = time.perf_counter() - t0
+    sol = solve_fewest_sites(
+        cover, weight, target * weight.sum(), time_limit_s=max(limit_s - t_matrix, 1.0)
+    )
+    return {
+        "nodes": net.n_nodes,
+        "nnz": int(cover.nnz),
+        "matrix_s": t_matrix,
+        "solve_s": sol.seconds,
+        "sites": sol.n_sites,
+        "bound": sol.bound,
+        "gap": sol.gap,
+        "status": sol.status,
+        "method": sol.method,
+        "reached": (sol.covered_weight) / weight.sum(),
+        "reachable": sol.reachable_weight / weight.sum(),
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_district(n_res: int = 100_000, n_cand: int = 20_000, limit_s: float = 120.0) -> dict[str, object]:
+    """Tile the extract 3 x 3 and run :func:`district` in a fresh Python process."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench import tile_pbf
+
+    work = Path(tempfile.mkdtemp(prefix="lifecircle-bench-plan-"))
+    tiled = work / "porto_alegre_3x3.osm.pbf"
+    tile_pbf(BENCH_PBF, tiled)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--district", str(tiled),
+           "--district-size", f"{n_res},{n_cand},{limit_s}"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def district_row(r: dict[str, object], n_res: int, n_cand: int) -> str:
+    """One Markdown table row of the district instance."""
+    return (
+        f"| {n_res:,} x {n_cand:,} on the 3 x 3 tiling ({int(r['nodes']):,} nodes), fewest sites "
+        f"to 99% | {int(r['sites']):,} sites (bound {float(r['bound']):,.0f}), "
+        f"{100 * float(r['reached']):.2f}% reached "
+        f"| {100 * float(r['gap']):.2f}% | matrix {float(r['matrix_s']):.1f} + solve "
+        f"{float(r['solve_s']):.1f} s, peak {float(r['peak_rss_mib']):,.0f} MiB | {r['status']} |"
+    )
+
+
 def table(rows: list[dict[str, object]]) -> str:
     lines = [
         "| instance | method | covered weight | below best bound | seconds | status |",
@@ -158,7 +233,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="also write the table here")
     parser.add_argument("--small-only", action="store_true")
     parser.add_argument("--spopt-limit-s", type=float, default=120.0)
+    parser.add_argument("--district", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--district-size", default="100000,20000,120", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.district:  # the child process of run_district
+        import json
+
+        n_res, n_cand, limit = args.district_size.split(",")
+        print(json.dumps(district(args.district, int(n_res), int(n_cand), 0.99, float(limit))))
+        return
     sizes = [(3000, 600, 20, 60.0)]
     if not args.small_only:
         sizes.append((10_000, 2000, 50, 60.0))
