@@ -10,6 +10,7 @@ relaxed cover rows) work on the (shrunk) boolean candidates x demand matrix.
 from __future__ import annotations
 
 import heapq
+import math
 import time
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ __all__ = [
     "shrink_model",
     "swap_improve",
     "tabu_search",
+    "target_lagrangian_bound",
+    "target_lagrangian_value",
 ]
 
 
@@ -184,8 +187,9 @@ def greedy_cover(
     gains: list[float] = []
     total = 0.0
     limit = cover.shape[0] if max_sites is None else max_sites
+    tol = weight_tol(weight)
     while heap and len(sites) < limit:
-        if target_weight is not None and total >= target_weight - weight_tol(weight):
+        if target_weight is not None and total >= target_weight - tol:
             break
         _, i = heapq.heappop(heap)
         cols = _row(cover, i)
@@ -260,6 +264,81 @@ def swap_improve(
             break
         sites[s] = k
     return sites
+
+
+def target_lagrangian_value(
+    cover: sp.csr_matrix, weight: FloatArray, target_weight: float, lam: FloatArray
+) -> float:
+    """Return the Lagrangian lower bound on the fewest sites covering `target_weight`, at `lam`.
+
+    Relaxing ``y_j <= sum_{i covers j} x_i`` with ``lambda_j >= 0`` leaves
+    ``sum_i min(0, 1 - sum_{j in cover(i)} lambda_j)`` plus the cheapest
+    fractional choice of ``y`` (cost ``lambda_j`` per column) with
+    ``w.y >= T``: a lower bound for every such lambda.
+    """
+    lam = np.clip(np.nan_to_num(np.asarray(lam, dtype=np.float64)), 0.0, None)
+    score = np.asarray(sp.csr_matrix(cover, dtype=np.float64) @ lam).ravel()
+    sites_part = float(np.minimum(0.0, 1.0 - score).sum())
+    pos = np.flatnonzero(weight > 0)
+    order = pos[np.argsort(lam[pos] / weight[pos], kind="stable")]
+    cum = np.cumsum(weight[order])
+    k = int(np.searchsorted(cum, target_weight))  # items before k are taken whole
+    if k >= len(order):
+        return np.inf  # the target cannot be covered at all
+    before = float(cum[k - 1]) if k else 0.0
+    frac = (target_weight - before) / weight[order[k]]
+    return float(sites_part + float(lam[order[:k]].sum()) + frac * float(lam[order[k]]))
+
+
+def target_lagrangian_bound(
+    cover: sp.csr_matrix,
+    weight: FloatArray,
+    target_weight: float,
+    *,
+    upper: int,
+    seconds: float,
+) -> float:
+    """Lower bound on the fewest sites covering `target_weight` (subgradient on the cover rows).
+
+    Starts from ``lambda = w * upper / T`` (each unit of weight priced at
+    what a site of the known solution with `upper` sites covers) and
+    climbs :func:`target_lagrangian_value` (Polyak steps towards `upper`).
+    """
+    deadline = time.perf_counter() + seconds
+    as_float = sp.csr_matrix(cover, dtype=np.float64)
+    lam = weight * (upper / max(target_weight, 1e-12))
+    best, mu, stall = -np.inf, 2.0, 0
+    while time.perf_counter() < deadline and mu > 1e-4:
+        value = target_lagrangian_value(cover, weight, target_weight, lam)
+        if value > best + 1e-9 * max(abs(best), 1.0) if np.isfinite(best) else True:
+            best, stall = value, 0
+        else:
+            stall += 1
+            if stall >= 20:
+                mu, stall = mu / 2, 0
+        if math.ceil(best - 1e-6) >= upper:
+            break
+        x = (np.asarray(as_float @ lam).ravel() > 1.0).astype(np.float64)
+        y = _knapsack_y(weight, target_weight, lam)
+        grad = y - np.asarray(as_float.T @ x).ravel()
+        norm = float(np.dot(grad, grad))
+        if norm == 0:
+            break
+        lam = np.maximum(lam + mu * (upper - value) / norm * grad, 0.0)
+    return best
+
+
+def _knapsack_y(weight: FloatArray, target_weight: float, lam: FloatArray) -> FloatArray:
+    """Return the y of :func:`target_lagrangian_value` (cheapest weight first, up to the target)."""
+    y = np.zeros(len(weight))
+    pos = np.flatnonzero(weight > 0)
+    order = pos[np.argsort(lam[pos] / weight[pos], kind="stable")]
+    cum = np.cumsum(weight[order])
+    k = int(np.searchsorted(cum, target_weight))
+    y[order[:k]] = 1.0
+    if k < len(order):
+        y[order[k]] = (target_weight - (float(cum[k - 1]) if k else 0.0)) / weight[order[k]]
+    return y
 
 
 def lagrangian_value(

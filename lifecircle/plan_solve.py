@@ -34,6 +34,7 @@ from lifecircle.plan_model import (
     shrink_model,
     swap_improve,
     tabu_search,
+    target_lagrangian_bound,
     weight_tol,
 )
 
@@ -508,12 +509,17 @@ def solve_max_covering(
 
 def _drop_redundant(cover: sp.csr_matrix, w: FloatArray, sites: IntArray, need: float) -> IntArray:
     """Drop sites, last chosen first, while the rest still cover `need`."""
-    keep = list(sites)
-    for s in reversed(list(sites)):
-        rest = np.array([k for k in keep if k != s], dtype=np.int64)
-        if covered_weight(cover, w, rest) >= need - weight_tol(w):
-            keep = list(rest)
-    return np.array(keep, dtype=np.int64)
+    count = np.bincount(sp.csr_matrix(cover[sites]).indices, minlength=cover.shape[1])
+    value, tol = float(w[count > 0].sum()), weight_tol(w)
+    keep = np.ones(len(sites), dtype=bool)
+    for pos in range(len(sites) - 1, -1, -1):
+        cols = cover.indices[cover.indptr[sites[pos]] : cover.indptr[sites[pos] + 1]]
+        loss = float(w[cols[count[cols] == 1]].sum())
+        if value - loss >= need - tol:
+            keep[pos] = False
+            count[cols] -= 1
+            value -= loss
+    return np.asarray(sites, dtype=np.int64)[keep]
 
 
 def solve_fewest_sites(
@@ -572,8 +578,18 @@ def solve_fewest_sites(
     start, _ = greedy_cover(model.cover, model.weight, target_weight=need)
     start = _drop_redundant(model.cover, model.weight, start, need)
     best, method, bound, proven = start, "greedy", 1.0, len(start) <= 1
-    if not proven and time_limit_s > 0:
-        left = time_limit_s - (time.perf_counter() - began)
+    if not proven and time_limit_s > 0 and model.cover.nnz > SMALL_MODEL_NNZ:
+        lagr = target_lagrangian_bound(
+            model.cover,
+            model.weight,
+            need,
+            upper=len(start),
+            seconds=(1.0 - IMPROVE_SHARE) * (time_limit_s - (time.perf_counter() - began)),
+        )
+        bound = max(bound, math.ceil(lagr - 1e-6 * max(1.0, abs(lagr))))
+        proven = bound >= len(start)
+    left = time_limit_s - (time.perf_counter() - began) - SAFETY_S
+    if not proven and time_limit_s > 0 and left > MIN_MILP_S:
         res = _milp(
             model,
             sites_limit=None,
