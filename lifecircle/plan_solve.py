@@ -16,15 +16,14 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import highspy
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from lifecircle.errors import InputError
+from lifecircle.plan_highs import lp_relaxation, milp
 from lifecircle.plan_model import (
     ShrunkModel,
-    covered_columns,
     covered_weight,
     greedy_bound,
     greedy_cover,
@@ -70,165 +69,6 @@ __all__ = [
     "solve_fewest_sites",
     "solve_max_covering",
 ]
-
-
-# --------------------------------------------------------------------------- exact model
-
-
-@dataclass(frozen=True)
-class _MilpResult:
-    sites: IntArray  # rows of the shrunk model
-    objective: float
-    bound: float
-    optimal: bool
-    ran: bool
-
-
-def _constraints(
-    model: ShrunkModel, sites_limit: int | None, target_weight: float | None
-) -> tuple[sp.csr_matrix, FloatArray, FloatArray, FloatArray]:
-    """Return the rows (A, lower, upper) and the costs of the covering model.
-
-    Variables: ``x_i`` (open candidate ``i``), then ``y_j`` in [0, 1]
-    (column ``j`` covered); rows ``y_j - sum_{i covers j} x_i <= 0``, then
-    ``sum x <= p`` (maximal covering, max ``w.y``) or ``w.y >= T`` (fewest
-    sites, min ``sum x``).
-    """
-    n_c, n_d = model.cover.shape
-    ci, cj = model.cover.nonzero()
-    if sites_limit is not None:
-        last_col, last_val = np.arange(n_c), np.ones(n_c)
-        last_lo, last_hi = -np.inf, float(sites_limit)
-        cost = np.concatenate([np.zeros(n_c), model.weight])
-    else:
-        last_col, last_val = n_c + np.arange(n_d), model.weight
-        last_lo, last_hi = float(target_weight or 0.0), np.inf
-        cost = np.concatenate([np.ones(n_c), np.zeros(n_d)])
-    a = sp.csr_matrix(
-        (
-            np.concatenate([-np.ones(len(ci)), np.ones(n_d), last_val]),
-            (
-                np.concatenate([cj, np.arange(n_d), np.full(len(last_col), n_d)]),
-                np.concatenate([ci, n_c + np.arange(n_d), last_col]),
-            ),
-        ),
-        shape=(n_d + 1, n_c + n_d),
-    )
-    a.sort_indices()
-    lo = np.concatenate([np.full(n_d, -np.inf), [last_lo]])
-    hi = np.concatenate([np.zeros(n_d), [last_hi]])
-    return a, lo, hi, cost
-
-
-def _highs(
-    model: ShrunkModel,
-    *,
-    sites_limit: int | None,
-    target_weight: float | None,
-    integer: bool,
-    deadline: float,
-) -> highspy.Highs:
-    """Return a HiGHS instance holding the covering model, interrupted at `deadline` (perf_counter).
-
-    The interrupt callbacks of the simplex, the interior point method and
-    the branch and bound stop HiGHS at the deadline even inside the root LP
-    (HiGHS's own ``time_limit`` is checked less often).
-    """
-    a, lo, hi, cost = _constraints(model, sites_limit, target_weight)
-    n_c = model.cover.shape[0]
-    n = a.shape[1]
-    h = highspy.Highs()  # type: ignore[no-untyped-call]
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
-    inf = h.getInfinity()
-    h.addVars(n, np.zeros(n), np.ones(n))
-    h.changeColsCost(n, np.arange(n, dtype=np.int32), cost)
-    if integer:
-        kind = np.full(n_c, highspy.HighsVarType.kInteger)
-        h.changeColsIntegrality(n_c, np.arange(n_c, dtype=np.int32), kind)
-    h.addRows(
-        a.shape[0],
-        np.where(np.isinf(lo), -inf, lo),
-        np.where(np.isinf(hi), inf, hi),
-        a.nnz,
-        a.indptr[:-1].astype(np.int32),
-        a.indices.astype(np.int32),
-        a.data.astype(np.float64),
-    )
-    if sites_limit is not None:
-        h.changeObjectiveSense(highspy.ObjSense.kMaximize)
-
-    def stop(event: object) -> None:
-        if time.perf_counter() >= deadline:
-            event.interrupt()  # type: ignore[attr-defined]
-
-    for hook in (h.cbSimplexInterrupt, h.cbIpmInterrupt, h.cbMipInterrupt):
-        hook.subscribe(stop)
-    return h
-
-
-def _milp(
-    model: ShrunkModel,
-    *,
-    sites_limit: int | None,
-    target_weight: float | None,
-    start: IntArray,
-    time_limit_s: float,
-    mip_rel_gap: float,
-) -> _MilpResult:
-    """Solve the covering MILP (:func:`_constraints`) with HiGHS, warm-started from `start`."""
-    n_c, n_d = model.cover.shape
-    deadline = time.perf_counter() + max(float(time_limit_s), 0.01)
-    h = _highs(
-        model, sites_limit=sites_limit, target_weight=target_weight, integer=True, deadline=deadline
-    )
-    h.setOptionValue("mip_rel_gap", float(mip_rel_gap))
-    if model.cover.nnz > SMALL_MODEL_NNZ:
-        # big models: shrink_model has done the reductions that matter, and the
-        # interior point method reaches the root bound far sooner than the simplex
-        h.setOptionValue("presolve", "off")
-        h.setOptionValue("mip_lp_solver", "ipm")
-    warm = highspy.HighsSolution()
-    x0 = np.zeros(n_c)
-    x0[start] = 1.0
-    warm.col_value = list(np.concatenate([x0, covered_columns(model.cover, start).astype(float)]))
-    h.setSolution(warm)
-    h.run()
-    status = h.getModelStatus()
-    info = h.getInfo()
-    values = np.asarray(h.getSolution().col_value, dtype=np.float64)
-    ok = len(values) == n_c + n_d and info.primal_solution_status == 2
-    sites = np.flatnonzero(values[:n_c] > 0.5) if ok else np.zeros(0, dtype=np.int64)
-    return _MilpResult(
-        sites=sites.astype(np.int64),
-        objective=float(info.objective_function_value),
-        bound=float(info.mip_dual_bound),
-        optimal=status == highspy.HighsModelStatus.kOptimal,
-        ran=ok,
-    )
-
-
-def _lp_relaxation(
-    model: ShrunkModel, p: int, *, seconds: float
-) -> tuple[FloatArray, FloatArray] | None:
-    """Solve the LP relaxation of maximal covering (interior point); return (x, cover-row duals).
-
-    None when it did not finish within `seconds`. The duals are only used
-    as Lagrangian multipliers, whose bound :func:`lagrangian_value`
-    recomputes exactly, so no solver tolerance enters the bound.
-    """
-    n_c, n_d = model.cover.shape
-    deadline = time.perf_counter() + max(float(seconds), 0.01)
-    h = _highs(model, sites_limit=p, target_weight=None, integer=False, deadline=deadline)
-    h.setOptionValue("solver", "ipm")
-    h.setOptionValue("presolve", "off")
-    h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return None
-    sol = h.getSolution()
-    x = np.asarray(sol.col_value, dtype=np.float64)[:n_c]
-    duals = np.abs(np.asarray(sol.row_dual, dtype=np.float64)[:n_d])
-    return x, duals
 
 
 # --------------------------------------------------------------------------- solutions
@@ -341,7 +181,7 @@ def _bound_and_start(
     """
     cover, w = model.cover, model.weight
     began = time.perf_counter()
-    lp = _lp_relaxation(model, p, seconds=seconds)
+    lp = lp_relaxation(model, p, seconds=seconds)
     if lp is not None:
         bound, _ = lagrangian_value(cover, w, p, lp[1])
         lam = lp[1]
@@ -386,8 +226,8 @@ def _improve(
     t_lp = time.perf_counter()
     relaxed, relaxed_start, how = _bound_and_start(model, p, value, seconds=0.4 * left())
     bound = min(bound, relaxed)
-    milp = left() > MILP_LP_FACTOR * (time.perf_counter() - t_lp)
-    reserve = (1.0 - IMPROVE_SHARE) * seconds if milp else 0.0
+    worth_milp = left() > MILP_LP_FACTOR * (time.perf_counter() - t_lp)
+    reserve = (1.0 - IMPROVE_SHARE) * seconds if worth_milp else 0.0
     other = swap_improve(cover, w, relaxed_start, seconds=0.2 * left())
     if covered_weight(cover, w, other) > value:
         best, method, value = other, f"{how}+swap", covered_weight(cover, w, other)
@@ -396,7 +236,7 @@ def _improve(
         tabu = tabu_search(cover, w, best, seconds=left() - reserve, stop_weight=goal)
         if covered_weight(cover, w, tabu) > value:
             best, method, value = tabu, f"{method}+tabu", covered_weight(cover, w, tabu)
-    return best, method, value, max(bound, value), milp
+    return best, method, value, max(bound, value), worth_milp
 
 
 def _max_covering(
@@ -421,9 +261,9 @@ def _max_covering(
     bound = max(greedy_bound(cover, w, start, p), value)
     # the greedy stops early only when every coverable weight is covered
     proven = len(start) < p or _gap(value, bound) <= mip_rel_gap
-    milp = True
+    run_milp = True
     if not proven and time_limit_s > 0 and cover.nnz > SMALL_MODEL_NNZ:
-        best, method, value, bound, milp = _improve(
+        best, method, value, bound, run_milp = _improve(
             model,
             p,
             start,
@@ -436,14 +276,15 @@ def _max_covering(
         if covered_weight(cover, w, swapped) > value:
             best, method, value = swapped, "greedy+swap", covered_weight(cover, w, swapped)
     left = time_limit_s - (time.perf_counter() - began)
-    if not proven and milp and left > MIN_MILP_S:
-        res = _milp(
+    if not proven and run_milp and left > MIN_MILP_S:
+        res = milp(
             model,
             sites_limit=p,
             target_weight=None,
             start=best,
             time_limit_s=left,
             mip_rel_gap=mip_rel_gap,
+            big=model.cover.nnz > SMALL_MODEL_NNZ,
         )
         if res.ran and covered_weight(cover, w, res.sites) > value:
             best, method, value = res.sites, "milp", covered_weight(cover, w, res.sites)
@@ -522,6 +363,55 @@ def _drop_redundant(cover: sp.csr_matrix, w: FloatArray, sites: IntArray, need: 
     return np.asarray(sites, dtype=np.int64)[keep]
 
 
+def _fewest_exact(
+    model: ShrunkModel,
+    need: float,
+    start: IntArray,
+    *,
+    time_limit_s: float,
+    mip_rel_gap: float,
+    began: float,
+) -> tuple[IntArray, str, float, bool]:
+    """Improve the lower bound (Lagrangian on big models, then HiGHS) and maybe the greedy `start`.
+
+    Returns the best sites, how they were found, the proven lower bound on
+    the number of sites and whether HiGHS proved optimality.
+    """
+    best, method, bound, proven = start, "greedy", 1.0, len(start) <= 1
+    if not proven and time_limit_s > 0 and model.cover.nnz > SMALL_MODEL_NNZ:
+        lagr = target_lagrangian_bound(
+            model.cover,
+            model.weight,
+            need,
+            upper=len(start),
+            seconds=(1.0 - IMPROVE_SHARE) * (time_limit_s - (time.perf_counter() - began)),
+        )
+        bound = max(bound, math.ceil(lagr - 1e-6 * max(1.0, abs(lagr))))
+        proven = bound >= len(start)
+    left = time_limit_s - (time.perf_counter() - began) - SAFETY_S
+    if not proven and time_limit_s > 0 and left > MIN_MILP_S:
+        res = milp(
+            model,
+            sites_limit=None,
+            target_weight=need,
+            start=start,
+            time_limit_s=left,
+            mip_rel_gap=mip_rel_gap,
+            big=model.cover.nnz > SMALL_MODEL_NNZ,
+        )
+        if (
+            res.ran
+            and len(res.sites) < len(best)
+            and covered_weight(model.cover, model.weight, res.sites)
+            >= need - weight_tol(model.weight)
+        ):
+            best, method = res.sites, "milp"
+        if np.isfinite(res.bound):
+            bound = max(bound, math.ceil(res.bound - 1e-6))
+        proven = res.optimal
+    return best, method, bound, proven
+
+
 def solve_fewest_sites(
     cover: sp.csr_matrix,
     weight: FloatArray,
@@ -577,37 +467,9 @@ def solve_fewest_sites(
         )
     start, _ = greedy_cover(model.cover, model.weight, target_weight=need)
     start = _drop_redundant(model.cover, model.weight, start, need)
-    best, method, bound, proven = start, "greedy", 1.0, len(start) <= 1
-    if not proven and time_limit_s > 0 and model.cover.nnz > SMALL_MODEL_NNZ:
-        lagr = target_lagrangian_bound(
-            model.cover,
-            model.weight,
-            need,
-            upper=len(start),
-            seconds=(1.0 - IMPROVE_SHARE) * (time_limit_s - (time.perf_counter() - began)),
-        )
-        bound = max(bound, math.ceil(lagr - 1e-6 * max(1.0, abs(lagr))))
-        proven = bound >= len(start)
-    left = time_limit_s - (time.perf_counter() - began) - SAFETY_S
-    if not proven and time_limit_s > 0 and left > MIN_MILP_S:
-        res = _milp(
-            model,
-            sites_limit=None,
-            target_weight=need,
-            start=start,
-            time_limit_s=left,
-            mip_rel_gap=mip_rel_gap,
-        )
-        if (
-            res.ran
-            and len(res.sites) < len(best)
-            and covered_weight(model.cover, model.weight, res.sites)
-            >= need - weight_tol(model.weight)
-        ):
-            best, method = res.sites, "milp"
-        if np.isfinite(res.bound):
-            bound = max(bound, math.ceil(res.bound - 1e-6))
-        proven = res.optimal
+    best, method, bound, proven = _fewest_exact(
+        model, need, start, time_limit_s=time_limit_s, mip_rel_gap=mip_rel_gap, began=began
+    )
     n = float(len(best))
     bound = n if proven else min(bound, n)
     status = STATUS_OPTIMAL if proven else STATUS_TIME_LIMIT if time_limit_s > 0 else STATUS_GREEDY
