@@ -200,7 +200,7 @@ def _bound_and_start(
 
 def _improve(
     model: ShrunkModel, p: int, start: IntArray, *, seconds: float, mip_rel_gap: float
-) -> tuple[IntArray, str, float, float, bool]:
+) -> tuple[IntArray, str, float, float, float | None]:
     """Greedy start -> 1-swaps; the LP bound and start (:func:`_bound_and_start`); tabu search.
 
     The tabu search starts from the best of the greedy + swaps and the LP
@@ -210,7 +210,10 @@ def _improve(
     then the tabu search leaves it ``1 - IMPROVE_SHARE`` of `seconds`, else
     the tabu search has all of `seconds`. Returns the best sites, how they
     were found, their covered weight, the best proven bound (greedy
-    on-line, LP or Lagrangian) and whether to run HiGHS.
+    on-line, LP or Lagrangian) and the LP's seconds when HiGHS is worth
+    running (None otherwise): HiGHS can overrun its deadline by about one LP
+    solve (a root LP re-solve it does not interrupt), so it is stopped that
+    much earlier.
     """
     cover, w = model.cover, model.weight
     began = time.perf_counter()
@@ -226,7 +229,8 @@ def _improve(
     t_lp = time.perf_counter()
     relaxed, relaxed_start, how = _bound_and_start(model, p, value, seconds=0.4 * left())
     bound = min(bound, relaxed)
-    worth_milp = left() > MILP_LP_FACTOR * (time.perf_counter() - t_lp)
+    t_lp = time.perf_counter() - t_lp
+    worth_milp = left() > MILP_LP_FACTOR * t_lp
     reserve = (1.0 - IMPROVE_SHARE) * seconds if worth_milp else 0.0
     other = swap_improve(cover, w, relaxed_start, seconds=0.2 * left())
     if covered_weight(cover, w, other) > value:
@@ -236,7 +240,7 @@ def _improve(
         tabu = tabu_search(cover, w, best, seconds=left() - reserve, stop_weight=goal)
         if covered_weight(cover, w, tabu) > value:
             best, method, value = tabu, f"{method}+tabu", covered_weight(cover, w, tabu)
-    return best, method, value, max(bound, value), worth_milp
+    return best, method, value, max(bound, value), t_lp if worth_milp else None
 
 
 def _max_covering(
@@ -261,9 +265,9 @@ def _max_covering(
     bound = max(greedy_bound(cover, w, start, p), value)
     # the greedy stops early only when every coverable weight is covered
     proven = len(start) < p or _gap(value, bound) <= mip_rel_gap
-    run_milp = True
+    lp_s: float | None = 0.0
     if not proven and time_limit_s > 0 and cover.nnz > SMALL_MODEL_NNZ:
-        best, method, value, bound, run_milp = _improve(
+        best, method, value, bound, lp_s = _improve(
             model,
             p,
             start,
@@ -275,8 +279,8 @@ def _max_covering(
         swapped = swap_improve(cover, w, start, seconds=time_limit_s / 10)
         if covered_weight(cover, w, swapped) > value:
             best, method, value = swapped, "greedy+swap", covered_weight(cover, w, swapped)
-    left = time_limit_s - (time.perf_counter() - began)
-    if not proven and run_milp and left > MIN_MILP_S:
+    left = time_limit_s - (time.perf_counter() - began) - (lp_s or 0.0)
+    if not proven and lp_s is not None and left > MIN_MILP_S:
         res = milp(
             model,
             sites_limit=p,
