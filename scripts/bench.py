@@ -371,6 +371,9 @@ def main() -> None:
         "measured separately above. Origins for the distance benchmark are all network nodes "
         "(every node snapped as a point on its edge).",
     ]
+    from bench_plan import markdown_section  # the siting benchmarks (issue 10), same folder
+
+    lines += ["", markdown_section()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

@@ -293,9 +293,9 @@ def test_max_covering_large_model_path_equals_brute_force(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # force the path of big models: 1-swaps and the Lagrangian bound before HiGHS
-    import lifecircle.plan as plan
+    import lifecircle.plan_solve as plan_solve
 
-    monkeypatch.setattr(plan, "SMALL_MODEL_NNZ", 0)
+    monkeypatch.setattr(plan_solve, "SMALL_MODEL_NNZ", 0)
     cover, weight = _instance(seed + 20, n_c=14, n_d=60)
     best = _brute_max(cover, weight, 4)
     sol = solve_max_covering(cover, weight, 4, time_limit_s=30, mip_rel_gap=0.0)
@@ -394,3 +394,50 @@ def test_no_candidates_or_no_reach() -> None:
     assert sol.unreachable_weight == 5.0
     assert solve_max_covering(cover, weight, 3).covered_weight == 0.0
     assert coverage_curve(cover, weight, 3)[0].covered_weight == 0.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lagrangian_values_bound_the_brute_force_optimum(seed: int) -> None:
+    # any multipliers >= 0 give valid bounds: above the best covered weight with p sites,
+    # below the fewest sites reaching a target (both brute-forced here)
+    from lifecircle.plan_model import lagrangian_value, target_lagrangian_value
+
+    cover, weight = _instance(seed + 40, n_c=10, n_d=40)
+    rng = np.random.default_rng(seed)
+    best3 = _brute_max(cover, weight, 3)
+    target = 0.7 * weight[cover.toarray().any(axis=0)].sum()
+    fewest = _brute_fewest(cover, weight, target)
+    assert fewest is not None
+    for _ in range(30):
+        lam = weight * rng.random(len(weight)) * rng.choice([0.1, 1.0, 3.0])
+        assert lagrangian_value(cover, weight, 3, lam)[0] >= best3 - 1e-9
+        assert target_lagrangian_value(cover, weight, target, lam / weight.max()) <= fewest + 1e-9
+
+
+def test_target_lagrangian_bound_by_hand() -> None:
+    # three disjoint candidates of weight 5 each, target 12: two cover 10 < 12, so 3 are needed;
+    # the LP bound is 12 / 5 = 2.4, hence a proven bound of ceil(2.4) = 3
+    from lifecircle.plan_model import target_lagrangian_bound
+
+    cover = sp.csr_matrix(np.kron(np.eye(3, dtype=bool), np.ones((1, 5), dtype=bool)))
+    weight = np.ones(15)
+    bound = target_lagrangian_bound(cover, weight, 12.0, upper=3, seconds=5.0)
+    assert 2.0 < bound <= 2.4 + 1e-9
+    sol = solve_fewest_sites(cover, weight, 12.0, time_limit_s=5)
+    assert sol.n_sites == 3
+    assert sol.status == STATUS_OPTIMAL
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_tabu_search_never_worse_and_within_the_optimum(seed: int) -> None:
+    from lifecircle.plan_model import covered_weight, swap_improve, tabu_search
+
+    cover, weight = _instance(seed + 60, n_c=14, n_d=60)
+    start, _ = greedy_cover(cover, weight, max_sites=4)
+    local = swap_improve(cover, weight, start, seconds=5)
+    tabu = tabu_search(cover, weight, local, seconds=0.5)
+    best = _brute_max(cover, weight, 4)
+    assert len(set(tabu.tolist())) == 4
+    assert covered_weight(cover, weight, local) <= covered_weight(cover, weight, tabu) <= best
+    # on instances this small the tabu search reaches the brute-force optimum
+    assert covered_weight(cover, weight, tabu) == pytest.approx(best)
