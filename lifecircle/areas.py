@@ -57,7 +57,8 @@ def check_area_size(geom_wgs84: BaseGeometry, *, what: str) -> float:
     if area_km2 > MAX_AREA_KM2:
         msg = (
             f"{what} covers {area_km2:,.0f} km², more than the {MAX_AREA_KM2:,.0f} km² of one "
-            "city analysed in a run: give a district-size area (use `batch` for many areas)"
+            "city analysed in a run: give a district-size area (use `batch` for many areas, "
+            "or a local extract with --osm-file for a city)"
         )
         raise InputError(msg)
     return area_km2

@@ -59,6 +59,21 @@ NUMBER_RULES: dict[str, NumberRule] = {
         (0.0, 2000.0),
         "points that far from a street count as reachable",
     ),
+    "facility_max_snap_m": NumberRule(
+        0.0,
+        True,
+        "give a distance in metres, e.g. 100",
+        (0.0, 2000.0),
+        "facilities that far from a street count as reachable",
+    ),
+    "time_limit_s": NumberRule(0.0, True, "give the solver's time limit in seconds, e.g. 60"),
+    "candidate_spacing_m": NumberRule(
+        0.0,
+        True,
+        "give the spacing of street candidates in metres, e.g. 100",
+        (5.0, 2000.0),
+        "candidate sites that close or far apart; the value is used as given",
+    ),
     "isochrone_buffer_m": NumberRule(
         0.0,
         False,
@@ -148,7 +163,7 @@ def check_numeric_options(
     lifecircle.errors.InputError: --cluster-eps-m must be a finite number > 0, got 0.0: give a radius in metres, e.g. 250
     """  # noqa: E501
     for name, value in values.items():
-        if name in NUMBER_RULES:
+        if name in NUMBER_RULES and value is not None:  # None: an optional option not given
             check_number(name, value, label=label, stacklevel=3)
 
 

@@ -86,7 +86,7 @@ def test_spec_errors(tmp_path: Path) -> None:
     (tmp_path / "a.osm").write_text("<osm/>")
     areas, _ = parse_spec(
         {
-            "areas": [{"name": "x", "bbox": "1,2,3,4", "osm_file": "a.osm"}],
+            "areas": [{"name": "x", "bbox": "121.49,31.22,121.52,31.245", "osm_file": "a.osm"}],
             "scenarios": [{"name": "a"}],
         },
         base=tmp_path,
@@ -169,7 +169,7 @@ BAD_AREAS = [
         r"osm_file: file .*missing.osm does not exist",
     ),
     (
-        '[[areas]]\ndistrict = "pudong"\n\n[[areas]]\nname = "pudong"\nbbox = "1,2,3,4"',
+        '[[areas]]\ndistrict = "pudong"\n\n[[areas]]\nname = "pudong"\nbbox = "121.49,31.22,121.52,31.245"',
         r"area names must be unique .* 'pudong' repeats",
     ),
 ]

@@ -373,6 +373,7 @@ def assert_matches(ref: Reference, result: Any) -> None:
         np.testing.assert_allclose(theirs[finite], mine[finite], rtol=0, atol=0.01, err_msg=col)
 
 
+@pytest.mark.filterwarnings("ignore:.*reachable facilities are more than:RuntimeWarning")
 @pytest.mark.parametrize("with_amap", [False, True], ids=["osm", "osm+amap"])
 def test_coverage_matches_osmnx_networkx_routable_snapping(
     streets: Streets, tmp_path: Path, with_amap: bool
