@@ -169,7 +169,8 @@ BAD_AREAS = [
         r"osm_file: file .*missing.osm does not exist",
     ),
     (
-        '[[areas]]\ndistrict = "pudong"\n\n[[areas]]\nname = "pudong"\nbbox = "121.49,31.22,121.52,31.245"',
+        '[[areas]]\ndistrict = "pudong"\n\n[[areas]]\nname = "pudong"\n'
+        'bbox = "121.49,31.22,121.52,31.245"',
         r"area names must be unique .* 'pudong' repeats",
     ),
 ]
