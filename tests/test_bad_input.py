@@ -439,7 +439,13 @@ def test_cli_refuses_every_invalid_number_in_one_line(data: st.DataObject) -> No
     """Any invalid value of any numeric option: the real command refuses it before any work."""
     name = data.draw(st.sampled_from(sorted(NUMBER_RULES)))
     value = data.draw(_invalid(name))
-    command = "gaps" if name in {"cluster_eps_m", "zone_ring_m", "lag_points"} else "coverage"
+    command = (
+        "gaps"
+        if name in {"cluster_eps_m", "zone_ring_m", "lag_points"}
+        else "plan"
+        if name in {"time_limit_s", "candidate_spacing_m"}
+        else "coverage"
+    )
     flag = "--" + name.replace("_", "-")
     result = CliRunner().invoke(main, [command, *PUDONG, f"{flag}={value!r}"])
     assert_refused(result, f"{flag} must be a finite number")
