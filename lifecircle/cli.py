@@ -186,6 +186,8 @@ def main(verbose: int, quiet: int) -> None:
     logging.basicConfig(
         level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s"
     )
+    if not quiet:  # long downloads show one line per piece by default
+        logging.getLogger("lifecircle.progress").setLevel(min(level, logging.INFO))
 
 
 @main.command()
@@ -518,6 +520,10 @@ def batch(spec: Path, out: Path, scheduler: str | None, workers: int | None) -> 
     for row in s.loc[s["status"] != "ok"].itertuples():
         click.echo(f"  {row.area}/{row.scenario}: {row.error}")
     click.echo(f"summary: {out / 'summary.csv'}")
+    failed = int((s["status"] != "ok").sum())
+    if failed:  # the summary is written; a script still learns that jobs failed
+        msg = f"{failed} of {len(s)} jobs failed: see {out / 'summary.csv'}"
+        raise click.ClickException(msg)
 
 
 if __name__ == "__main__":

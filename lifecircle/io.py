@@ -43,6 +43,8 @@ from lifecircle.network import walk_overpass_filter
 from lifecircle.osmdata import ENTRANCE_KEY, FEATURE_KEYS, HighwayWays, OSMData
 
 logger = logging.getLogger(__name__)
+# progress of long downloads: shown by the CLI unless -q (lifecircle.cli.main)
+progress = logging.getLogger("lifecircle.progress")
 
 OSM_SUFFIXES = (".osm", ".osm.bz2", ".osm.pbf", ".pbf")
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".parquet", ".geoparquet", ".fgb")
@@ -513,7 +515,7 @@ def _download_pieces(
             continue
         done += 1
         n = found.add(answer)
-        logger.info(
+        progress.info(
             "Overpass piece %d/%d (%.1f km²): %d elements, %.1f MB%s",
             done,
             done + len(queue),
@@ -589,7 +591,7 @@ def download_osm(
         raise InputError(msg)
     pieces = overpass.split_area(polygon, piece_km2=piece_km2 or overpass.PIECE_KM2)
     url = settings.overpass_url().rstrip("/")
-    logger.info("Overpass: %.0f km² in %d pieces from %s", km2, len(pieces), url)
+    progress.info("Overpass: %.0f km² in %d pieces from %s", km2, len(pieces), url)
     ensure_writable_dir(out_path.parent)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".overpass-pieces-") as folder:
         try:

@@ -213,6 +213,9 @@ def _resolve_area(
 def _osm_source(req: AreaRequest, key: str) -> Path | None:
     """Find the OSM file: --osm-file, then the data folder, then the raw cache."""
     if req.osm_file is not None:
+        if Path(req.osm_file).is_dir():
+            msg = f"--osm-file {req.osm_file} is a folder: give a .osm, .osm.bz2 or .osm.pbf file"
+            raise InputError(msg)
         if not Path(req.osm_file).is_file():
             msg = f"--osm-file {req.osm_file} does not exist: check the path"
             raise InputError(msg)
@@ -630,13 +633,21 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         try:
             prepared = _load(folder, key, crs, manifest, district)
             logger.info("reusing the processed cache in %s", folder)
+            for note in manifest.get("warnings", []):  # what the build warned about still holds
+                warnings.warn(str(note), RuntimeWarning, stacklevel=2)
             return prepared
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("processed cache in %s is unreadable (%s): rebuilding", folder, exc)
 
-    net, facilities, access, residents, extent, info = _build(
-        req, key, crs, boundary, osm_path, folder, district
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        net, facilities, access, residents, extent, info = _build(
+            req, key, crs, boundary, osm_path, folder, district
+        )
+    notes = list(dict.fromkeys(str(w.message) for w in caught if w.category is RuntimeWarning))
+    for w in caught:  # emitted now, and stored so that a run reusing the cache says them too
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    info["warnings"] = notes
     zones = _zones_layer(district, crs)
     manifest = {
         "lifecircle_version": __version__,

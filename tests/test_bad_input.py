@@ -494,3 +494,9 @@ def test_checks_used_by_every_numeric_option() -> None:
         if getattr(p.type, "name", "") == "float"
     }
     assert floats - {"target"} <= set(NUMBER_RULES), floats - set(NUMBER_RULES)
+
+
+def test_a_folder_as_osm_file_is_named_as_such(tmp_path: Path) -> None:
+    """Review of issue 9: a folder was reported as a missing file."""
+    result = CliRunner().invoke(main, ["fetch", *PUDONG, "--osm-file", str(tmp_path)])
+    assert_refused(result, "is a folder")

@@ -619,3 +619,23 @@ def test_settings_are_local_to_a_thread_and_restored(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         failing()
     assert settings.data_dir() == Path(os.environ["LIFECIRCLE_DATA_DIR"])  # restored
+
+
+def test_batch_exits_non_zero_when_a_job_failed(tmp_path: Path) -> None:
+    """Review of issue 9: `batch` exited 0 with failed jobs; the summary is still written."""
+    from click.testing import CliRunner
+
+    from lifecircle.cli import main
+    from tests.conftest import LUJIAZUI
+
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        f'[[areas]]\nname = "nowhere"\nbbox = [121.40, 31.10, 121.42, 31.12]\n'
+        f'osm_file = "{LUJIAZUI}"\n\n[[scenarios]]\nname = "a"\n'
+    )
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["batch", str(spec), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 1
+    assert "1 of 1 jobs failed" in result.output
+    assert "Traceback" not in result.output
+    assert (out / "summary.csv").is_file()

@@ -191,8 +191,10 @@ def test_continent_sized_area_is_refused_before_any_request(
     overpass = Overpass(overpass_recording)
     server = _online(monkeypatch, tmp_path, overpass)
     try:
-        with pytest.raises(InputError) as info:
+        with pytest.raises(InputError, match="20,000 km² of one city"):  # a continent: any run
             prepare_area(AreaRequest(bbox="70,15,135,55", name="asia"))
+        with pytest.raises(InputError) as info:  # 8,400 km²: fine from a file, too big to download
+            prepare_area(AreaRequest(bbox="121,31,122,31.8", name="big"))
         msg = str(info.value)
         assert "\n" not in msg
         assert re.search(r"\d{1,3}(,\d{3})+ km²", msg)  # the size, in km²

@@ -12,7 +12,7 @@ import shapely
 from lifecircle.areas import boundary_to_wgs84
 from lifecircle.errors import CRSError
 from lifecircle.io import read_raster_cells
-from lifecircle.prepare import AreaRequest, prepare_area
+from lifecircle.prepare import AreaRequest, PoiSource, prepare_area
 from tests.conftest import LUJIAZUI
 
 BBOX = "121.495,31.228,121.512,31.243"
@@ -248,3 +248,27 @@ def test_requests_that_differ_get_their_own_folders(private_cache: Path) -> None
     stamps = {req: _build_stamp(prepare_area(req)) for req in (school, hospital)}
     assert _build_stamp(prepare_area(AreaRequest(district="pudong"))) == _build_stamp(plain)
     assert {req: _build_stamp(prepare_area(req)) for req in (school, hospital)} == stamps
+
+
+def test_build_warnings_are_repeated_when_the_cache_is_reused(
+    private_cache: Path, tmp_path: Path
+) -> None:
+    """Review of issue 9: a warning of the build (here: POI polygons counted at a point) was
+    printed only by the run that built the cache; a rerun reusing it was silent."""
+    polys = gpd.GeoDataFrame(
+        {"name": ["某某小学"], "type": ["科教文化服务;学校;小学"]},
+        geometry=[shapely.box(121.500, 31.234, 121.501, 31.235)],
+        crs=4326,
+    )
+    path = tmp_path / "polys.gpkg"
+    polys.to_file(path)
+    req = AreaRequest(district="pudong", pois=(PoiSource(path),))
+    with pytest.warns(RuntimeWarning) as first:
+        built = prepare_area(req)
+    with pytest.warns(RuntimeWarning) as second:
+        again = prepare_area(req)
+    assert again.manifest["created"] == built.manifest["created"]  # reused, not rebuilt
+    said = {str(w.message) for w in first}
+    assert said
+    assert said <= {str(w.message) for w in second}
+    assert set(built.manifest["warnings"]) == said
