@@ -6,7 +6,11 @@ covered); see :func:`_constraints`. Used by :mod:`lifecircle.plan_solve`.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import highspy
@@ -20,6 +24,21 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 __all__ = ["MilpResult", "lp_relaxation", "milp"]
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Send the process's standard output (file descriptor 1) to /dev/null for the block."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 @dataclass(frozen=True)
@@ -86,7 +105,8 @@ def _highs(
     a, lo, hi, cost = _constraints(model, sites_limit, target_weight)
     n_c = model.cover.shape[0]
     n = a.shape[1]
-    h = highspy.Highs()  # type: ignore[no-untyped-call]
+    with _quiet_stdout():  # HiGHS prints a banner from C when it starts, whatever its options
+        h = highspy.Highs()  # type: ignore[no-untyped-call]
     h.setOptionValue("output_flag", False)
     h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
     inf = h.getInfinity()
