@@ -22,6 +22,7 @@ on a small network island are never covered and are reported separately.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -181,8 +182,8 @@ def _parse_row(row: dict[str, str], minutes: float, speed_kmh: float) -> tuple[T
     except ValueError:
         msg = f"{where}: minutes {text!r} is not a number"
         raise InputError(msg) from None
-    if not mins > 0:
-        msg = f"{where}: minutes must be > 0, got {text}"
+    if not (math.isfinite(mins) and mins > 0):
+        msg = f"{where}: minutes must be a finite number > 0, got {text or mins}"
         raise InputError(msg)
     flag = row.get("required", "").strip().lower()
     if flag not in {"", "yes", "no", "true", "false", "1", "0"}:

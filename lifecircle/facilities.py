@@ -432,7 +432,7 @@ def parse_poi_mapping(text: str, *, field: str = "type") -> PoiMapping:
         msg = "POI mapping needs columns pattern,category,subtype: see data/poi_mappings/amap.csv"
         raise InputError(msg)
     rules = []
-    for row in table.itertuples(index=False):
+    for line, row in enumerate(table.itertuples(index=False), start=2):
         category = str(row.category).strip()
         if category and category not in CATEGORIES:
             msg = f"POI mapping: unknown category {category!r}: use one of {', '.join(CATEGORIES)}"
@@ -448,7 +448,10 @@ def parse_poi_mapping(text: str, *, field: str = "type") -> PoiMapping:
                 )
             )
         except re.error as exc:
-            msg = f"POI mapping: bad regular expression in row {row}: {exc}"
+            msg = (
+                f"POI mapping, line {line} (pattern {str(row.pattern)!r}): bad regular "
+                f"expression: {exc}; fix the pattern (escape ( ) [ ] with a backslash)"
+            )
             raise InputError(msg) from exc
     return PoiMapping(field=field, rules=tuple(rules))
 
