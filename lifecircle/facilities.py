@@ -878,7 +878,9 @@ def facility_access(
     areal = np.isin(shapely.get_type_id(geoms), [3, 6])  # Polygon, MultiPolygon
     usable = usable_entrances(entrances).to_crs(crs)
     ent_geoms = usable.geometry.to_numpy()
-    outlines = np.array([_outline(g) if a else g for g, a in zip(geoms, areal, strict=True)])
+    outlines = np.array(
+        [_outline(g) if a else g for g, a in zip(geoms, areal, strict=True)], dtype=object
+    )
     fac_idx, ent_idx = shapely.STRtree(ent_geoms).query(
         outlines, predicate="dwithin", distance=tolerance_m
     )

@@ -270,7 +270,10 @@ def test_describe_thresholds_and_labels() -> None:
     [
         ("category,subtype,minutes,distance_m,source\nschool,*,,,\n", "old columns"),
         ("category,tier,subtypes,minutes,source\nschool,a,*,x,s\n", "minutes 'x' is not a number"),
-        ("category,tier,subtypes,minutes,source\nschool,a,*,-5,s\n", "minutes must be a finite number > 0"),
+        (
+            "category,tier,subtypes,minutes,source\nschool,a,*,-5,s\n",
+            "minutes must be a finite number > 0",
+        ),
         ("category,tier,subtypes,minutes,source\nschool,a,*|primary,,s\n", "or * alone"),
         ("category,tier,subtypes,minutes,source\nschool,a,*,,s\nschool,a,primary,,s\n", "twice"),
         ("category,tier,subtypes,minutes,source\nschool,A b,*,,s\n", "tier name"),

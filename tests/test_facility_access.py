@@ -213,3 +213,14 @@ def test_prepared_area_has_the_access_layer() -> None:
             first.facility_access["access"] != "point", "facility_id"
         ].nunique()
     )
+
+
+def test_no_facilities_gives_an_empty_access_layer() -> None:
+    """An extract without facilities (the Porto Alegre benchmark) crashed the build."""
+    empty = gpd.GeoDataFrame({"source_id": []}, geometry=gpd.GeoSeries([], crs=CRS), crs=CRS)
+    ent = gpd.GeoDataFrame(
+        {"osm_id": [7], "tags": [{"entrance": "main"}]}, geometry=[shapely.Point(0, 0)], crs=CRS
+    )
+    acc = facility_access(empty, ent, crs=CRS)
+    assert len(acc) == 0
+    assert "facility_id" in acc.columns
