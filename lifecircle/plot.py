@@ -31,6 +31,13 @@ CATEGORY_COLORS = {
 ATTRIBUTION = "© OpenStreetMap contributors"
 
 
+def new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """Return `ax` and its figure, or a new figure and axes of `figsize` inches."""
+    if ax is None:
+        return plt.subplots(figsize=figsize)
+    return ax.get_figure(), ax  # type: ignore[return-value]
+
+
 def add_scale_bar(ax: Axes, *, length_m: float | None = None) -> None:
     """Draw a scale bar in the lower left corner of a map in metres."""
     x0, x1 = ax.get_xlim()
@@ -117,10 +124,7 @@ def plot_coverage_map(
     -------
     fig, ax
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 10))
-    else:
-        fig = ax.get_figure()  # type: ignore[assignment]
+    fig, ax = new_axes(ax, (10, 10))
     crs = prepared.crs
     _, edges = network_to_gdfs(prepared.network)
     edges.plot(ax=ax, color="#bbbbbb", linewidth=0.4, zorder=1)
@@ -226,10 +230,7 @@ def plot_gap_map(
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
 
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 10))
-    else:
-        fig = ax.get_figure()  # type: ignore[assignment]
+    fig, ax = new_axes(ax, (10, 10))
     cmap = colormaps["RdYlGn"]
     norm = Normalize(vmin=0.0, vmax=1.0)
     shown = rings.loc[rings["coverage"].notna()]
@@ -328,10 +329,7 @@ def plot_plan_curve(
     -------
     fig, ax
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-    else:
-        fig = ax.get_figure()  # type: ignore[assignment]
+    fig, ax = new_axes(ax, (7, 4.5))
     color = CATEGORY_COLORS.get(category, "black")
     ks = np.arange(len(curve_coverage) + 1)
     values = np.array([coverage_now, *curve_coverage]) * 100
@@ -383,10 +381,7 @@ def plot_plan_map(
     -------
     fig, ax
     """
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 10))
-    else:
-        fig = ax.get_figure()  # type: ignore[assignment]
+    fig, ax = new_axes(ax, (10, 10))
     _, edges = network_to_gdfs(prepared.network)
     edges.plot(ax=ax, color="#bbbbbb", linewidth=0.4, zorder=1)
     color = CATEGORY_COLORS.get(category, "black")
