@@ -266,7 +266,7 @@ def snap_to_routable(
     max_snap_m
         Snap limit in metres.
     indexes
-        Pre-built ``(routable, all edges)`` indexes, to reuse over layers.
+        Pre-built ``(routable, fragment)`` edge indexes, to reuse over layers.
 
     Returns
     -------
@@ -277,15 +277,20 @@ def snap_to_routable(
         0 when not moved; NaN when unreachable).
     """
     _check_crs(points, net)
-    idx_routable, idx_all = indexes or (EdgeIndex.build(net, routable), EdgeIndex.build(net))
+    idx_routable, idx_fragments = indexes or (
+        EdgeIndex.build(net, routable),
+        EdgeIndex.build(net, ~routable),
+    )
     geoms = points.geometry.to_numpy()
     snap = snap_geometries(geoms, net, idx_routable, max_snap_m=max_snap_m)
-    nearest = snap_geometries(geoms, net, idx_all, max_snap_m=max_snap_m)
-    near_edge = nearest["edge"].to_numpy()
-    on_fragment = (near_edge >= 0) & ~routable[np.maximum(near_edge, 0)]
-    snap["moved_off_fragment"] = on_fragment & (snap["edge"].to_numpy() >= 0)
-    extra = snap["offset_m"].to_numpy() - nearest["offset_m"].to_numpy()
-    snap["extra_access_m"] = np.where(snap["moved_off_fragment"], np.maximum(extra, 0.0), 0.0)
+    # only the (few) fragment edges are searched again: a point moved off a fragment when one
+    # lies nearer than its routable edge
+    frag = snap_geometries(geoms, net, idx_fragments, max_snap_m=max_snap_m)
+    offset, frag_offset = snap["offset_m"].to_numpy(), frag["offset_m"].to_numpy()
+    moved = (snap["edge"].to_numpy() >= 0) & (frag["edge"].to_numpy() >= 0)
+    moved[moved] = frag_offset[moved] < offset[moved]
+    snap["moved_off_fragment"] = moved
+    snap["extra_access_m"] = np.where(moved, offset - frag_offset, 0.0)
     snap.loc[snap["edge"] < 0, "extra_access_m"] = np.nan
     snap.index = points.index
     return snap
@@ -361,7 +366,7 @@ def snap_area(
     SnappedArea
     """
     routable = routable_edges(net, fragment_max_m=fragment_max_m)
-    indexes = (EdgeIndex.build(net, routable), EdgeIndex.build(net))
+    indexes = (EdgeIndex.build(net, routable), EdgeIndex.build(net, ~routable))
     res = snap_to_routable(
         residents, net, routable=routable, max_snap_m=max_snap_m, indexes=indexes
     )
