@@ -444,10 +444,7 @@ def _tier_polygon(group: pd.DataFrame, tiers: list[Target]) -> shapely.Geometry:
     """Where every required tier is met: the intersection of each tier's union of reach."""
     if not tiers:
         return shapely.union_all(group.geometry.to_numpy())
-    subs = group["subtype"].astype(str).to_numpy()
-    parts = [
-        shapely.union_all(group.geometry.to_numpy()[[t.serves(s) for s in subs]]) for t in tiers
-    ]
+    parts = [shapely.union_all(group.geometry.to_numpy()[target_mask(group, t)]) for t in tiers]
     return shapely.intersection_all(parts) if len(parts) > 1 else parts[0]
 
 

@@ -19,6 +19,7 @@ from lifecircle.coverage import (
     Target,
     describe_thresholds,
     summarize_coverage,
+    target_mask,
     threshold_label,
     unassigned_facilities,
     uniform_threshold_m,
@@ -43,11 +44,12 @@ def facility_counts(
     """
     reachable = facilities["reachable"].to_numpy(dtype=bool)
     cats = facilities["category"].to_numpy()
-    subs = facilities["subtype"].astype(str).to_numpy()
     out = {}
     for cat in categories:
-        tiers = [t for t in targets if t.category == cat and t.required]
-        serves = np.array([any(t.serves(s) for t in tiers) for s in subs], dtype=bool)
+        serves = np.zeros(len(facilities), dtype=bool)
+        for t in targets:
+            if t.category == cat and t.required:
+                serves |= target_mask(facilities, t)
         out[cat] = {
             "reachable": int(((cats == cat) & reachable & serves).sum()),
             "total": int((cats == cat).sum()),
