@@ -69,6 +69,49 @@ TEXT: dict[str, dict[str, str]] = {
     "gap_clusters": {"en": "gap clusters", "zh": "缺口聚类"},
     "isochrone": {"en": "15-minute walk", "zh": "15分钟步行范围"},
     "uncovered_residents": {"en": "residents not covered", "zh": "未覆盖人口"},
+    # web map (lifecircle.webmap)
+    "web_map_title": {"en": "15-minute life circle: {area}", "zh": "15分钟社区生活圈：{area}"},
+    "colour_by": {"en": "Colour residents by", "zh": "居民点着色依据"},
+    "all_walk": {"en": "All four (farthest of them)", "zh": "四类设施（取最远者）"},
+    "unreachable": {"en": "unreachable", "zh": "不可达"},
+    "unreachable_note": {
+        "en": "no facility within the search limit, or no street within the snap limit",
+        "zh": "搜索范围内无设施，或吸附距离内无道路",
+    },
+    "residents_layer": {"en": "Residents", "zh": "居民点"},
+    "resident_point": {"en": "resident point", "zh": "居民点"},
+    "isochrones_layer": {
+        "en": "Walking reach of the selected category",
+        "zh": "所选类别的步行可达范围",
+    },
+    "facilities_layer": {"en": "Facilities", "zh": "设施"},
+    "units_layer": {"en": "Sub-districts / towns", "zh": "街道/镇"},
+    "clusters_layer": {"en": "Gap clusters", "zh": "缺口聚类"},
+    "osm_tiles": {"en": "OpenStreetMap (online)", "zh": "OpenStreetMap 底图（需联网）"},
+    "no_background": {"en": "No background (offline)", "zh": "无底图（离线）"},
+    "tiles_note": {
+        "en": "Background map: choose OpenStreetMap in the layer control (needs internet).",
+        "zh": "底图：在图层控件中选择 OpenStreetMap（需联网）。",
+    },
+    "reachable": {"en": "reachable from where residents live", "zh": "居民可达"},
+    "not_reachable": {
+        "en": "not reachable from the analysed streets",
+        "zh": "分析范围内道路不可达",
+    },
+    "no_residents_unit": {
+        "en": "no residents in the analysed area",
+        "zh": "分析范围内无居民点",
+    },
+    "no_network_unit": {"en": "no walking network in the data", "zh": "数据中无步行路网"},
+    "aggregated_note": {
+        "en": "{points} resident points drawn as {cells} cells of {cell_m} m (more than {cap})",
+        "zh": "{points} 个居民点按 {cell_m} 米网格汇总为 {cells} 个格子（超过 {cap} 个）",
+    },
+    "cell_points": {"en": "resident points in this cell", "zh": "本格居民点数"},
+    "median_minutes": {"en": "median walking minutes", "zh": "步行时间中位数（分钟）"},
+    "missing": {"en": "missing", "zh": "缺少"},
+    "points": {"en": "points", "zh": "点数"},
+    "area_km2": {"en": "area (km²)", "zh": "面积（平方公里）"},
 }
 
 
