@@ -48,6 +48,7 @@ from lifecircle.facilities import (
     change_facilities,
     change_facility_access,
 )
+from lifecircle.i18n import DEFAULT_LANG, Lang
 from lifecircle.isochrones import DEFAULT_BUFFER_M, facility_isochrones
 from lifecircle.network import WalkNetwork
 from lifecircle.prepare import (
@@ -109,6 +110,7 @@ class CoverageResult:
     out_dir: Path
     files: list[Path] = field(default_factory=list)
     prepared: PreparedArea | None = None
+    facilities: gpd.GeoDataFrame | None = None
 
 
 def run_fetch(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
@@ -567,6 +569,7 @@ def run_coverage(
     rebuild: bool = False,
     prepared: PreparedArea | None = None,
     add_facilities: Path | None = None,
+    lang: Lang = DEFAULT_LANG,
 ) -> CoverageResult:
     """Run the whole coverage analysis and write its outputs.
 
@@ -590,6 +593,8 @@ def run_coverage(
         A layer of facilities to add (a ``category`` column, optional
         ``subtype`` and ``name``; points or polygons), e.g. a plan's
         ``sites.gpkg``. Needs `out_dir`: the cache folder keeps the baseline.
+    lang
+        Language of the web map ``web_map.html``.
 
     Returns
     -------
@@ -633,6 +638,17 @@ def run_coverage(
             import matplotlib.pyplot as plt
 
             plt.close(fig)
+            from lifecircle.webmap import coverage_web_map
+
+            page = coverage_web_map(
+                summary,
+                residents,
+                frames.facilities,
+                units=prepared.zones,
+                isochrones=cat_iso,
+                lang=lang,
+            )
+            files.append(io.save_text(page, out.path("web_map.html")))
         summary["outputs"] = [p.name for p in files] + ["coverage.json"]
         io.save_json(summary, out.path("coverage.json"))
     files = out.files
@@ -644,6 +660,7 @@ def run_coverage(
         out_dir=target_dir,
         files=files,
         prepared=prepared,
+        facilities=frames.facilities,
     )
 
 
@@ -679,6 +696,7 @@ class GapResult:
     out_dir: Path
     admin: gpd.GeoDataFrame | None = None
     files: list[Path] = field(default_factory=list)
+    facilities: gpd.GeoDataFrame | None = None
 
 
 def _gap_zone_tables(
@@ -738,8 +756,10 @@ def compute_gaps(
     if coverage is None:
         frames = compute_coverage(prepared, replace(options, isochrones=False))
         cov_summary, residents = frames.summary, frames.residents
+        facilities = frames.facilities
     else:
         cov_summary, residents = coverage[0], coverage[1].copy()
+        facilities = prepared.facilities.loc[prepared.facilities["category"].isin(categories)]
     cap_m = float(cov_summary["parameters"]["search_limit_m"])
     tables, admin, comparison = _gap_zone_tables(prepared, req, residents, categories, gap_options)
     grad = gaps.gradient(tables["rings"], lag_points=gap_options.lag_points)
@@ -778,6 +798,7 @@ def compute_gaps(
         residents=residents,
         out_dir=prepared.folder,
         admin=admin,
+        facilities=facilities,
     )
 
 
@@ -791,13 +812,15 @@ def run_gaps(
     rebuild: bool = False,
     prepared: PreparedArea | None = None,
     coverage: tuple[dict[str, Any], gpd.GeoDataFrame] | None = None,
+    lang: Lang = DEFAULT_LANG,
 ) -> GapResult:
     """Run the gap analysis and write ``gaps.json``, tables, layers, maps and reports.
 
     Outputs (in `out_dir`, default the area's processed folder): ``gaps.json``,
     ``zone_measures.csv``, ``gap_clusters.gpkg`` and ``.csv``,
     ``gap_map_<category>.png`` and ``.pdf`` (and ``all_categories``),
-    ``gaps_report.html`` (self-contained) and ``gaps_report.md``.
+    ``gaps_report.html`` (self-contained), ``gaps_report.md`` and the web
+    map ``gaps_web_map.html`` (in `lang`).
     """
     import matplotlib.pyplot as plt
 
@@ -864,11 +887,26 @@ def run_gaps(
         files.append(
             io.save_text(render_html(title, sections, images), out.path("gaps_report.html"))
         )
+        files.append(io.save_text(_gaps_web_map(result, lang), out.path("gaps_web_map.html")))
         result.summary["outputs"] = [p.name for p in files] + ["gaps.json"]
         io.save_json(result.summary, out.path("gaps.json"))
     files = out.files
     result.files = files
     return result
+
+
+def _gaps_web_map(result: GapResult, lang: Lang) -> str:
+    from lifecircle.webmap import gaps_web_map
+
+    return gaps_web_map(
+        result.summary,
+        result.residents,
+        result.facilities,
+        units=result.admin,
+        unit_table=result.tables.get("admin"),
+        clusters=result.clusters,
+        lang=lang,
+    )
 
 
 # --------------------------------------------------------------------------- plan
