@@ -237,7 +237,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     driver_path = shutil.which("chromedriver")
     if chromium is None or driver_path is None:
         _missing_browser("chromium or chromedriver is not on PATH")
-    assert chromium is not None and driver_path is not None
+    assert chromium is not None
+    assert driver_path is not None
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
     profile = tmp_path_factory.mktemp("chromium-profile")
@@ -360,7 +361,7 @@ def _free_point(unit: shapely.Geometry, avoid: np.ndarray, clusters: shapely.Geo
     return gpd.GeoSeries([best], crs="EPSG:32651").to_crs(4326).iloc[0]
 
 
-def _click_unit(driver: Any, point: Any) -> str:
+def _click_unit(driver: Any, point: tuple[float, float]) -> str:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -387,7 +388,8 @@ def test_clicking_a_unit_shows_its_coverage(run: dict[str, Any], browser: Any, n
         [shapely.get_coordinates(residents.geometry), shapely.get_coordinates(facilities.geometry)]
     )
     clusters = shapely.union_all(gpd.read_file(out / "gap_clusters.gpkg").geometry.to_numpy())
-    point = _free_point(unit, markers, clusters)
+    free = _free_point(unit, markers, clusters)
+    point = (free.y, free.x)
     if name == "web_map.html":
         rows = json.loads((out / "coverage.json").read_text())["zones"]["admin"]
         row = next(r for r in rows if r["zone"] == "陆家嘴街道")
