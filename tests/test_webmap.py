@@ -281,7 +281,7 @@ def _colours(driver: Any) -> dict[int, str]:
 
 @pytest.mark.parametrize("name", ["web_map.html", "gaps_web_map.html"])
 def test_page_loads_offline_without_errors_or_external_requests(
-    run: dict[str, Any], browser: Any, name: str
+    browser: Any, run: dict[str, Any], name: str
 ) -> None:
     browser.get_log("browser")  # drop what earlier pages logged
     _open(browser, run["out"] / name)
@@ -302,7 +302,7 @@ def test_page_loads_offline_without_errors_or_external_requests(
     assert browser.execute_script("return document.querySelectorAll('.leaflet-tile').length") == 0
 
 
-def test_layers_hold_every_resident_unit_and_facility(run: dict[str, Any], browser: Any) -> None:
+def test_layers_hold_every_resident_unit_and_facility(browser: Any, run: dict[str, Any]) -> None:
     out, cache = run["out"], run["cache"]
     residents = gpd.read_file(out / "residents_coverage.gpkg")
     facilities = gpd.read_file(cache / "facilities.gpkg")
@@ -323,7 +323,7 @@ def test_layers_hold_every_resident_unit_and_facility(run: dict[str, Any], brows
 
 
 def test_category_switcher_recolours_residents_by_walking_minutes(
-    run: dict[str, Any], browser: Any
+    browser: Any, run: dict[str, Any]
 ) -> None:
     out = run["out"]
     residents = gpd.read_file(out / "residents_coverage.gpkg").set_index("resident_id")
@@ -346,8 +346,10 @@ def test_category_switcher_recolours_residents_by_walking_minutes(
     assert set(after.values()) == {GREY}  # no elderly care: every resident unreachable
 
 
-def _free_point(unit: shapely.Geometry, avoid: np.ndarray, clusters: shapely.Geometry) -> Any:
-    """A point inside `unit`, 60 m or more from every marker and outside the gap clusters."""
+def _free_point(
+    unit: shapely.Geometry, avoid: np.ndarray, clusters: shapely.Geometry, centre: shapely.Point
+) -> Any:
+    """The point of `unit` nearest `centre`, 60 m or more from any marker, outside the clusters."""
     m = gpd.GeoSeries([unit], crs=4326).to_crs("EPSG:32651").iloc[0].buffer(-40)
     x0, y0, x1, y1 = m.bounds
     gx, gy = np.meshgrid(np.arange(x0, x1, 25.0), np.arange(y0, y1, 25.0))
@@ -356,7 +358,6 @@ def _free_point(unit: shapely.Geometry, avoid: np.ndarray, clusters: shapely.Geo
     tree = shapely.STRtree(shapely.points(avoid))
     near = tree.query(cand, predicate="dwithin", distance=60.0)
     free = np.setdiff1d(np.arange(len(cand)), near[0])
-    centre = shapely.centroid(shapely.multipoints(avoid))
     best = cand[free][np.argmin(shapely.distance(cand[free], centre))]
     return gpd.GeoSeries([best], crs="EPSG:32651").to_crs(4326).iloc[0]
 
@@ -365,30 +366,28 @@ def _click_unit(driver: Any, point: tuple[float, float]) -> str:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.execute_script(
-        "lifecircleMap.map.setView([arguments[0], arguments[1]], 16);", point.y, point.x
-    )
+    driver.execute_script("lifecircleMap.map.setView([arguments[0], arguments[1]], 16);", *point)
     ActionChains(driver).move_to_element(driver.find_element("id", "map")).click().perform()
     WebDriverWait(driver, 10).until(
         lambda d: d.find_elements("css selector", ".leaflet-popup-content")
     )
-    return str(
-        driver.find_element("css selector", ".leaflet-popup-content").get_attribute("innerHTML")
-    )
+    popup = driver.find_element("css selector", ".leaflet-popup-content")
+    return str(popup.get_attribute("innerHTML"))
 
 
 @pytest.mark.parametrize("name", ["web_map.html", "gaps_web_map.html"])
-def test_clicking_a_unit_shows_its_coverage(run: dict[str, Any], browser: Any, name: str) -> None:
+def test_clicking_a_unit_shows_its_coverage(browser: Any, run: dict[str, Any], name: str) -> None:
     out = run["out"]
     units = gpd.read_file(UNITS_FILE)
     unit = units.loc[units["official_control_name_2023"] == "陆家嘴街道"].geometry.iloc[0]
     residents = gpd.read_file(out / "residents_coverage.gpkg")
     facilities = gpd.read_file(run["cache"] / "facilities.gpkg")
+    centre = shapely.centroid(shapely.multipoints(shapely.get_coordinates(residents.geometry)))
     markers = np.concatenate(
         [shapely.get_coordinates(residents.geometry), shapely.get_coordinates(facilities.geometry)]
     )
     clusters = shapely.union_all(gpd.read_file(out / "gap_clusters.gpkg").geometry.to_numpy())
-    free = _free_point(unit, markers, clusters)
+    free = _free_point(unit, markers, clusters, centre)
     point = (free.y, free.x)
     if name == "web_map.html":
         rows = json.loads((out / "coverage.json").read_text())["zones"]["admin"]
@@ -413,7 +412,7 @@ def test_clicking_a_unit_shows_its_coverage(run: dict[str, Any], browser: Any, n
     assert want["school"] == pytest.approx(0.9787, abs=1e-3)  # 97.9% of floor area near a school
 
 
-def test_screenshot_is_a_drawn_map(run: dict[str, Any], browser: Any, tmp_path: Path) -> None:
+def test_screenshot_is_a_drawn_map(browser: Any, run: dict[str, Any], tmp_path: Path) -> None:
     from PIL import Image
 
     _open(browser, run["out"] / "gaps_web_map.html")
