@@ -112,6 +112,10 @@ TEXT: dict[str, dict[str, str]] = {
     "missing": {"en": "missing", "zh": "缺少"},
     "points": {"en": "points", "zh": "点数"},
     "area_km2": {"en": "area (km²)", "zh": "面积（平方公里）"},
+    "analysed_area": {
+        "en": "Analysed area (extent of the walking network)",
+        "zh": "分析范围（步行路网覆盖范围）",
+    },
 }
 
 

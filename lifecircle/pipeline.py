@@ -646,6 +646,8 @@ def run_coverage(
                 frames.facilities,
                 units=prepared.zones,
                 isochrones=cat_iso,
+                extent=prepared.extent,
+                area_name=web_map_area_name(prepared, lang),
                 lang=lang,
             )
             files.append(io.save_text(page, out.path("web_map.html")))
@@ -887,7 +889,8 @@ def run_gaps(
         files.append(
             io.save_text(render_html(title, sections, images), out.path("gaps_report.html"))
         )
-        files.append(io.save_text(_gaps_web_map(result, lang), out.path("gaps_web_map.html")))
+        page = _gaps_web_map(result, prepared, lang)
+        files.append(io.save_text(page, out.path("gaps_web_map.html")))
         result.summary["outputs"] = [p.name for p in files] + ["gaps.json"]
         io.save_json(result.summary, out.path("gaps.json"))
     files = out.files
@@ -895,7 +898,14 @@ def run_gaps(
     return result
 
 
-def _gaps_web_map(result: GapResult, lang: Lang) -> str:
+def web_map_area_name(prepared: PreparedArea, lang: Lang) -> str:
+    """Return the area's name for a web map title (the district's name in `lang`, else its key)."""
+    if prepared.district is None:
+        return prepared.key
+    return prepared.district.name_zh if lang == "zh" else prepared.district.name
+
+
+def _gaps_web_map(result: GapResult, prepared: PreparedArea, lang: Lang) -> str:
     from lifecircle.webmap import gaps_web_map
 
     return gaps_web_map(
@@ -905,6 +915,8 @@ def _gaps_web_map(result: GapResult, lang: Lang) -> str:
         units=result.admin,
         unit_table=result.tables.get("admin"),
         clusters=result.clusters,
+        extent=prepared.extent,
+        area_name=web_map_area_name(prepared, lang),
         lang=lang,
     )
 

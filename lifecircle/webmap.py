@@ -74,7 +74,8 @@ class WebMapData:
     ``facilities`` ``category``, ``subtype``, ``name`` (``reachable``
     optional); ``units`` ``zone`` (``kind`` optional); ``isochrones``
     ``category``; ``clusters`` ``rank``, ``points``, ``missing``
-    (``area_km2`` optional). ``unit_coverage`` maps a unit to its coverage
+    (``area_km2`` optional); ``extent`` the analysed area (the walking
+    network's extent, drawn as a dashed outline). ``unit_coverage`` maps a unit to its coverage
     share per category (``all`` for all four); ``unit_notes`` a unit
     without figures to why.
     """
@@ -91,6 +92,7 @@ class WebMapData:
     unit_notes: dict[str, str] = field(default_factory=dict)
     isochrones: gpd.GeoDataFrame | None = None
     clusters: gpd.GeoDataFrame | None = None
+    extent: gpd.GeoDataFrame | None = None
 
 
 # --------------------------------------------------------------------------- colours
@@ -363,6 +365,13 @@ def cluster_features(clusters: gpd.GeoDataFrame | None, lang: Lang) -> list[str]
     return polygon_features(clusters, props, tolerance_m=ISOCHRONE_TOLERANCE_M)
 
 
+def extent_features(extent: gpd.GeoDataFrame | None) -> list[str]:
+    """Return the analysed area's outline (simplified like the units)."""
+    if extent is None or extent.empty:
+        return []
+    return polygon_features(extent, [{}] * len(extent), tolerance_m=UNIT_TOLERANCE_M)
+
+
 def isochrone_features(isochrones: gpd.GeoDataFrame | None) -> list[str]:
     """Return one walking-reach polygon per category."""
     if isochrones is None or isochrones.empty:
@@ -411,6 +420,7 @@ def _labels(data: WebMapData, lang: Lang, note: str) -> dict[str, Any]:
         "meets_target",
         "below_target",
         "unit",
+        "analysed_area",
     ]
     return {
         "categories": cats,
@@ -461,6 +471,9 @@ def render_web_map(
         + "]},"
         '"clusters":{"type":"FeatureCollection","features":['
         + ",".join(cluster_features(data.clusters, lang))
+        + "]},"
+        '"extent":{"type":"FeatureCollection","features":['
+        + ",".join(extent_features(data.extent))
         + "]}}"
     )
     config = {
@@ -538,18 +551,21 @@ def coverage_web_map(
     *,
     units: gpd.GeoDataFrame | None = None,
     isochrones: gpd.GeoDataFrame | None = None,
+    extent: gpd.GeoDataFrame | None = None,
+    area_name: str | None = None,
     lang: Lang = DEFAULT_LANG,
 ) -> str:
     """Return the web map of a coverage run (``web_map.html``) as an HTML string.
 
     From a notebook: ``coverage_web_map(result.summary, result.residents,
     result.facilities, units=result.prepared.zones,
-    isochrones=result.category_isochrones)``; show it with :func:`iframe`.
+    isochrones=result.category_isochrones, extent=result.prepared.extent)``;
+    show it with :func:`iframe`.
     """
     params = _summary_parameters(summary)
     zones = summary.get("zones", {})
     data = WebMapData(
-        area=str(summary.get("area", "")),
+        area=area_name or str(summary.get("area", "")),
         categories=tuple(params.get("categories", CATEGORY_COLOURS)),
         minutes=float(params.get("minutes", 15.0)),
         speed_kmh=float(params.get("speed_kmh", 4.0)),
@@ -564,6 +580,7 @@ def coverage_web_map(
             lang,
         ),
         isochrones=isochrones,
+        extent=extent,
     )
     return render_web_map(data, lang=lang)
 
@@ -576,16 +593,19 @@ def gaps_web_map(
     units: gpd.GeoDataFrame | None = None,
     unit_table: pd.DataFrame | None = None,
     clusters: gpd.GeoDataFrame | None = None,
+    extent: gpd.GeoDataFrame | None = None,
+    area_name: str | None = None,
     lang: Lang = DEFAULT_LANG,
 ) -> str:
     """Return the web map of a gap analysis (``gaps_web_map.html``) as an HTML string.
 
     `summary` is ``gaps.json``'s content, `unit_table` its ``admin`` table
-    (``result.tables["admin"]``), `clusters` the gap clusters.
+    (``result.tables["admin"]``), `clusters` the gap clusters, `extent`
+    the analysed area and `area_name` the title's area name.
     """
     params = _summary_parameters(summary)
     data = WebMapData(
-        area=str(summary.get("area", "")),
+        area=area_name or str(summary.get("area", "")),
         categories=tuple(params.get("categories", CATEGORY_COLOURS)),
         minutes=float(params.get("minutes", 15.0)),
         speed_kmh=float(params.get("speed_kmh", 4.0)),
@@ -600,6 +620,7 @@ def gaps_web_map(
             lang,
         ),
         clusters=clusters,
+        extent=extent,
     )
     return render_web_map(data, lang=lang)
 

@@ -312,6 +312,9 @@ def test_layers_hold_every_resident_unit_and_facility(browser: Any, run: dict[st
     assert browser.execute_script(count.format("residents")) == len(residents) == 258
     assert browser.execute_script(count.format("units")) == len(units) == 36
     assert browser.execute_script(count.format("facilities")) == len(facilities)
+    extent = gpd.read_file(cache / "extent.gpkg")
+    assert browser.execute_script(count.format("extent")) == len(extent) == 1
+    assert "Pudong" in browser.title
     names = browser.execute_script(
         "return lifecircleMap.facilities.getLayers().map(l => l.feature.properties.name)"
     )
