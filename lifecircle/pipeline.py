@@ -638,7 +638,7 @@ def run_coverage(
             import matplotlib.pyplot as plt
 
             plt.close(fig)
-            from lifecircle.webmap import coverage_web_map
+            from lifecircle.webmap import area_name, coverage_web_map
 
             page = coverage_web_map(
                 summary,
@@ -647,7 +647,7 @@ def run_coverage(
                 units=prepared.zones,
                 isochrones=cat_iso,
                 extent=prepared.extent,
-                area_name=web_map_area_name(prepared, lang),
+                area_name=area_name(prepared, lang),
                 lang=lang,
             )
             files.append(io.save_text(page, out.path("web_map.html")))
@@ -898,15 +898,8 @@ def run_gaps(
     return result
 
 
-def web_map_area_name(prepared: PreparedArea, lang: Lang) -> str:
-    """Return the area's name for a web map title (the district's name in `lang`, else its key)."""
-    if prepared.district is None:
-        return prepared.key
-    return prepared.district.name_zh if lang == "zh" else prepared.district.name
-
-
 def _gaps_web_map(result: GapResult, prepared: PreparedArea, lang: Lang) -> str:
-    from lifecircle.webmap import gaps_web_map
+    from lifecircle.webmap import area_name, gaps_web_map
 
     return gaps_web_map(
         result.summary,
@@ -916,7 +909,7 @@ def _gaps_web_map(result: GapResult, prepared: PreparedArea, lang: Lang) -> str:
         unit_table=result.tables.get("admin"),
         clusters=result.clusters,
         extent=prepared.extent,
-        area_name=web_map_area_name(prepared, lang),
+        area_name=area_name(prepared, lang),
         lang=lang,
     )
 

@@ -26,7 +26,7 @@ import itertools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -36,6 +36,10 @@ import shapely
 
 from lifecircle import io
 from lifecircle.i18n import DEFAULT_LANG, Lang, category_label, subtype_label, text
+
+if TYPE_CHECKING:
+    from lifecircle.pipeline import CoverageResult, GapResult
+    from lifecircle.prepare import PreparedArea
 
 MAX_RESIDENT_POINTS = 20_000
 """Above this many resident points, residents are drawn as grid cells (see :func:`grid_cells`)."""
@@ -495,7 +499,7 @@ def render_web_map(
         title=text("web_map_title", lang).format(area=data.area),
         leaflet_css=_leaflet_css(),
         leaflet_js=io.read_package_file("data/leaflet/leaflet.js").decode("utf-8"),
-        leaflet_license=io.read_package_file("data/leaflet/LICENSE").decode("utf-8"),
+        leaflet_license=io.read_package_file("data/leaflet/LICENSE").decode().replace("\r\n", "\n"),
         layers_json=layers.replace("<", "\\u003c"),
         config_json=_script_json(config),
     )
@@ -625,8 +629,49 @@ def gaps_web_map(
     return render_web_map(data, lang=lang)
 
 
+def area_name(prepared: PreparedArea, lang: Lang = DEFAULT_LANG) -> str:
+    """Return the area's name for the title: the district's name in `lang`, else the area's key."""
+    if prepared.district is None:
+        return prepared.key
+    return prepared.district.name_zh if lang == "zh" else prepared.district.name
+
+
+def coverage_result_map(result: CoverageResult, *, lang: Lang = DEFAULT_LANG) -> str:
+    """Return the web map of a :func:`lifecircle.pipeline.run_coverage` result (for notebooks)."""
+    prepared = result.prepared
+    return coverage_web_map(
+        result.summary,
+        result.residents,
+        result.facilities,
+        units=prepared.zones if prepared is not None else None,
+        isochrones=result.category_isochrones,
+        extent=prepared.extent if prepared is not None else None,
+        area_name=area_name(prepared, lang) if prepared is not None else None,
+        lang=lang,
+    )
+
+
+def gaps_result_map(result: GapResult, *, lang: Lang = DEFAULT_LANG) -> str:
+    """Return the web map of a :func:`lifecircle.pipeline.run_gaps` result (for notebooks)."""
+    return gaps_web_map(
+        result.summary,
+        result.residents,
+        result.facilities,
+        units=result.admin,
+        unit_table=result.tables.get("admin"),
+        clusters=result.clusters,
+        lang=lang,
+    )
+
+
 def iframe(html: str, *, height_px: int = 600) -> str:
-    """Wrap a web map in an ``<iframe srcdoc>`` for a notebook (``IPython.display.HTML``)."""
+    """Wrap a web map in an ``<iframe srcdoc>`` for a notebook (``IPython.display.HTML``).
+
+    Examples
+    --------
+    >>> iframe('<p title="a">x</p>', height_px=300)[:52]
+    '<iframe srcdoc="&lt;p title=&quot;a&quot;&gt;x&lt;/p'
+    """
     from html import escape
 
     return (

@@ -203,7 +203,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # Lujiazui maps no elderly care: that category is unreachable for every resident
     assert any("no elderly_care facilities" in str(w.message) for w in caught)
     assert cov.prepared is not None
-    return {"out": out, "cache": cov.prepared.folder, "gaps": gaps}
+    return {"out": out, "cache": cov.prepared.folder, "gaps": gaps, "coverage": cov}
 
 
 def test_both_commands_write_their_map_into_their_output_set(run: dict[str, Any]) -> None:
@@ -217,6 +217,9 @@ def test_both_commands_write_their_map_into_their_output_set(run: dict[str, Any]
         assert len(page.encode()) < 3_000_000
         assert "© OpenStreetMap contributors" in page
         assert "Copyright (c) 2010-2023, Volodymyr Agafonkin" in page  # Leaflet's licence
+    # a notebook gets the same page from the run's result
+    page = (out / "web_map.html").read_bytes().decode("utf-8")
+    assert webmap.coverage_result_map(run["coverage"]) == page
 
 
 def _missing_browser(what: str) -> None:
