@@ -428,6 +428,7 @@ def _labels(data: WebMapData, lang: Lang, note: str) -> dict[str, Any]:
     ]
     return {
         "categories": cats,
+        "coverageCategories": {**cats, ALL_KEY: category_label("all", lang)},
         "text": {k: text(k, lang) for k in keys},
         "ramp": ramp_labels(data.minutes),
         "aggregated": aggregated,
