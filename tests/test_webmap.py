@@ -429,3 +429,13 @@ def test_screenshot_is_a_drawn_map(browser: Any, run: dict[str, Any], tmp_path: 
     # the ramp's darkest green (residents within 5 minutes of a school) is on screen
     green = np.all(np.abs(pixels - np.array([0x1A, 0x98, 0x50])) < 8, axis=2)
     assert green.sum() > 200
+
+
+def test_an_area_without_residents_or_layers_still_renders() -> None:
+    empty = gpd.GeoDataFrame(
+        {"resident_id": np.array([], dtype=int), "dist_school_m": np.array([], dtype=float)},
+        geometry=gpd.GeoSeries([], crs="EPSG:32651"),
+        crs="EPSG:32651",
+    )
+    html = webmap.render_web_map(_toy_data(empty))
+    assert '"residents":{"type":"FeatureCollection","features":[]}' in html
