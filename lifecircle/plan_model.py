@@ -25,6 +25,8 @@ IntArray = npt.NDArray[np.int64]
 
 #: relative tolerance (of the total weight) when comparing covered weights summed in other orders
 WEIGHT_REL_TOL = 1e-9
+#: subgradient steps without a better bound before the step size is halved
+STALL_STEPS = 20
 
 __all__ = [
     "ShrunkModel",
@@ -336,17 +338,28 @@ def target_lagrangian_value(
     ``w.y >= T``: a lower bound for every such lambda.
     """
     lam = np.clip(np.nan_to_num(np.asarray(lam, dtype=np.float64)), 0.0, None)
-    score = np.asarray(sp.csr_matrix(cover, dtype=np.float64) @ lam).ravel()
+    return _target_lagrangian(sp.csr_matrix(cover, dtype=np.float64), weight, target_weight, lam)[0]
+
+
+def _target_lagrangian(
+    as_float: sp.csr_matrix, weight: FloatArray, target_weight: float, lam: FloatArray
+) -> tuple[float, FloatArray]:
+    """Return :func:`target_lagrangian_value` at `lam` (>= 0) and a subgradient there."""
+    score = np.asarray(as_float @ lam).ravel()
     sites_part = float(np.minimum(0.0, 1.0 - score).sum())
     pos = np.flatnonzero(weight > 0)
     order = pos[np.argsort(lam[pos] / weight[pos], kind="stable")]
     cum = np.cumsum(weight[order])
     k = int(np.searchsorted(cum, target_weight))  # items before k are taken whole
     if k >= len(order):
-        return np.inf  # the target cannot be covered at all
-    before = float(cum[k - 1]) if k else 0.0
-    frac = (target_weight - before) / weight[order[k]]
-    return float(sites_part + float(lam[order[:k]].sum()) + frac * float(lam[order[k]]))
+        return np.inf, np.zeros(len(weight))  # the target cannot be covered at all
+    frac = (target_weight - (float(cum[k - 1]) if k else 0.0)) / weight[order[k]]
+    value = sites_part + float(lam[order[:k]].sum()) + frac * float(lam[order[k]])
+    y = np.zeros(len(weight))
+    y[order[:k]] = 1.0
+    y[order[k]] = frac
+    opened = (score > 1.0).astype(np.float64)
+    return float(value), y - np.asarray(as_float.T @ opened).ravel()
 
 
 def target_lagrangian_bound(
@@ -368,36 +381,20 @@ def target_lagrangian_bound(
     lam = weight * (upper / max(target_weight, 1e-12))
     best, mu, stall = -np.inf, 2.0, 0
     while time.perf_counter() < deadline and mu > 1e-4:
-        value = target_lagrangian_value(cover, weight, target_weight, lam)
+        value, grad = _target_lagrangian(as_float, weight, target_weight, lam)
         if value > best + 1e-9 * max(abs(best), 1.0) if np.isfinite(best) else True:
             best, stall = value, 0
         else:
             stall += 1
-            if stall >= 20:
+            if stall >= STALL_STEPS:
                 mu, stall = mu / 2, 0
         if math.ceil(best - 1e-6) >= upper:
             break
-        x = (np.asarray(as_float @ lam).ravel() > 1.0).astype(np.float64)
-        y = _knapsack_y(weight, target_weight, lam)
-        grad = y - np.asarray(as_float.T @ x).ravel()
         norm = float(np.dot(grad, grad))
         if norm == 0:
             break
         lam = np.maximum(lam + mu * (upper - value) / norm * grad, 0.0)
     return best
-
-
-def _knapsack_y(weight: FloatArray, target_weight: float, lam: FloatArray) -> FloatArray:
-    """Return the y of :func:`target_lagrangian_value` (cheapest weight first, up to the target)."""
-    y = np.zeros(len(weight))
-    pos = np.flatnonzero(weight > 0)
-    order = pos[np.argsort(lam[pos] / weight[pos], kind="stable")]
-    cum = np.cumsum(weight[order])
-    k = int(np.searchsorted(cum, target_weight))
-    y[order[:k]] = 1.0
-    if k < len(order):
-        y[order[k]] = (target_weight - (float(cum[k - 1]) if k else 0.0)) / weight[order[k]]
-    return y
 
 
 def lagrangian_value(
