@@ -2,9 +2,12 @@
 
 :func:`shrink_model` merges residents covered by the same candidates and
 drops dominated candidates; :func:`greedy_cover` (lazy evaluation, ties:
-lowest index), :func:`swap_improve` (best 1-swaps), :func:`greedy_bound`
-(Minoux's on-line bound) and :func:`lagrangian_bound` (subgradient on the
-relaxed cover rows) work on the (shrunk) boolean candidates x demand matrix.
+lowest index), :func:`swap_improve` (best 1-swaps),
+:func:`iterated_swap_search` (random swaps, then best 1-swaps, repeated),
+:func:`greedy_bound` (Minoux's on-line bound) and :func:`lagrangian_bound`
+(subgradient on the relaxed cover rows) work on the (shrunk) boolean
+candidates x demand matrix. The swap searches keep the gain of every
+1-swap up to date incrementally (:class:`_SwapState`).
 """
 
 from __future__ import annotations

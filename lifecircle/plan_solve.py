@@ -4,8 +4,9 @@ Maximal covering with ``p`` new sites (:func:`solve_max_covering`), the
 fewest sites reaching a covered weight (:func:`solve_fewest_sites`) and the
 coverage curve (:func:`coverage_curve`). Each runs a lazy greedy first
 (ties: lowest candidate index), then an exact integer program with HiGHS
-under a time limit, warm-started from the greedy (improved by 1-swaps) on
-a shrunk model (identical residents merged, dominated candidates dropped).
+under a time limit, warm-started from the greedy (improved by 1-swaps and,
+on big models, an iterated local search from the LP relaxation) on a
+shrunk model (identical residents merged, dominated candidates dropped).
 The result always carries the proven bound and the gap: a solution that is
 not proven optimal says so.
 """
@@ -115,8 +116,11 @@ class PlanSolution:
     seconds
         Wall time, shrinking and greedy included.
     method
-        How the returned sites were found (``greedy``, ``greedy+swap``,
-        ``milp``).
+        How the returned sites were found, steps joined by ``+``:
+        ``greedy``, ``lp`` (the LP relaxation's largest values) or
+        ``lagrangian`` (a Lagrangian relaxed solution), then ``swap``
+        (best 1-swaps) and ``ils`` (iterated local search); or ``milp``
+        (HiGHS).
     target_weight
         The weight asked for (fewest sites), else None.
     reachable_weight
