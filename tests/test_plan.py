@@ -565,3 +565,23 @@ def test_huge_fewest_sites_model_gets_the_lagrangian_bound_only(
     assert 1 <= sol.bound <= need <= sol.n_sites
     assert sol.proven == (sol.bound == sol.n_sites)
     assert sol.seconds < 2.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_max_covering_bound_is_above_the_brute_force_optimum(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # big-model path (LP bound, swaps, iterated local search) without HiGHS afterwards: whatever
+    # is returned, the reported bound is >= the brute-force optimum >= the covered weight
+    import lifecircle.plan_solve as plan_solve
+
+    monkeypatch.setattr(plan_solve, "SMALL_MODEL_NNZ", 0)
+    monkeypatch.setattr(plan_solve, "MILP_LP_FACTOR", np.inf)  # never worth running HiGHS
+    cover, weight = _instance(seed + 100, n_c=16, n_d=70)
+    best = _brute_max(cover, weight, 3)
+    sol = solve_max_covering(cover, weight, 3, time_limit_s=0.5, mip_rel_gap=0.0)
+    assert sol.covered_weight <= best + 1e-9 <= sol.bound + 1e-6
+    assert sol.gap == pytest.approx((sol.bound - sol.covered_weight) / sol.bound)
+    assert sol.proven == (sol.gap == 0.0)
+    assert "milp" not in sol.method
+    assert weight[cover.toarray()[sol.sites].any(axis=0)].sum() == pytest.approx(sol.covered_weight)
