@@ -7,8 +7,9 @@ demand weights random integers 1..100, coverage within 1,000 m of walking
 covering with p new sites, solved by
 
 - greedy (lazy evaluation) with its on-line bound,
-- lifecircle (greedy + 1-swaps + HiGHS on the shrunk sparse model,
-  warm-started), under a time limit,
+- lifecircle (greedy + 1-swaps, on big models the LP bound and an iterated
+  local search from the LP support, then HiGHS on the shrunk sparse model,
+  warm-started, when time is left for it), under a time limit,
 - spopt's MCLP (PuLP + CBC on the dense cost matrix), small instance only,
   when spopt is installed (``pip install -e '.[bench]'``).
 
