@@ -2,9 +2,12 @@
 
 :func:`shrink_model` merges residents covered by the same candidates and
 drops dominated candidates; :func:`greedy_cover` (lazy evaluation, ties:
-lowest index), :func:`swap_improve` (best 1-swaps), :func:`greedy_bound`
-(Minoux's on-line bound) and :func:`lagrangian_bound` (subgradient on the
-relaxed cover rows) work on the (shrunk) boolean candidates x demand matrix.
+lowest index), :func:`swap_improve` (best 1-swaps),
+:func:`iterated_swap_search` (random swaps, then best 1-swaps, repeated),
+:func:`greedy_bound` (Minoux's on-line bound) and :func:`lagrangian_bound`
+(subgradient on the relaxed cover rows) work on the (shrunk) boolean
+candidates x demand matrix. The swap searches keep the gain of every
+1-swap up to date incrementally (:class:`_SwapState`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ IntArray = npt.NDArray[np.int64]
 
 #: relative tolerance (of the total weight) when comparing covered weights summed in other orders
 WEIGHT_REL_TOL = 1e-9
+#: subgradient steps without a better bound before the step size is halved
+STALL_STEPS = 20
 
 __all__ = [
     "ShrunkModel",
@@ -32,6 +37,7 @@ __all__ = [
     "covered_weight",
     "greedy_bound",
     "greedy_cover",
+    "iterated_swap_search",
     "lagrangian_bound",
     "lagrangian_value",
     "rank_sites",
@@ -253,17 +259,75 @@ def swap_improve(
     sites = np.array(sites, dtype=np.int64)
     if not len(sites):
         return sites
-    deadline = time.perf_counter() + seconds
-    eps = 1e-12 * max(float(weight.sum()), 1.0)
-    deltas = _SwapDeltas(cover, weight)
+    state = _SwapState(cover, weight, sites)
+    deadline = time.perf_counter() + seconds  # from here: at least one pass, however short
+    tol = weight_tol(state.w)
     while time.perf_counter() < deadline:
-        count = np.bincount(sp.csr_matrix(cover[sites]).indices, minlength=cover.shape[1])
-        delta = deltas(sites, count)
-        k, s = np.unravel_index(int(np.argmax(delta)), delta.shape)
-        if delta[k, s] <= eps:
+        move = state.best_swap(tol)
+        if move is None:
             break
-        sites[s] = k
-    return sites
+        state.swap(*move)
+    return state.sites
+
+
+def _descend(state: _SwapState, tol: float, deadline: float) -> list[tuple[int, int]]:
+    """Make best improving swaps until none is left; return the moves (closed site, position)."""
+    done: list[tuple[int, int]] = []
+    while time.perf_counter() < deadline:
+        move = state.best_swap(tol)
+        if move is None:
+            break
+        done.append((state.swap(*move), move[1]))
+    return done
+
+
+def iterated_swap_search(
+    cover: sp.csr_matrix,
+    weight: FloatArray,
+    sites: IntArray,
+    *,
+    seconds: float,
+    pool: IntArray | None = None,
+    kick: int = 3,
+    seed: int = 0,
+    stop_weight: float = np.inf,
+) -> IntArray:
+    """Improve a maximal-covering solution by iterated local search over 1-swaps; return the best.
+
+    Each round swaps `kick` random sites for random unopened candidates of
+    `pool` (default: all), then makes best 1-swaps (any candidate) until
+    none helps; the round is kept when it is no worse, else undone. The
+    1-swap gains are kept up to date incrementally (:class:`_SwapState`),
+    so a round costs a few milliseconds. Stops after `seconds` or once
+    `stop_weight` is covered. Deterministic for a given number of rounds
+    (random generator seeded with `seed`).
+    """
+    state = _SwapState(cover, weight, np.array(sites, dtype=np.int64))
+    n = cover.shape[0]
+    if not state.p or state.p >= n:
+        return state.sites
+    deadline = time.perf_counter() + seconds
+    tol = weight_tol(state.w)
+    rng = np.random.default_rng(seed)
+    pool = np.arange(n, dtype=np.int64) if pool is None else np.asarray(pool, dtype=np.int64)
+    _descend(state, tol, deadline)
+    best, best_value = state.sites.copy(), state.value
+    while time.perf_counter() < deadline and best_value < stop_weight:
+        base = state.value
+        moves: list[tuple[int, int]] = []
+        for _ in range(kick):
+            closed = pool[~state.is_open[pool]]
+            if not len(closed):
+                break
+            s = int(rng.integers(state.p))
+            moves.append((state.swap(int(closed[rng.integers(len(closed))]), s), s))
+        moves += _descend(state, tol, deadline)
+        if state.value > best_value + tol:
+            best, best_value = state.sites.copy(), state.value
+        elif state.value < base - tol:
+            for out, s in reversed(moves):
+                state.swap(out, s)
+    return best
 
 
 def target_lagrangian_value(
@@ -277,17 +341,28 @@ def target_lagrangian_value(
     ``w.y >= T``: a lower bound for every such lambda.
     """
     lam = np.clip(np.nan_to_num(np.asarray(lam, dtype=np.float64)), 0.0, None)
-    score = np.asarray(sp.csr_matrix(cover, dtype=np.float64) @ lam).ravel()
+    return _target_lagrangian(sp.csr_matrix(cover, dtype=np.float64), weight, target_weight, lam)[0]
+
+
+def _target_lagrangian(
+    as_float: sp.csr_matrix, weight: FloatArray, target_weight: float, lam: FloatArray
+) -> tuple[float, FloatArray]:
+    """Return :func:`target_lagrangian_value` at `lam` (>= 0) and a subgradient there."""
+    score = np.asarray(as_float @ lam).ravel()
     sites_part = float(np.minimum(0.0, 1.0 - score).sum())
     pos = np.flatnonzero(weight > 0)
     order = pos[np.argsort(lam[pos] / weight[pos], kind="stable")]
     cum = np.cumsum(weight[order])
     k = int(np.searchsorted(cum, target_weight))  # items before k are taken whole
     if k >= len(order):
-        return np.inf  # the target cannot be covered at all
-    before = float(cum[k - 1]) if k else 0.0
-    frac = (target_weight - before) / weight[order[k]]
-    return float(sites_part + float(lam[order[:k]].sum()) + frac * float(lam[order[k]]))
+        return np.inf, np.zeros(len(weight))  # the target cannot be covered at all
+    frac = (target_weight - (float(cum[k - 1]) if k else 0.0)) / weight[order[k]]
+    value = sites_part + float(lam[order[:k]].sum()) + frac * float(lam[order[k]])
+    y = np.zeros(len(weight))
+    y[order[:k]] = 1.0
+    y[order[k]] = frac
+    opened = (score > 1.0).astype(np.float64)
+    return float(value), y - np.asarray(as_float.T @ opened).ravel()
 
 
 def target_lagrangian_bound(
@@ -309,36 +384,20 @@ def target_lagrangian_bound(
     lam = weight * (upper / max(target_weight, 1e-12))
     best, mu, stall = -np.inf, 2.0, 0
     while time.perf_counter() < deadline and mu > 1e-4:
-        value = target_lagrangian_value(cover, weight, target_weight, lam)
+        value, grad = _target_lagrangian(as_float, weight, target_weight, lam)
         if value > best + 1e-9 * max(abs(best), 1.0) if np.isfinite(best) else True:
             best, stall = value, 0
         else:
             stall += 1
-            if stall >= 20:
+            if stall >= STALL_STEPS:
                 mu, stall = mu / 2, 0
         if math.ceil(best - 1e-6) >= upper:
             break
-        x = (np.asarray(as_float @ lam).ravel() > 1.0).astype(np.float64)
-        y = _knapsack_y(weight, target_weight, lam)
-        grad = y - np.asarray(as_float.T @ x).ravel()
         norm = float(np.dot(grad, grad))
         if norm == 0:
             break
         lam = np.maximum(lam + mu * (upper - value) / norm * grad, 0.0)
     return best
-
-
-def _knapsack_y(weight: FloatArray, target_weight: float, lam: FloatArray) -> FloatArray:
-    """Return the y of :func:`target_lagrangian_value` (cheapest weight first, up to the target)."""
-    y = np.zeros(len(weight))
-    pos = np.flatnonzero(weight > 0)
-    order = pos[np.argsort(lam[pos] / weight[pos], kind="stable")]
-    cum = np.cumsum(weight[order])
-    k = int(np.searchsorted(cum, target_weight))
-    y[order[:k]] = 1.0
-    if k < len(order):
-        y[order[k]] = (target_weight - (float(cum[k - 1]) if k else 0.0)) / weight[order[k]]
-    return y
 
 
 def lagrangian_value(
@@ -382,62 +441,117 @@ def tabu_search(
     if not len(sites) or len(sites) >= cover.shape[0]:
         return sites
     deadline = time.perf_counter() + seconds
-    deltas = _SwapDeltas(cover, weight)
-    count = np.bincount(sp.csr_matrix(cover[sites]).indices, minlength=cover.shape[1])
-    value = float(weight[count > 0].sum())
-    best, best_value = sites.copy(), value
+    state = _SwapState(cover, weight, sites)
+    tol = weight_tol(state.w)
+    best, best_value = sites.copy(), state.value
     until_in = np.zeros(cover.shape[0], dtype=np.int64)
     until_out = np.zeros(cover.shape[0], dtype=np.int64)
     step = 0
     while time.perf_counter() < deadline and best_value < stop_weight:
         step += 1
-        delta = deltas(sites, count)
-        tabu = (until_in[:, None] > step) | (until_out[sites][None, :] > step)
-        delta[tabu & (value + delta <= best_value + 1e-9 * max(best_value, 1.0))] = -np.inf
-        k, s = np.unravel_index(int(np.argmax(delta)), delta.shape)
+        delta = state.deltas()
+        tabu = (until_in[:, None] > step) | (until_out[state.sites][None, :] > step)
+        delta[tabu & (state.value + delta <= best_value + tol)] = -np.inf
+        k, s = divmod(int(np.argmax(delta)), state.p)
         if not np.isfinite(delta[k, s]):
             break
-        out = sites[s]
-        count[_row(cover, int(out))] -= 1
-        count[_row(cover, int(k))] += 1
-        sites[s] = k
-        value = float(weight[count > 0].sum())
+        out = state.swap(k, s)
         until_in[out], until_out[k] = step + tenure, step + tenure // 2
-        if value > best_value:
-            best, best_value = sites.copy(), value
+        if state.value > best_value + tol:
+            best, best_value = state.sites.copy(), state.value
     return best
 
 
-class _SwapDeltas:
-    """Change of covered weight for every 1-swap, from the entries of the matrix (vectorised).
+def _ragged(indptr: npt.NDArray[np.integer], rows: IntArray) -> tuple[IntArray, IntArray]:
+    """Return the entry positions of `rows` of a CSR/CSC index and each entry's row position."""
+    starts = indptr[rows]
+    lens = indptr[rows + 1] - starts
+    before = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+    owner = np.repeat(np.arange(len(rows), dtype=np.int64), lens)
+    return np.repeat(starts - before, lens) + np.arange(int(lens.sum()), dtype=np.int64), owner
 
-    For candidate ``k`` in and site position ``s`` out: ``free(k) + once(k, s)
-    - once(s)``, where ``free`` is the uncovered weight ``k`` would add,
-    ``once(s)`` the weight only site ``s`` covers and ``once(k, s)`` the
-    part of that ``k`` covers too.
+
+class _SwapState:
+    """A maximal-covering solution and the covered-weight change of every 1-swap, kept up to date.
+
+    For candidate ``k`` in and site position ``s`` out the change is
+    ``gain[k] + extra[k, s] - loss[s]``: ``gain`` the uncovered weight
+    ``k`` would add, ``loss[s]`` the weight only site ``s`` covers and
+    ``extra[k, s]`` the part of that ``k`` covers too. A swap changes the
+    cover counts of the columns of the two sites only, so :meth:`swap`
+    updates the three from the candidates covering those columns (the CSC
+    index), instead of from the whole matrix. ``owner`` of a column covered
+    once is the sum of the positions of the sites covering it.
     """
 
-    def __init__(self, cover: sp.csr_matrix, weight: FloatArray) -> None:
-        coo = sp.coo_matrix(cover)
-        self.cover, self.weight = cover, weight
-        self.row, self.col = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    def __init__(self, cover: sp.csr_matrix, weight: FloatArray, sites: IntArray) -> None:
+        self.csr = sp.csr_matrix(cover, dtype=bool)
+        self.csc = sp.csc_matrix(self.csr)
+        self.w = np.asarray(weight, dtype=np.float64)
+        self.n, m = self.csr.shape
+        self.sites = np.array(sites, dtype=np.int64)
+        self.p = p = len(self.sites)
+        entries, pos = _ragged(self.csr.indptr, self.sites)
+        cols = self.csr.indices[entries]
+        self.count = np.bincount(cols, minlength=m).astype(np.int64)
+        self.owner = np.bincount(cols, weights=pos, minlength=m).astype(np.int64)
+        self.is_open = np.zeros(self.n, dtype=bool)
+        self.is_open[self.sites] = True
+        coo = sp.coo_matrix(self.csr)
+        r, c = coo.row.astype(np.int64), coo.col.astype(np.int64)
+        free = np.where(self.count == 0, self.w, 0.0)
+        self.gain: FloatArray = np.bincount(r, weights=free[c], minlength=self.n).astype(np.float64)
+        once = self.count[c] == 1
+        self.extra = np.bincount(
+            r[once] * p + self.owner[c[once]], weights=self.w[c[once]], minlength=self.n * p
+        )
+        solo = self.count == 1
+        loss = np.bincount(self.owner[solo], weights=self.w[solo], minlength=p)
+        self.loss: FloatArray = np.asarray(loss, dtype=np.float64)
+        self.value = float(self.w[self.count > 0].sum())
 
-    def __call__(self, sites: IntArray, count: IntArray) -> FloatArray:
-        n, p = self.cover.shape[0], len(sites)
-        w = self.weight
-        gain_in = np.bincount(self.row, weights=np.where(count == 0, w, 0.0)[self.col], minlength=n)
-        owner = np.full(len(count), -1, dtype=np.int64)
-        for pos, i in enumerate(sites):
-            cols = _row(self.cover, int(i))
-            owner[cols[count[cols] == 1]] = pos
-        loss_out = np.bincount(owner[owner >= 0], weights=w[owner >= 0], minlength=p)
-        hit = owner[self.col] >= 0
-        overlap = np.bincount(
-            self.row[hit] * p + owner[self.col[hit]], weights=w[self.col[hit]], minlength=n * p
-        ).reshape(n, p)
-        delta = np.asarray(gain_in[:, None] + overlap - loss_out[None, :], dtype=np.float64)
-        delta[sites, :] = -np.inf
-        return delta
+    def deltas(self) -> FloatArray:
+        """Change of covered weight of every swap (candidate x site position); open rows -inf."""
+        delta = self.gain[:, None] + self.extra.reshape(self.n, self.p) - self.loss[None, :]
+        delta[self.sites, :] = -np.inf
+        return np.asarray(delta, dtype=np.float64)
+
+    def _cols(self, i: int) -> IntArray:
+        return np.asarray(self.csr.indices[self.csr.indptr[i] : self.csr.indptr[i + 1]])
+
+    def swap(self, k: int, s: int) -> int:
+        """Open candidate `k` in place of the site at position `s`; return the site closed."""
+        out = int(self.sites[s])
+        c_out, c_in = self._cols(out), self._cols(k)
+        cols = np.union1d(c_out, c_in)
+        old_n, old_o = self.count[cols].copy(), self.owner[cols].copy()
+        self.count[c_out] -= 1
+        self.owner[c_out] -= s
+        self.count[c_in] += 1
+        self.owner[c_in] += s
+        new_n, new_o = self.count[cols], self.owner[cols]
+        w = self.w[cols]
+        self.value = self.value + float(w @ ((new_n > 0).astype(np.float64) - (old_n > 0)))
+        entries, at = _ragged(self.csc.indptr, cols)
+        rows = self.csc.indices[entries].astype(np.int64)
+        free = w * ((new_n == 0).astype(np.float64) - (old_n == 0))
+        hit = (free != 0)[at]
+        self.gain += np.bincount(rows[hit], weights=free[at[hit]], minlength=self.n)
+        was, now = old_n == 1, new_n == 1
+        moved = (was != now) | (was & (old_o != new_o))
+        for sign, mask, own in ((-1.0, was & moved, old_o), (1.0, now & moved, new_o)):
+            self.loss += sign * np.bincount(own[mask], weights=w[mask], minlength=self.p)
+            hit = mask[at]
+            np.add.at(self.extra, rows[hit] * self.p + own[at[hit]], sign * w[at[hit]])
+        self.is_open[out], self.is_open[k] = False, True
+        self.sites[s] = k
+        return out
+
+    def best_swap(self, tol: float) -> tuple[int, int] | None:
+        """Return the best improving swap (ties: lowest candidate, then position), or None."""
+        delta = self.deltas()
+        k, s = divmod(int(np.argmax(delta)), self.p)
+        return (k, s) if delta[k, s] > tol else None
 
 
 def lagrangian_bound(

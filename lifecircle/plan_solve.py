@@ -4,8 +4,9 @@ Maximal covering with ``p`` new sites (:func:`solve_max_covering`), the
 fewest sites reaching a covered weight (:func:`solve_fewest_sites`) and the
 coverage curve (:func:`coverage_curve`). Each runs a lazy greedy first
 (ties: lowest candidate index), then an exact integer program with HiGHS
-under a time limit, warm-started from the greedy (improved by 1-swaps) on
-a shrunk model (identical residents merged, dominated candidates dropped).
+under a time limit, warm-started from the greedy (improved by 1-swaps and,
+on big models, an iterated local search from the LP relaxation) on a
+shrunk model (identical residents merged, dominated candidates dropped).
 The result always carries the proven bound and the gap: a solution that is
 not proven optimal says so.
 """
@@ -27,12 +28,12 @@ from lifecircle.plan_model import (
     covered_weight,
     greedy_bound,
     greedy_cover,
+    iterated_swap_search,
     lagrangian_bound,
     lagrangian_value,
     rank_sites,
     shrink_model,
     swap_improve,
-    tabu_search,
     target_lagrangian_bound,
     weight_tol,
 )
@@ -44,10 +45,17 @@ IntArray = npt.NDArray[np.int64]
 DEFAULT_MIP_REL_GAP = 1e-6
 #: shrunk models with fewer matrix entries go straight from the greedy to HiGHS
 SMALL_MODEL_NNZ = 50_000
-#: share of the time limit that big models spend on the LP bound and the tabu search before HiGHS
+#: fewest sites: models with more matrix entries get the Lagrangian bound only, no HiGHS (its
+#: root LP alone outlasts the time limit: 9 s at 241,000 entries, not done in 60 s at 2.7 million)
+MILP_MAX_NNZ = 1_000_000
+#: share of the time limit big models spend on the LP bound and the local search before HiGHS
 IMPROVE_SHARE = 0.6
-#: HiGHS runs after the tabu search only with more than this many times the LP's seconds left
+#: HiGHS runs after the local search only with more than this many times the LP's seconds left
 MILP_LP_FACTOR = 10.0
+#: random swaps per round of the iterated local search (:func:`iterated_swap_search`)
+ILS_KICK = 4
+#: LP values above this put a candidate in the pool the iterated local search draws from
+LP_SUPPORT_TOL = 1e-6
 #: seconds kept for ranking the sites and returning, out of the time limit
 SAFETY_S = 0.2
 #: HiGHS is not started with less time than this left, seconds (it could not even read the model)
@@ -108,8 +116,11 @@ class PlanSolution:
     seconds
         Wall time, shrinking and greedy included.
     method
-        How the returned sites were found (``greedy``, ``greedy+swap``,
-        ``milp``).
+        How the returned sites were found, steps joined by ``+``:
+        ``greedy``, ``lp`` (the LP relaxation's largest values) or
+        ``lagrangian`` (a Lagrangian relaxed solution), then ``swap``
+        (best 1-swaps) and ``ils`` (iterated local search); or ``milp``
+        (HiGHS).
     target_weight
         The weight asked for (fewest sites), else None.
     reachable_weight
@@ -171,44 +182,47 @@ def _check_limits(time_limit_s: float, count: int, name: str) -> None:
 
 def _bound_and_start(
     model: ShrunkModel, p: int, incumbent: float, *, seconds: float
-) -> tuple[float, IntArray, str]:
+) -> tuple[float, IntArray, str, npt.NDArray[np.bool_] | None]:
     """Return a proven upper bound and a starting solution from the LP relaxation.
 
     The LP's cover-row duals, as Lagrangian multipliers, give the bound
     (:func:`lagrangian_value`, recomputed exactly) and its p largest
-    ``x_i`` the start (ties: lowest index). When the LP does not finish in
-    `seconds`, the subgradient method (:func:`lagrangian_bound`) gives both.
+    ``x_i`` the start (ties: lowest index), and its support (``x_i > 0``:
+    the candidates the local search draws from). When the LP does not
+    finish in `seconds`, the subgradient method (:func:`lagrangian_bound`)
+    gives the bound and the start, and the support is None.
     """
     cover, w = model.cover, model.weight
     began = time.perf_counter()
     lp = lp_relaxation(model, p, seconds=seconds)
     if lp is not None:
         bound, _ = lagrangian_value(cover, w, p, lp[1])
-        lam = lp[1]
+        lam, support = lp[1], lp[0] > LP_SUPPORT_TOL
         start, how = np.sort(np.argsort(-lp[0], kind="stable")[:p]).astype(np.int64), "lp"
     else:
         bound, start, _ = lagrangian_bound(cover, w, p, incumbent=incumbent, seconds=seconds)
-        lam, how = None, "lagrangian"
+        lam, how, support = None, "lagrangian", None
     left = max(0.0, 0.5 * seconds - (time.perf_counter() - began))
     if left > 0 and lam is not None:  # a few subgradient steps from the LP duals, never worse
         polished, _, _ = lagrangian_bound(
             cover, w, p, incumbent=incumbent, seconds=min(left, 1.0), lam0=lam
         )
         bound = min(bound, polished)
-    return bound, start, how
+    return bound, start, how, support
 
 
 def _improve(
     model: ShrunkModel, p: int, start: IntArray, *, seconds: float, mip_rel_gap: float
 ) -> tuple[IntArray, str, float, float, float | None]:
-    """Greedy start -> 1-swaps; the LP bound and start (:func:`_bound_and_start`); tabu search.
+    """Greedy start -> 1-swaps; the LP bound and start (:func:`_bound_and_start`); local search.
 
-    The tabu search starts from the best of the greedy + swaps and the LP
+    The iterated local search (:func:`iterated_swap_search`, drawing from
+    the LP support) starts from the best of the greedy + swaps and the LP
     start + swaps and stops once within `mip_rel_gap` of the bound. HiGHS
     is worth running only when the time left after the LP is over
     ``MILP_LP_FACTOR`` times what the LP took (its root alone is that LP):
-    then the tabu search leaves it ``1 - IMPROVE_SHARE`` of `seconds`, else
-    the tabu search has all of `seconds`. Returns the best sites, how they
+    then the local search leaves it ``1 - IMPROVE_SHARE`` of `seconds`, else
+    the local search has all of `seconds`. Returns the best sites, how they
     were found, their covered weight, the best proven bound (greedy
     on-line, LP or Lagrangian) and the LP's seconds when HiGHS is worth
     running (None otherwise): HiGHS can overrun its deadline by about one LP
@@ -227,7 +241,7 @@ def _improve(
         best, method = start, "greedy"
     bound = greedy_bound(cover, w, start, p)
     t_lp = time.perf_counter()
-    relaxed, relaxed_start, how = _bound_and_start(model, p, value, seconds=0.4 * left())
+    relaxed, relaxed_start, how, support = _bound_and_start(model, p, value, seconds=0.4 * left())
     bound = min(bound, relaxed)
     t_lp = time.perf_counter() - t_lp
     worth_milp = left() > MILP_LP_FACTOR * t_lp
@@ -237,9 +251,12 @@ def _improve(
         best, method, value = other, f"{how}+swap", covered_weight(cover, w, other)
     goal = bound * (1.0 - mip_rel_gap)
     if value < goal and left() > reserve:
-        tabu = tabu_search(cover, w, best, seconds=left() - reserve, stop_weight=goal)
-        if covered_weight(cover, w, tabu) > value:
-            best, method, value = tabu, f"{method}+tabu", covered_weight(cover, w, tabu)
+        pool = np.union1d(np.flatnonzero(support), best) if support is not None else None
+        found = iterated_swap_search(
+            cover, w, best, seconds=left() - reserve, pool=pool, kick=ILS_KICK, stop_weight=goal
+        )
+        if covered_weight(cover, w, found) > value:
+            best, method, value = found, f"{method}+ils", covered_weight(cover, w, found)
     return best, method, value, max(bound, value), t_lp if worth_milp else None
 
 
@@ -255,7 +272,7 @@ def _max_covering(
     """Maximal covering on a shrunk model, from a greedy start `start` (rows).
 
     Greedy, then 1-swaps and, on models with more than ``SMALL_MODEL_NNZ``
-    entries, the LP bound and the tabu search (:func:`_improve`, within
+    entries, the LP bound and the iterated local search (:func:`_improve`, within
     ``IMPROVE_SHARE`` of the time), then HiGHS warm-started from the best
     solution with the rest of the time, unless the bound already proves it
     within `mip_rel_gap`. The bound and gap returned are the proven ones.
@@ -378,22 +395,26 @@ def _fewest_exact(
 ) -> tuple[IntArray, str, float, bool]:
     """Improve the lower bound (Lagrangian on big models, then HiGHS) and maybe the greedy `start`.
 
-    Returns the best sites, how they were found, the proven lower bound on
-    the number of sites and whether HiGHS proved optimality.
+    Models with more than ``MILP_MAX_NNZ`` entries get the Lagrangian bound
+    with the whole time limit and no HiGHS. Returns the best sites, how
+    they were found, the proven lower bound on the number of sites and
+    whether HiGHS proved optimality.
     """
     best, method, bound, proven = start, "greedy", 1.0, len(start) <= 1
+    huge = model.cover.nnz > MILP_MAX_NNZ  # HiGHS would not get past its root LP: no HiGHS
     if not proven and time_limit_s > 0 and model.cover.nnz > SMALL_MODEL_NNZ:
+        share = 1.0 if huge else 1.0 - IMPROVE_SHARE
         lagr = target_lagrangian_bound(
             model.cover,
             model.weight,
             need,
             upper=len(start),
-            seconds=(1.0 - IMPROVE_SHARE) * (time_limit_s - (time.perf_counter() - began)),
+            seconds=share * (time_limit_s - (time.perf_counter() - began) - SAFETY_S),
         )
         bound = max(bound, math.ceil(lagr - 1e-6 * max(1.0, abs(lagr))))
         proven = bound >= len(start)
     left = time_limit_s - (time.perf_counter() - began) - SAFETY_S
-    if not proven and time_limit_s > 0 and left > MIN_MILP_S:
+    if not proven and not huge and time_limit_s > 0 and left > MIN_MILP_S:
         res = milp(
             model,
             sites_limit=None,

@@ -437,3 +437,151 @@ def test_tabu_search_never_worse_and_within_the_optimum(seed: int) -> None:
     assert covered_weight(cover, weight, local) <= covered_weight(cover, weight, tabu) <= best
     # on instances this small the tabu search reaches the brute-force optimum
     assert covered_weight(cover, weight, tabu) == pytest.approx(best)
+
+
+# --------------------------------------------------------------------------- fast local search
+
+
+def _swap_values(cover: sp.csr_matrix, weight: np.ndarray, sites: np.ndarray) -> np.ndarray:
+    """Covered weight after every swap (candidate in, position out), recomputed from scratch."""
+    dense = cover.toarray()
+    out = np.full((dense.shape[0], len(sites)), -np.inf)
+    for k in range(dense.shape[0]):
+        if k in sites:
+            continue
+        for s in range(len(sites)):
+            trial = sites.copy()
+            trial[s] = k
+            out[k, s] = weight[dense[trial].any(axis=0)].sum()
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_incremental_swap_gains_equal_recomputation(seed: int) -> None:
+    # the 1-swap gains kept up to date swap after swap equal the covered weight recomputed
+    # from the dense matrix for every (candidate in, site out), along a random walk of swaps
+    from lifecircle.plan_model import _SwapState
+
+    rng = np.random.default_rng(seed)
+    cover = sp.csr_matrix(rng.random((15, 50)) < 0.25)
+    weight = rng.random(50) * 10
+    sites = rng.choice(15, size=4, replace=False)
+    state = _SwapState(cover, weight, sites)
+    for _ in range(25):
+        now = weight[cover.toarray()[state.sites].any(axis=0)].sum()
+        assert state.value == pytest.approx(now)
+        expected = _swap_values(cover, weight, state.sites) - now
+        got = state.deltas()
+        np.testing.assert_allclose(got[np.isfinite(expected)], expected[np.isfinite(expected)])
+        assert np.isneginf(got[~np.isfinite(expected)]).all()
+        k = int(rng.choice(np.flatnonzero(~state.is_open)))
+        state.swap(k, int(rng.integers(4)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_iterated_swap_search_reaches_the_brute_force_optimum(seed: int) -> None:
+    from lifecircle.plan_model import covered_weight, iterated_swap_search, swap_improve
+
+    cover, weight = _instance(seed + 80, n_c=16, n_d=70)
+    best = _brute_max(cover, weight, 4)
+    start, _ = greedy_cover(cover, weight, max_sites=4)
+    local = swap_improve(cover, weight, start, seconds=5)
+    # a local optimum: no single swap improves it (checked from scratch), never above the optimum
+    value = covered_weight(cover, weight, local)
+    assert (_swap_values(cover, weight, local) <= value + 1e-9).all()
+    assert covered_weight(cover, weight, start) <= value <= best + 1e-9
+    found = iterated_swap_search(cover, weight, local, seconds=10, stop_weight=best)
+    assert len(set(found.tolist())) == 4
+    assert covered_weight(cover, weight, found) == pytest.approx(best)
+    # same seed, same moves: the same sites, run after run
+    again = iterated_swap_search(cover, weight, local, seconds=10, stop_weight=best)
+    assert again.tolist() == found.tolist()
+    # a pool restricts the random moves only; the pool here is the optimum's complement plus it
+    pooled = iterated_swap_search(
+        cover, weight, local, seconds=10, pool=np.arange(16), stop_weight=best
+    )
+    assert covered_weight(cover, weight, pooled) == pytest.approx(best)
+
+
+def test_swap_ties_go_to_the_lowest_candidate_then_position() -> None:
+    # sites {0, 1}; candidates 2 and 3 are identical and each improves on swapping out either
+    # site by the same amount: the lowest candidate (2) replaces the earliest position (0)
+    from lifecircle.plan_model import swap_improve
+
+    cover = sp.csr_matrix(
+        np.array(
+            [
+                [1, 0, 0, 0],
+                [0, 1, 0, 0],
+                [0, 0, 1, 1],
+                [0, 0, 1, 1],
+            ],
+            dtype=bool,
+        )
+    )
+    weight = np.array([1.0, 1.0, 2.0, 2.0])
+    assert swap_improve(cover, weight, np.array([0, 1]), seconds=5).tolist() == [2, 1]
+    assert swap_improve(cover, weight, np.array([1, 0]), seconds=5).tolist() == [2, 0]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_target_lagrangian_subgradient_is_a_subgradient(seed: int) -> None:
+    # the Lagrangian of the fewest-sites model is concave in lambda: L(mu) <= L(lam) + g.(mu - lam)
+    # for the subgradient g the bound's ascent uses, at any lam, mu >= 0
+    from lifecircle.plan_model import _target_lagrangian, target_lagrangian_value
+
+    cover, weight = _instance(seed + 90, n_c=10, n_d=40)
+    target = 0.6 * weight[cover.toarray().any(axis=0)].sum()
+    as_float = sp.csr_matrix(cover, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    for _ in range(30):
+        lam, mu = rng.random(40) * 0.3, rng.random(40) * 0.3
+        value, grad = _target_lagrangian(as_float, weight, target, lam)
+        assert value == pytest.approx(target_lagrangian_value(cover, weight, target, lam))
+        at_mu = target_lagrangian_value(cover, weight, target, mu)
+        assert at_mu <= value + grad @ (mu - lam) + 1e-9
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_huge_fewest_sites_model_gets_the_lagrangian_bound_only(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # above MILP_MAX_NNZ HiGHS is not started (its root LP alone would outlast the limit):
+    # the answer is the greedy with a proven Lagrangian bound <= the brute-force optimum
+    import lifecircle.plan_solve as plan_solve
+
+    def no_milp(*args: object, **kwargs: object) -> None:
+        raise AssertionError("HiGHS started on a model above MILP_MAX_NNZ")
+
+    monkeypatch.setattr(plan_solve, "SMALL_MODEL_NNZ", 0)
+    monkeypatch.setattr(plan_solve, "MILP_MAX_NNZ", 0)
+    monkeypatch.setattr(plan_solve, "milp", no_milp)
+    cover, weight = _instance(seed + 30, n_c=12, n_d=60)
+    target = 0.8 * weight[cover.toarray().any(axis=0)].sum()
+    need = _brute_fewest(cover, weight, target)
+    assert need is not None
+    sol = solve_fewest_sites(cover, weight, target, time_limit_s=1.0)
+    assert sol.covered_weight >= target - 1e-9
+    assert 1 <= sol.bound <= need <= sol.n_sites
+    assert sol.proven == (sol.bound == sol.n_sites)
+    assert sol.seconds < 2.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_max_covering_bound_is_above_the_brute_force_optimum(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # big-model path (LP bound, swaps, iterated local search) without HiGHS afterwards: whatever
+    # is returned, the reported bound is >= the brute-force optimum >= the covered weight
+    import lifecircle.plan_solve as plan_solve
+
+    monkeypatch.setattr(plan_solve, "SMALL_MODEL_NNZ", 0)
+    monkeypatch.setattr(plan_solve, "MILP_LP_FACTOR", np.inf)  # never worth running HiGHS
+    cover, weight = _instance(seed + 100, n_c=16, n_d=70)
+    best = _brute_max(cover, weight, 3)
+    sol = solve_max_covering(cover, weight, 3, time_limit_s=0.5, mip_rel_gap=0.0)
+    assert sol.covered_weight <= best + 1e-9 <= sol.bound + 1e-6
+    assert sol.gap == pytest.approx((sol.bound - sol.covered_weight) / sol.bound)
+    assert sol.proven == (sol.gap == 0.0)
+    assert "milp" not in sol.method
+    assert weight[cover.toarray()[sol.sites].any(axis=0)].sum() == pytest.approx(sol.covered_weight)
