@@ -96,6 +96,9 @@ class CoverageOptions:
     isochrone_buffer_m: float = DEFAULT_BUFFER_M
     isochrones: bool = True
     make_map: bool = True
+    floor_area_per_person_m2: float = settings.DEFAULT_FLOOR_AREA_PER_PERSON_M2
+    population_total: float | None = None
+    langs: tuple[str, ...] = (settings.DEFAULT_LANG,)
 
 
 @dataclass
@@ -363,7 +366,8 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
     warn = _missing_warnings({c: m for c, m in groups.items() if c not in optional})
     router = Router.from_network(net)
     distances = nearest_distances(router, snapped.residents, snapped.access, groups, limit_m=limit)
-    residents = resident_table(prepared.residents, snapped, distances, net)
+    with_persons = _with_persons(prepared.residents, options, warn)
+    residents = resident_table(with_persons, snapped, distances, net)
     covered = covered_frame(residents, targets)
     for col in covered.columns:
         residents[f"covered_{col}"] = covered[col].to_numpy()
@@ -391,6 +395,25 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
         warnings_=[*warn, *notes],
     )
     return CoverageFrames(summary, residents, isochrones, fac_table, snapped, router, targets)
+
+
+def _with_persons(
+    residents: gpd.GeoDataFrame, options: CoverageOptions, warn: list[str]
+) -> gpd.GeoDataFrame:
+    """Add ``persons`` (estimated residents) to the residents; note when unknown."""
+    from lifecircle.residents import estimate_persons
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        out = estimate_persons(
+            residents,
+            floor_area_per_person_m2=options.floor_area_per_person_m2,
+            population_total=options.population_total,
+        )
+    for w in caught:
+        warnings.warn(str(w.message), RuntimeWarning, stacklevel=3)
+        warn.append(str(w.message))
+    return out
 
 
 def _zone_coverage(
