@@ -49,8 +49,8 @@ import shapely
 from scipy.stats import spearmanr
 
 from lifecircle.coverage import distance_column, weighted_share
-from lifecircle.i18n import Lang, category_label, text
 from lifecircle.errors import InputError
+from lifecircle.i18n import Lang, category_label, text
 from lifecircle.stats import weighted_quantile
 
 FloatArray = npt.NDArray[np.float64]

@@ -73,7 +73,8 @@ TEXT: dict[str, dict[str, str]] = {
     "flag_ring": {
         "en": "Ring {ring}: {cat} coverage {cov}%, {lag} points below the core ring "
         "({core}, {core_cov}%).",
-        "zh": "{ring} 圈层：{cat}覆盖率 {cov}%，比核心圈层（{core}，{core_cov}%）低 {lag} 个百分点。",
+        "zh": "{ring} 圈层：{cat}覆盖率 {cov}%，"
+        "比核心圈层（{core}，{core_cov}%）低 {lag} 个百分点。",
     },
     "flag_gradient": {
         "en": "{cat}: coverage falls from core to periphery (Spearman rho {rho}, "
@@ -124,7 +125,8 @@ TEXT: dict[str, dict[str, str]] = {
     "summary_intro": {
         "en": "Area {area}: share of residents within {threshold} of each facility category, "
         "against a target of {target}% (profile {profile}).",
-        "zh": "分析范围 {area}：各类设施{threshold}内可达的居民比例，目标为 {target}%（标准配置 {profile}）。",
+        "zh": "分析范围 {area}：各类设施{threshold}内可达的居民比例，"
+        "目标为 {target}%（标准配置 {profile}）。",
     },
     "partial_note": {
         "en": "The walking network covers {analysed} km² of {district} km²: the figures describe "
@@ -138,7 +140,7 @@ TEXT: dict[str, dict[str, str]] = {
     "coverage_by_category": {"en": "Coverage by category", "zh": "分类别覆盖率"},
     "col_category": {"en": "Category", "zh": "设施类别"},
     "col_facilities": {"en": "Facilities", "zh": "设施数"},
-    "col_coverage_pct": {"en": "Coverage (%)", "zh": "覆盖率（%）"},
+    "col_coverage_pct": {"en": "Coverage", "zh": "覆盖率"},
     "col_covered_people": {"en": "Estimated residents covered", "zh": "覆盖的估算常住人口"},
     "col_gap_points": {"en": "Gap to target (points)", "zh": "距目标（百分点）"},
     "col_meets_target": {"en": "Meets target", "zh": "是否达标"},
@@ -168,7 +170,7 @@ TEXT: dict[str, dict[str, str]] = {
     "col_theil": {"en": "Theil", "zh": "泰尔指数"},
     "col_theil_between": {"en": "Theil between rings", "zh": "泰尔指数（圈层间）"},
     "col_theil_within": {"en": "Theil within rings", "zh": "泰尔指数（圈层内）"},
-    "col_capped": {"en": "Share at the cap (%)", "zh": "达到上限的比例（%）"},
+    "col_capped": {"en": "Share at the cap", "zh": "达到上限的比例"},
     "col_parameter": {"en": "Parameter", "zh": "参数"},
     "col_value": {"en": "Value", "zh": "取值"},
     "gradient_section": {
@@ -187,15 +189,15 @@ TEXT: dict[str, dict[str, str]] = {
         "between and within distance rings.",
         "zh": "步行距离（上限 {cap} 米）的基尼系数与泰尔指数，泰尔指数分解为圈层间与圈层内。",
     },
-    "gradient_table": {"en": "Coverage by distance ring (%)", "zh": "各距离圈层覆盖率（%）"},
+    "gradient_table": {"en": "Coverage by distance ring", "zh": "各距离圈层覆盖率"},
     "gradient_stats": {"en": "Gradient", "zh": "梯度"},
     "inequality_table": {"en": "Inequality of walking distances", "zh": "步行距离的不均衡"},
     "no_gradient": {
         "en": "Fewer than two distance rings hold residents: no gradient can be measured.",
         "zh": "有居民的距离圈层少于两个，无法测算梯度。",
     },
-    "units_section": {"en": "Coverage by sub-district / town (%)", "zh": "各街道/镇覆盖率（%）"},
-    "user_zones_section": {"en": "Coverage by zone (%)", "zh": "各区域覆盖率（%）"},
+    "units_section": {"en": "Coverage by sub-district / town", "zh": "各街道/镇覆盖率"},
+    "user_zones_section": {"en": "Coverage by zone", "zh": "各区域覆盖率"},
     "units_without_network": {
         "en": "Units with no walking network in the data (no figures): {units}.",
         "zh": "数据中没有步行路网的街道/镇（无结果）：{units}。",
@@ -210,7 +212,8 @@ TEXT: dict[str, dict[str, str]] = {
         "estimated residents affected; distances are weighted medians in metres (blank: beyond "
         "the {cap} m search limit).",
         "zh": "未覆盖的居住点用 DBSCAN 聚类（半径 {eps} 米，min_samples 为 1：相距 {eps} 米以内的"
-        "未覆盖点归为一类），按受影响的估算常住人口排序；距离为加权中位数（米，空白表示超过 {cap} 米搜索上限）。",
+        "未覆盖点归为一类），按受影响的估算常住人口排序；"
+        "距离为加权中位数（米，空白表示超过 {cap} 米搜索上限）。",
     },
     "no_clusters": {
         "en": "Every resident is covered: no gap cluster.",
@@ -227,7 +230,8 @@ TEXT: dict[str, dict[str, str]] = {
     "persons_unknown_note": {
         "en": "Estimated residents are unknown (equal grid points without floor area): shares "
         "only; give --population or --population-total.",
-        "zh": "无法估算常住人口（无建筑面积的等权网格点），仅给出比例；请提供 --population 或 --population-total。",
+        "zh": "无法估算常住人口（无建筑面积的等权网格点），仅给出比例；"
+        "请提供 --population 或 --population-total。",
     },
     "imputed_levels_note": {
         "en": "{share}% of the floor area rests on imputed building levels ({levels} levels).",
@@ -276,6 +280,54 @@ TEXT: dict[str, dict[str, str]] = {
     "col_gap": {"en": "gap", "zh": "差距"},
     "col_verdict": {"en": "verdict", "zh": "结论"},
     "na": {"en": "n/a", "zh": "无"},
+    "plan_intro_title": {"en": "Where to build", "zh": "选址建议"},
+    "plan_intro": {
+        "en": "For each category the plan finds the fewest new sites that bring the share of "
+        "residents within walking reach to the target ({target}%), with the existing facilities "
+        "kept, and the best coverage reachable with 1 to {k} new sites. Distances are the same "
+        "walking distances as the coverage figures; `lifecircle coverage --add-facilities "
+        "sites.gpkg` reproduces them.",
+        "zh": "对每类设施，在保留现有设施的前提下，"
+        "求使步行可达居民比例达到目标（{target}%）所需的最少新增站点，"
+        "以及新增 1 至 {k} 处站点时可达到的最高覆盖率。距离与覆盖率计算所用的步行距离相同；"
+        "`lifecircle coverage --add-facilities sites.gpkg` 可复现结果。",
+    },
+    "plan_candidates_file": {
+        "en": "Candidates: the sites in {file}.",
+        "zh": "候选点：{file} 中的站点。",
+    },
+    "plan_candidates_streets": {
+        "en": "Candidates: points every {spacing} m along the routable streets of the analysed "
+        "area.",
+        "zh": "候选点：分析范围内可通行道路上每隔 {spacing} 米取一点。",
+    },
+    "plan_optimal": {"en": "proven optimal", "zh": "已证明最优"},
+    "plan_gap": {
+        "en": "{status}, within {gap} of the proven bound",
+        "zh": "{status}，与最优界相差不超过 {gap}",
+    },
+    "plan_verdict": {
+        "en": "{n} new sites bring coverage from {now} to {reached} ({proof}).",
+        "zh": "新增 {n} 处站点可使覆盖率由 {now} 提高到 {reached}（{proof}）。",
+    },
+    "plan_out_of_reach": {
+        "en": "The target cannot be reached from these candidates: ",
+        "zh": "这些候选点无法达到目标：",
+    },
+    "plan_category_title": {"en": "{cat} (within {metres} m)", "zh": "{cat}（{metres} 米内）"},
+    "plan_sites_table": {"en": "Proposed sites", "zh": "建议站点"},
+    "plan_curve_table": {
+        "en": "Best coverage by number of new sites",
+        "zh": "不同新增站点数下的最高覆盖率",
+    },
+    "col_name": {"en": "Name", "zh": "名称"},
+    "col_newly_covered": {
+        "en": "Estimated residents newly covered",
+        "zh": "新增覆盖的估算常住人口",
+    },
+    "col_cumulative_coverage": {"en": "Coverage after this site", "zh": "累计覆盖率"},
+    "col_new_sites": {"en": "New sites", "zh": "新增站点数"},
+    "col_proof": {"en": "Proof", "zh": "求解状态"},
 }
 
 

@@ -804,6 +804,60 @@ def compute_gaps(
     )
 
 
+def _gap_reports(
+    result: GapResult,
+    options: CoverageOptions,
+    gap_options: GapOptions,
+    area: str,
+    figures: list[tuple[str, str]],
+    images: dict[str, bytes],
+    out: io.OutputSet,
+) -> list[Path]:
+    """Write ``gaps_report.html``/``.md`` per language (``gaps_report.zh.html`` for Chinese)."""
+    from lifecircle import gaps
+    from lifecircle.i18n import check_lang, text
+    from lifecircle.report import (
+        category_display as _display,
+    )
+    from lifecircle.report import (
+        gap_report_sections,
+        render_html,
+        render_markdown,
+        report_file_name,
+    )
+
+    files = []
+    for name in options.langs:
+        lang = check_lang(name)
+        captions = [
+            (
+                text("gap_map_caption", lang).format(cat=_display(cat, lang)),
+                png,
+            )
+            for cat, png in figures
+        ]
+        flags = gaps.flags(
+            result.tables["rings"],
+            result.tables.get("admin"),
+            result.summary["gradient"],
+            result.clusters,
+            target=options.target,
+            lag_points=gap_options.lag_points,
+            lang=lang,
+        )
+        sections = gap_report_sections(
+            result.summary, result.tables, result.clusters, captions, lang=lang, flags=flags
+        )
+        title = text("gaps_title", lang).format(area=area)
+        md, page = (
+            report_file_name("gaps_report", "md", lang),
+            report_file_name("gaps_report", "html", lang),
+        )
+        files.append(io.save_text(render_markdown(title, sections), out.path(md)))
+        files.append(io.save_text(render_html(title, sections, images, lang=lang), out.path(page)))
+    return files
+
+
 def run_gaps(
     req: AreaRequest,
     options: CoverageOptions | None = None,
@@ -826,7 +880,6 @@ def run_gaps(
 
     from lifecircle import zones
     from lifecircle.plot import plot_gap_map
-    from lifecircle.report import gap_report_sections, render_html, render_markdown
 
     options = options or CoverageOptions()
     gap_options = gap_options or GapOptions()
@@ -879,14 +932,9 @@ def run_gaps(
             if gap_options.pdf:
                 files.append(io.save_figure(fig, out.path(f"gap_map_{cat}.pdf")))
             plt.close(fig)
-            figures.append((f"Gaps in {cat.replace('_', ' ')} coverage", png.name))
+            figures.append((cat, png.name))
             images[png.name] = png.read_bytes()
-        sections = gap_report_sections(result.summary, result.tables, clusters, figures)
-        title = f"15-minute life circle gaps: {prepared.key}"
-        files.append(io.save_text(render_markdown(title, sections), out.path("gaps_report.md")))
-        files.append(
-            io.save_text(render_html(title, sections, images), out.path("gaps_report.html"))
-        )
+        files += _gap_reports(result, options, gap_options, prepared.key, figures, images, out)
         result.summary["outputs"] = [p.name for p in files] + ["gaps.json"]
         io.save_json(result.summary, out.path("gaps.json"))
     files = out.files
@@ -1051,9 +1099,17 @@ def check_plan_options(plan: PlanOptions) -> None:
         raise InputError(msg)
 
 
-def _plan_report(result: PlanResult, key: str, out: io.OutputSet) -> list[Path]:
-    """Write ``plan_report.html`` (figures embedded) and ``plan_report.md`` into the output set."""
-    from lifecircle.report import plan_report_sections, render_html, render_markdown
+def _plan_report(
+    result: PlanResult, key: str, out: io.OutputSet, langs: tuple[str, ...] = ("en",)
+) -> list[Path]:
+    """Write ``plan_report.html`` (figures embedded) and ``.md`` per language."""
+    from lifecircle.i18n import check_lang, text
+    from lifecircle.report import (
+        plan_report_sections,
+        render_html,
+        render_markdown,
+        report_file_name,
+    )
 
     figures = {
         k: [
@@ -1064,12 +1120,18 @@ def _plan_report(result: PlanResult, key: str, out: io.OutputSet) -> list[Path]:
     }
     images = {name: out.path(name).read_bytes() for figs in figures.values() for _, name in figs}
     sites = pd.DataFrame(result.sites.drop(columns="geometry"))
-    sections = plan_report_sections(result.summary, sites, figures)
-    title = f"15-minute life circle: where to build in {key}"
-    return [
-        io.save_text(render_markdown(title, sections), out.path("plan_report.md")),
-        io.save_text(render_html(title, sections, images), out.path("plan_report.html")),
-    ]
+    files = []
+    for name in langs:
+        lang = check_lang(name)
+        sections = plan_report_sections(result.summary, sites, figures, lang=lang)
+        title = text("plan_title", lang).format(area=key)
+        md, page = (
+            report_file_name("plan_report", "md", lang),
+            report_file_name("plan_report", "html", lang),
+        )
+        files.append(io.save_text(render_markdown(title, sections), out.path(md)))
+        files.append(io.save_text(render_html(title, sections, images, lang=lang), out.path(page)))
+    return files
 
 
 def run_plan(
@@ -1124,7 +1186,7 @@ def run_plan(
             )
             files.append(io.save_figure(fig, out.path(f"plan_map_{name}.png")))
             plt.close(fig)
-        files += _plan_report(result, prepared.key, out)
+        files += _plan_report(result, prepared.key, out, options.langs)
         result.summary["outputs"] = [p.name for p in files] + ["plan.json"]
         io.save_json(result.summary, out.path("plan.json"))
     result.files = out.files

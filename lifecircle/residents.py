@@ -651,9 +651,9 @@ def persons_factor(
     fa = float(floor_area_per_person_m2)
     if not (np.isfinite(fa) and fa > 0):
         msg = (
-            f"--floor-area-per-person-m2 must be a finite number > 0, got {floor_area_per_person_m2}"
-            f": give square metres of residential floor area per person, e.g. "
-            f"{DEFAULT_FLOOR_AREA_PER_PERSON_M2:g}"
+            "--floor-area-per-person-m2 must be a finite number > 0, got "
+            f"{floor_area_per_person_m2}: give square metres of residential floor area per "
+            f"person, e.g. {DEFAULT_FLOOR_AREA_PER_PERSON_M2:g}"
         )
         raise InputError(msg)
     if population_total is not None:
