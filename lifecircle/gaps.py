@@ -51,6 +51,7 @@ from scipy.stats import spearmanr
 from lifecircle.coverage import distance_column, weighted_share
 from lifecircle.errors import InputError
 from lifecircle.i18n import Lang, category_label, text
+from lifecircle.report import fmt_persons
 from lifecircle.stats import weighted_quantile
 
 FloatArray = npt.NDArray[np.float64]
@@ -496,7 +497,7 @@ def flags(
     ...     "weight": [10.0, 5.0], "coverage": [0.93, 0.41], "median_m": 0, "p90_m": 0,
     ...     "left_out": 0})
     >>> flags(t, None, {}, gpd.GeoDataFrame(), target=0.99)[0]
-    'Ring 10-15 km: health coverage 41%, 52 points below the core ring (0-3 km, 93%).'
+    'Ring 10-15 km: health care coverage 41%, 52 points below the core ring (0-3 km, 93%).'
     >>> flags(t, None, {}, gpd.GeoDataFrame(), target=0.99, lang="zh")[0]
     '10-15 km 圈层：医疗卫生覆盖率 41%，比核心圈层（0-3 km，93%）低 52 个百分点。'
     """
@@ -550,7 +551,7 @@ def flags(
         persons = c.get("estimated_residents", np.nan)
         who = (
             text("flag_cluster_people", lang).format(
-                n=f"{int(c['points']):,}", persons=f"{_round_persons(persons):,}"
+                n=f"{int(c['points']):,}", persons=fmt_persons(persons)
             )
             if pd.notna(persons) and persons > 0
             else text("flag_cluster_points", lang).format(n=f"{int(c['points']):,}")
@@ -569,20 +570,5 @@ def flags(
 
 def _cat(category: str, lang: Lang) -> str:
     """Category name inside a sentence (lower case in English)."""
-    label = category_label(category, lang)
+    label = category_label("all" if category == "all_categories" else category, lang)
     return label.lower() if lang == "en" else label
-
-
-def _round_persons(value: float) -> int:
-    """Round an estimate of persons to 2-3 significant figures (it is no census count).
-
-    Examples
-    --------
-    >>> _round_persons(28143.7), _round_persons(873.2), _round_persons(42.0)
-    (28100, 870, 42)
-    """
-    v = float(value)
-    if v < 100:
-        return round(v)
-    digits = len(str(int(v))) - 3
-    return int(round(v, -digits))
