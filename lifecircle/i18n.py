@@ -112,7 +112,10 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "a {minutes}-minute walk ({metres} m)",
         "zh": "步行 {minutes} 分钟（{metres} 米）",
     },
-    "threshold_tiers": {"en": "the walking time of each tier", "zh": "各级设施规定的步行时间"},
+    "threshold_tiers": {
+        "en": "each tier's walk ({label})",
+        "zh": "各级设施规定的步行时间（{label}）",
+    },
     "gaps_title": {
         "en": "15-minute life circle gaps: {area}",
         "zh": "15分钟社区生活圈缺口分析：{area}",
@@ -328,6 +331,11 @@ TEXT: dict[str, dict[str, str]] = {
     "col_cumulative_coverage": {"en": "Coverage after this site", "zh": "累计覆盖率"},
     "col_new_sites": {"en": "New sites", "zh": "新增站点数"},
     "col_proof": {"en": "Proof", "zh": "求解状态"},
+    "plan_curve_caption": {
+        "en": "{cat}: coverage by number of new sites",
+        "zh": "{cat}：不同新增站点数下的覆盖率",
+    },
+    "plan_map_caption": {"en": "{cat}: proposed sites", "zh": "{cat}：建议站点"},
 }
 
 

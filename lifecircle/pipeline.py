@@ -1103,7 +1103,7 @@ def _plan_report(
     result: PlanResult, key: str, out: io.OutputSet, langs: tuple[str, ...] = ("en",)
 ) -> list[Path]:
     """Write ``plan_report.html`` (figures embedded) and ``.md`` per language."""
-    from lifecircle.i18n import check_lang, text
+    from lifecircle.i18n import category_label, check_lang, text
     from lifecircle.report import (
         plan_report_sections,
         render_html,
@@ -1111,18 +1111,24 @@ def _plan_report(
         report_file_name,
     )
 
-    figures = {
-        k: [
-            (f"{k}: coverage by number of new sites", f"plan_curve_{k.replace(':', '_')}.png"),
-            (f"{k}: proposed sites", f"plan_map_{k.replace(':', '_')}.png"),
-        ]
+    names = {
+        k: (f"plan_curve_{k.replace(':', '_')}.png", f"plan_map_{k.replace(':', '_')}.png")
         for k in result.plans
     }
-    images = {name: out.path(name).read_bytes() for figs in figures.values() for _, name in figs}
+    images = {name: out.path(name).read_bytes() for pair in names.values() for name in pair}
     sites = pd.DataFrame(result.sites.drop(columns="geometry"))
     files = []
     for name in langs:
         lang = check_lang(name)
+        figures = {}
+        for k, (curve, site_map) in names.items():
+            entry = result.plans[k]
+            label = category_label(entry["category"], lang)
+            label += "" if entry["tier"] == "any" else f" · {entry['tier']}"
+            figures[k] = [
+                (text("plan_curve_caption", lang).format(cat=label), curve),
+                (text("plan_map_caption", lang).format(cat=label), site_map),
+            ]
         sections = plan_report_sections(result.summary, sites, figures, lang=lang)
         title = text("plan_title", lang).format(area=key)
         md, page = (

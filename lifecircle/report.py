@@ -134,7 +134,7 @@ def threshold_text(params: dict[str, Any], lang: Lang = "en") -> str:
     'a 15-minute walk (1,000 m)'
     """
     if params.get("threshold_m") is None:
-        return text("threshold_tiers", lang)
+        return text("threshold_tiers", lang).format(label=params.get("threshold_label", ""))
     return text("threshold_walk", lang).format(
         minutes=f"{params['minutes']:g}", metres=fmt_m(params["threshold_m"])
     )
@@ -251,7 +251,9 @@ def format_coverage_table(summary: dict[str, Any], *, lang: Lang = "en") -> str:
     lines = [headline(summary, lang)]
     lines.append(
         text("table_header", lang).format(
-            threshold=params["threshold_label"], profile=params["profile"], area=summary["area"]
+            threshold=params["threshold_label"] if lang == "en" else threshold_text(params, lang),
+            profile=params["profile"],
+            area=summary["area"],
         )
     )
     if params["threshold_m"] is None:  # tiers differ: say which apply to each category
@@ -262,7 +264,7 @@ def format_coverage_table(summary: dict[str, Any], *, lang: Lang = "en") -> str:
     if data["partial"]:
         lines.append("PARTIAL: " + _extent_note(data, lang))
     head = [
-        ("col_category", 16, False),
+        ("col_category", 20, False),
         ("col_facilities", 11, True),
         ("col_coverage_pct", 14, True),
         ("col_covered_people", 30, True),
