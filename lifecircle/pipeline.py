@@ -804,11 +804,19 @@ def compute_gaps(
     )
 
 
+def area_title(prepared: PreparedArea, lang: str) -> str:
+    """Name the area in a title: the district's Chinese or English name, else its cache key."""
+    d = prepared.district
+    if d is None:
+        return prepared.key
+    return str(d.name_zh if lang == "zh" else d.name) or prepared.key
+
+
 def _gap_reports(
     result: GapResult,
     options: CoverageOptions,
     gap_options: GapOptions,
-    area: str,
+    prepared: PreparedArea,
     figures: list[tuple[str, str]],
     images: dict[str, bytes],
     out: io.OutputSet,
@@ -848,7 +856,7 @@ def _gap_reports(
         sections = gap_report_sections(
             result.summary, result.tables, result.clusters, captions, lang=lang, flags=flags
         )
-        title = text("gaps_title", lang).format(area=area)
+        title = text("gaps_title", lang).format(area=area_title(prepared, lang))
         md, page = (
             report_file_name("gaps_report", "md", lang),
             report_file_name("gaps_report", "html", lang),
@@ -934,7 +942,7 @@ def run_gaps(
             plt.close(fig)
             figures.append((cat, png.name))
             images[png.name] = png.read_bytes()
-        files += _gap_reports(result, options, gap_options, prepared.key, figures, images, out)
+        files += _gap_reports(result, options, gap_options, prepared, figures, images, out)
         result.summary["outputs"] = [p.name for p in files] + ["gaps.json"]
         io.save_json(result.summary, out.path("gaps.json"))
     files = out.files
@@ -1130,7 +1138,8 @@ def _plan_report(
                 (text("plan_map_caption", lang).format(cat=label), site_map),
             ]
         sections = plan_report_sections(result.summary, sites, figures, lang=lang)
-        title = text("plan_title", lang).format(area=key)
+        area = area_title(result.prepared, lang) if result.prepared is not None else key
+        title = text("plan_title", lang).format(area=area)
         md, page = (
             report_file_name("plan_report", "md", lang),
             report_file_name("plan_report", "html", lang),

@@ -735,7 +735,7 @@ def estimate_persons(
     basis = describe_persons_basis(method, parameter, unit)
     if factor is None:
         warnings.warn(
-            f"residents are {unit or 'unweighted'} points with no floor area or population: "
+            "residents are equal-weight grid points with no floor area or population: "
             "persons are not estimated and reports give shares only; give --population or "
             "--population-total N",
             RuntimeWarning,
