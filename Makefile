@@ -5,6 +5,8 @@ ifneq ($(wildcard $(SHARED_DATA)/pudong),)
 export LIFECIRCLE_DATA_DIR ?= $(SHARED_DATA)
 endif
 STAMP := .install.stamp
+# the demo writes each report in English (gaps_report.html) and Chinese (gaps_report.zh.html)
+LANGS := --lang en --lang zh
 POIS := --pois $(LIFECIRCLE_DATA_DIR)/pudong/pois/shanghai_school.csv \
         --pois $(LIFECIRCLE_DATA_DIR)/pudong/pois/shanghai_hospital.csv \
         --pois $(LIFECIRCLE_DATA_DIR)/pudong/pois/shanghai_Theatr_Cinema.csv
@@ -32,8 +34,8 @@ sysdeps:
 demo: install
 	lifecircle fetch --district pudong $(POIS)
 	lifecircle coverage --district pudong $(POIS)
-	lifecircle gaps --district pudong $(POIS)
-	lifecircle plan --district pudong $(POIS) --category elderly_care --max-sites 5
+	lifecircle gaps --district pudong $(POIS) $(LANGS)
+	lifecircle plan --district pudong $(POIS) --category elderly_care --max-sites 5 $(LANGS)
 
 data: install
 	lifecircle fetch --district pudong $(POIS)

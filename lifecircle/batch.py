@@ -158,6 +158,9 @@ def _scenario(spec: ScenarioSpec) -> Scenario:
         max_snap_m=spec.max_snap_m,
         ring_edges_km=tuple(spec.rings),
         isochrones=spec.isochrones,
+        floor_area_per_person_m2=spec.floor_area_per_person_m2,
+        population_total=spec.population_total,
+        langs=tuple(dict.fromkeys(spec.lang)),
     )
     return Scenario(
         spec.name,
@@ -320,6 +323,8 @@ def _row(
     all_cat = (summary or {}).get("all_categories", {})
     row["coverage_all"] = all_cat.get("coverage")
     row["meets_all"] = all_cat.get("meets_target")
+    people = (summary or {}).get("data", {}).get("residents", {})
+    row["estimated_residents"] = people.get("estimated_residents")
     grad = (gap or {}).get("gradient", {})
     row["gradient_flag"] = any(bool(g.get("flag")) for g in grad.values()) if gap else None
     row["partial_area"] = (summary or {}).get("data", {}).get("partial")

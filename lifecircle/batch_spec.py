@@ -29,7 +29,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -215,9 +215,13 @@ class ScenarioSpec(_Model):
     remove_facilities: Path | None = None
     plan: Flag = False  # also plan new sites (lifecircle plan) for the scenario
     plan_max_sites: Annotated[int, Strict(), Field(ge=0)] = settings.DEFAULT_MAX_SITES
+    floor_area_per_person_m2: Positive = settings.DEFAULT_FLOOR_AREA_PER_PERSON_M2
+    population_total: Positive | None = None  # known residents of each area analysed
+    lang: Annotated[list[Literal["en", "zh"]], Field(min_length=1)] = ["en"]
 
     _paths = field_validator("add_facilities", "remove_facilities", mode="before")(_resolve)
     _one_category = field_validator("categories", mode="before")(_as_list)
+    _one_lang = field_validator("lang", mode="before")(_as_list)
 
     @field_validator("name")
     @classmethod

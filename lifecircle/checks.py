@@ -90,6 +90,17 @@ NUMBER_RULES: dict[str, NumberRule] = {
         "the gap clusters will be single points or a few huge blobs",
     ),
     "zone_ring_m": NumberRule(0.0, True, "give a ring width in metres, e.g. 2000"),
+    "floor_area_per_person_m2": NumberRule(
+        0.0,
+        True,
+        "give square metres of residential floor area per person, e.g. 37.8 (Shanghai)",
+        (10.0, 100.0),
+        "residential floor area per person is about 20-60 m² in Chinese cities; the value is "
+        "used as given",
+    ),
+    "population_total": NumberRule(
+        0.0, True, "give the number of residents of the analysed area, e.g. 120000"
+    ),
     "lag_points": NumberRule(
         0.0,
         False,

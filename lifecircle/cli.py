@@ -23,6 +23,7 @@ from lifecircle.errors import LifecircleError
 
 F = TypeVar("F", bound=Callable[..., Any])
 CATEGORY_CHOICES = list(settings.CATEGORIES)
+LANG_CHOICES = ("en", "zh")
 
 
 def _handle_errors(func: F) -> F:
@@ -269,6 +270,28 @@ def analysis_options(func: F) -> F:
             help="Distance ring edges from the district core, km.",
         ),
         click.option(
+            "--floor-area-per-person-m2",
+            type=float,
+            default=settings.DEFAULT_FLOOR_AREA_PER_PERSON_M2,
+            show_default=True,
+            help="Residential floor area per person turning floor area into estimated "
+            "residents (Shanghai's per capita housing floor area, 2020).",
+        ),
+        click.option(
+            "--population-total",
+            type=float,
+            help="Known number of residents of the analysed area: estimated residents are "
+            "scaled to it (in proportion to the weights).",
+        ),
+        click.option(
+            "--lang",
+            "langs",
+            multiple=True,
+            type=click.Choice(list(LANG_CHOICES)),
+            help="Language of reports, maps and the table (repeatable: each writes its "
+            "report; the first also draws the maps). [default: en]",
+        ),
+        click.option(
             "-o",
             "--out",
             type=click.Path(path_type=Path),
@@ -281,6 +304,11 @@ def analysis_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _langs(kw: dict[str, Any]) -> tuple[str, ...]:
+    """Return the ``--lang`` values in order, without repeats (default English)."""
+    return tuple(dict.fromkeys(kw.get("langs") or (settings.DEFAULT_LANG,)))
 
 
 def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
@@ -303,6 +331,9 @@ def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
         max_snap_m=kw["max_snap_m"],
         facility_max_snap_m=kw["facility_max_snap_m"],
         ring_edges_km=rings,
+        floor_area_per_person_m2=kw["floor_area_per_person_m2"],
+        population_total=kw["population_total"],
+        langs=_langs(kw),
         **extra,
     )
 
@@ -343,7 +374,7 @@ def coverage(**kw: Any) -> None:
         rebuild=kw["rebuild"],
         add_facilities=kw["add_facilities"],
     )
-    click.echo(format_coverage_table(result.summary))
+    click.echo(format_coverage_table(result.summary, lang=options.langs[0]))
     click.echo(f"outputs: {result.out_dir}")
 
 

@@ -599,6 +599,7 @@ def summarize_coverage(
             "facilities_total": int(counts.get("total", 0)),
             "facilities_in_no_tier": (unassigned or {}).get(cat, {}),
             "residents_left_out": round(float(w[~mask].sum()), 3),
+            **_people(residents, mask),
             **_category_quantiles(residents, targets, cat, w),
             "threshold_label": threshold_label(targets, cat),
             "thresholds": rows,
@@ -609,7 +610,24 @@ def summarize_coverage(
         "all_categories": {
             **_verdict(weighted_share(all_mask, w), target),
             "residents_left_out": round(float(w[~all_mask].sum()), 3),
+            **_people(residents, all_mask),
         },
+    }
+
+
+def _people(residents: pd.DataFrame, mask: npt.NDArray[np.bool_]) -> dict[str, float | None]:
+    """Estimated residents covered and left out (``persons`` column; None when unknown).
+
+    ``residents_left_out`` beside them is in the unit of the weight (floor area, points...).
+    """
+    if "persons" not in residents:
+        return {"estimated_residents_covered": None, "estimated_residents_left_out": None}
+    p = residents["persons"].to_numpy(dtype=float)
+    if not np.isfinite(p).all():
+        return {"estimated_residents_covered": None, "estimated_residents_left_out": None}
+    return {
+        "estimated_residents_covered": round(float(p[mask].sum()), 1),
+        "estimated_residents_left_out": round(float(p[~mask].sum()), 1),
     }
 
 
@@ -621,15 +639,27 @@ def coverage_by_zone(
     Returns
     -------
     list of dict
-        One entry per zone: ``zone``, ``residents`` (weight), and per
-        category plus ``all_categories`` the coverage and the gap.
+        One entry per zone: ``zone``, ``weight`` (the residents' weight),
+        ``estimated_residents`` (sum of ``persons``; None without that
+        column or when unknown), and per category plus ``all_categories``
+        the coverage and the gap.
     """
     w = residents["weight"].to_numpy(dtype=float)
+    persons = (
+        residents["persons"].to_numpy(dtype=float)
+        if "persons" in residents
+        else np.full(len(w), np.nan)
+    )
     out = []
     lab = labels.reindex(residents.index)
     for zone in list(pd.unique(lab.dropna())):
         sel = (lab == zone).to_numpy()
-        entry: dict[str, Any] = {"zone": str(zone), "residents": round(float(w[sel].sum()), 3)}
+        people = float(persons[sel].sum())
+        entry: dict[str, Any] = {
+            "zone": str(zone),
+            "weight": round(float(w[sel].sum()), 3),
+            "estimated_residents": round(people, 1) if np.isfinite(people) else None,
+        }
         for col in covered.columns:
             share = weighted_share(covered[col].to_numpy()[sel], w[sel])
             entry[col] = _verdict(share, target)

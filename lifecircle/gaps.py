@@ -50,6 +50,8 @@ from scipy.stats import spearmanr
 
 from lifecircle.coverage import distance_column, weighted_share
 from lifecircle.errors import InputError
+from lifecircle.i18n import Lang, category_label, text
+from lifecircle.report import fmt_persons
 from lifecircle.stats import weighted_quantile
 
 FloatArray = npt.NDArray[np.float64]
@@ -256,18 +258,22 @@ def zone_measures(
     Returns
     -------
     DataFrame
-        Long table: ``kind``, ``zone``, ``category``, ``residents``,
-        ``coverage``, ``median_m``, ``median_beyond_search_limit``, ``p90_m``,
-        ``p90_beyond_search_limit``, ``left_out``. A quantile beyond the
+        Long table: ``kind``, ``zone``, ``category``, ``weight`` (the
+        residents' weight: floor area m², grid points or persons),
+        ``estimated_residents`` (sum of the ``persons`` column, NaN without
+        one), ``coverage``, ``median_m``, ``median_beyond_search_limit``,
+        ``p90_m``, ``p90_beyond_search_limit``, ``left_out`` (weight) and
+        ``estimated_residents_left_out``. A quantile beyond the
         search limit is NaN (null in JSON) with its ``*_beyond_search_limit``
         flag True.
     """
     w = residents["weight"].to_numpy(dtype=float)
+    persons = _persons(residents)
     lab = labels.reindex(residents.index)
     rows = []
     for zone in pd.unique(lab.dropna()):
         sel = (lab == zone).to_numpy()
-        ws = w[sel]
+        ws, ps = w[sel], persons[sel]
         for cat in [*categories, "all_categories"]:
             covered = residents[f"covered_{cat}"].to_numpy(dtype=bool)[sel]
             if cat == "all_categories":
@@ -288,28 +294,39 @@ def zone_measures(
                     "kind": kind,
                     "zone": str(zone),
                     "category": cat,
-                    "residents": float(ws.sum()),
+                    "weight": float(ws.sum()),
+                    "estimated_residents": float(ps.sum()),
                     "coverage": weighted_share(covered, ws),
                     "median_m": median if np.isfinite(median) else np.nan,
                     "median_beyond_search_limit": bool(np.isposinf(median)),
                     "p90_m": p90 if np.isfinite(p90) else np.nan,
                     "p90_beyond_search_limit": bool(np.isposinf(p90)),
                     "left_out": float(ws[~covered].sum()),
+                    "estimated_residents_left_out": float(ps[~covered].sum()),
                 }
             )
     columns = [
         "kind",
         "zone",
         "category",
-        "residents",
+        "weight",
+        "estimated_residents",
         "coverage",
         "median_m",
         "median_beyond_search_limit",
         "p90_m",
         "p90_beyond_search_limit",
         "left_out",
+        "estimated_residents_left_out",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _persons(residents: pd.DataFrame) -> npt.NDArray[np.float64]:
+    """Return the ``persons`` column (estimated residents), NaN everywhere without one."""
+    if "persons" not in residents:
+        return np.full(len(residents), np.nan)
+    return residents["persons"].to_numpy(dtype=float)
 
 
 def ring_midpoint_km(label: str) -> float:
@@ -345,7 +362,7 @@ def gradient(ring_table: pd.DataFrame, *, lag_points: float = DEFAULT_LAG_POINTS
     """
     out: dict[str, Any] = {}
     for cat, table in ring_table.groupby("category", sort=False):
-        pop = table.loc[table["residents"] > 0].copy()
+        pop = table.loc[table["weight"] > 0].copy()
         pop["mid_km"] = pop["zone"].map(ring_midpoint_km)
         pop = pop.sort_values("mid_km")
         entry: dict[str, Any] = {"rings": pop["zone"].tolist()}
@@ -403,8 +420,8 @@ def gap_clusters(
     -------
     GeoDataFrame
         One polygon per cluster (convex hull of its residents buffered by
-        50 m), ranked by ``residents`` (weight) affected, with ``rank``,
-        ``points``, ``residents``, ``area_km2``, ``missing`` (comma-separated
+        50 m), ranked by ``weight`` affected, with ``rank``,
+        ``points``, ``weight``, ``estimated_residents``, ``area_km2``, ``missing`` (comma-separated
         categories), ``dist_<category>_m`` (weighted median distance, NaN if
         beyond the search limit) and ``zone``.
     """
@@ -415,13 +432,14 @@ def gap_clusters(
         raise InputError(msg)
     crs = residents.crs
     gaps = residents.loc[~residents[column].to_numpy(dtype=bool)]
-    cols = ["rank", "points", "residents", "area_km2", "missing", "zone"]
+    cols = ["rank", "points", "weight", "estimated_residents", "area_km2", "missing", "zone"]
     if gaps.empty:
         empty = gpd.GeoDataFrame({c: [] for c in cols}, geometry=gpd.GeoSeries([], crs=crs))
         return empty
     xy = np.column_stack([gaps.geometry.x.to_numpy(), gaps.geometry.y.to_numpy()])
     labels = DBSCAN(eps=eps_m, min_samples=1).fit_predict(xy)
     w_all = gaps["weight"].to_numpy(dtype=float)
+    p_all = _persons(gaps)
     rows = []
     for lab in np.unique(labels):
         sel = labels == lab
@@ -434,7 +452,8 @@ def gap_clusters(
         ]
         row: dict[str, Any] = {
             "points": int(sel.sum()),
-            "residents": float(w.sum()),
+            "weight": float(w.sum()),
+            "estimated_residents": float(p_all[sel].sum()),
             "missing": ",".join(missing),
         }
         for c in categories:
@@ -455,7 +474,7 @@ def gap_clusters(
         row["area_km2"] = float(row["geometry"].area) / 1e6
         rows.append(row)
     out = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
-    out = out.sort_values(["residents", "points"], ascending=False, kind="stable")
+    out = out.sort_values(["weight", "points"], ascending=False, kind="stable")
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out.reset_index(drop=True)
 
@@ -468,20 +487,23 @@ def flags(
     *,
     target: float,
     lag_points: float = DEFAULT_LAG_POINTS,
+    lang: Lang = "en",
 ) -> list[str]:
-    """Write the findings a planner can act on, in plain language.
+    """Write the findings a planner can act on, in plain language (`lang`: "en" or "zh").
 
     Examples
     --------
     >>> t = pd.DataFrame({"kind": "ring", "zone": ["0-3 km", "10-15 km"], "category": "health",
-    ...     "residents": [10.0, 5.0], "coverage": [0.93, 0.41], "median_m": 0, "p90_m": 0,
+    ...     "weight": [10.0, 5.0], "coverage": [0.93, 0.41], "median_m": 0, "p90_m": 0,
     ...     "left_out": 0})
     >>> flags(t, None, {}, gpd.GeoDataFrame(), target=0.99)[0]
-    'Ring 10-15 km: health coverage 41%, 52 points below the core ring (0-3 km, 93%).'
+    'Ring 10-15 km: health care coverage 41%, 52 points below the core ring (0-3 km, 93%).'
+    >>> flags(t, None, {}, gpd.GeoDataFrame(), target=0.99, lang="zh")[0]
+    '10-15 km 圈层：医疗卫生覆盖率 41%，比核心圈层（0-3 km，93%）低 52 个百分点。'
     """
     out: list[str] = []
     for cat, table in ring_table.groupby("category", sort=False):
-        pop = table.loc[table["residents"] > 0].copy()
+        pop = table.loc[table["weight"] > 0].copy()
         if len(pop) < 2:
             continue
         pop["mid_km"] = pop["zone"].map(ring_midpoint_km)
@@ -491,31 +513,62 @@ def flags(
             lag = (core["coverage"] - ring["coverage"]) * 100
             if lag > lag_points:
                 out.append(
-                    f"Ring {ring['zone']}: {str(cat).replace('_', ' ')} coverage "
-                    f"{ring['coverage'] * 100:.0f}%, {lag:.0f} points below the core ring "
-                    f"({core['zone']}, {core['coverage'] * 100:.0f}%)."
+                    text("flag_ring", lang).format(
+                        ring=ring["zone"],
+                        cat=_cat(str(cat), lang),
+                        cov=f"{ring['coverage'] * 100:.0f}",
+                        lag=f"{lag:.0f}",
+                        core=core["zone"],
+                        core_cov=f"{core['coverage'] * 100:.0f}",
+                    )
                 )
     for cat, g in grad.items():
         if g.get("flag"):
             out.append(
-                f"{cat.replace('_', ' ').capitalize()}: coverage falls from core to periphery "
-                f"(Spearman rho {g['spearman_rho']:+.2f}, {g['points_per_km']:+.1f} points per km)."
+                text("flag_gradient", lang).format(
+                    cat=_cat(cat, lang).capitalize(),
+                    rho=f"{g['spearman_rho']:+.2f}",
+                    slope=f"{g['points_per_km']:+.1f}",
+                )
             )
     if admin_table is not None and not admin_table.empty:
         below = admin_table.loc[
-            (admin_table["category"] == "all_categories") & (admin_table["residents"] > 0)
+            (admin_table["category"] == "all_categories") & (admin_table["weight"] > 0)
         ]
         for _, z in below.iterrows():
             if z["coverage"] < target:
                 out.append(
-                    f"{z['zone']}: {z['coverage'] * 100:.0f}% of residents reach every category, "
-                    f"{(target - z['coverage']) * 100:.0f} points below the "
-                    f"{target * 100:g}% target."
+                    text("flag_unit", lang).format(
+                        unit=z.get("zone_label", z["zone"]),
+                        cov=f"{z['coverage'] * 100:.0f}",
+                        gap=f"{(target - z['coverage']) * 100:.0f}",
+                        target=f"{target * 100:g}",
+                    )
                 )
     for _, c in clusters.head(3).iterrows():
-        missing = str(c["missing"]).replace("_", " ").replace(",", ", ") or "several categories"
+        missing = [m for m in str(c["missing"]).split(",") if m]
+        names = ("、" if lang == "zh" else ", ").join(_cat(m, lang) for m in missing)
+        persons = c.get("estimated_residents", np.nan)
+        who = (
+            text("flag_cluster_people", lang).format(
+                n=f"{int(c['points']):,}", persons=fmt_persons(persons)
+            )
+            if pd.notna(persons) and persons > 0
+            else text("flag_cluster_points", lang).format(n=f"{int(c['points']):,}")
+        )
         out.append(
-            f"Gap cluster {int(c['rank'])} ({c['zone']}): {int(c['points'])} resident points "
-            f"over {c['area_km2']:.2f} km² lack {missing}."
+            text("flag_cluster", lang).format(
+                rank=int(c["rank"]),
+                zone=c["zone"],
+                who=who,
+                area=f"{c['area_km2']:.2f}",
+                missing=names or text("several_categories", lang),
+            )
         )
     return out
+
+
+def _cat(category: str, lang: Lang) -> str:
+    """Category name inside a sentence (lower case in English)."""
+    label = category_label("all" if category == "all_categories" else category, lang)
+    return label.lower() if lang == "en" else label

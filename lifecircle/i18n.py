@@ -116,6 +116,273 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Analysed area (extent of the walking network)",
         "zh": "分析范围（步行路网覆盖范围）",
     },
+    # --- gap report, flags and the terminal table (issue 11: persons and language)
+    "flag_ring": {
+        "en": "Ring {ring}: {cat} coverage {cov}%, {lag} points below the core ring "
+        "({core}, {core_cov}%).",
+        "zh": "{ring} 圈层：{cat}覆盖率 {cov}%，"
+        "比核心圈层（{core}，{core_cov}%）低 {lag} 个百分点。",
+    },
+    "flag_gradient": {
+        "en": "{cat}: coverage falls from core to periphery (Spearman rho {rho}, "
+        "{slope} points per km).",
+        "zh": "{cat}：覆盖率由核心向外围下降（Spearman rho {rho}，每公里 {slope} 个百分点）。",
+    },
+    "flag_unit": {
+        "en": "{unit}: {cov}% of residents reach every category, {gap} points below the "
+        "{target}% target.",
+        "zh": "{unit}：{cov}% 的居民可达全部类别设施，比 {target}% 的目标低 {gap} 个百分点。",
+    },
+    "flag_cluster": {
+        "en": "Gap cluster {rank} ({zone}): {who} over {area} km² lack {missing}.",
+        "zh": "缺口聚类 {rank}（{zone}）：{who}，面积 {area} 平方公里，缺少{missing}。",
+    },
+    "flag_cluster_points": {"en": "{n} resident points", "zh": "{n} 个居住点"},
+    "flag_cluster_people": {
+        "en": "{n} resident points (about {persons} estimated residents)",
+        "zh": "{n} 个居住点（约 {persons} 名估算常住人口）",
+    },
+    "several_categories": {"en": "several categories", "zh": "多类设施"},
+    "no_flags": {"en": "No gap exceeds the flag thresholds.", "zh": "没有超过提示阈值的缺口。"},
+    "headline_all": {
+        "en": "{share}% of residents live within {threshold} of {what}; the target is {target}%.",
+        "zh": "{share}% 的居民在{threshold}内可达{what}；目标为 {target}%。",
+    },
+    "headline_people": {
+        "en": "That is about {covered} of {total} estimated residents ({basis}).",
+        "zh": "即估算常住人口 {total} 人中约 {covered} 人（{basis}）。",
+    },
+    "all_n_services": {"en": "all {n} services", "zh": "全部 {n} 类设施"},
+    "all_four_services": {"en": "all four services", "zh": "全部四类设施"},
+    "one_service": {"en": "{cat} services", "zh": "{cat}设施"},
+    "threshold_walk": {
+        "en": "a {minutes}-minute walk ({metres} m)",
+        "zh": "步行 {minutes} 分钟（{metres} 米）",
+    },
+    "threshold_tiers": {
+        "en": "each tier's walk ({label})",
+        "zh": "各级设施规定的步行时间（{label}）",
+    },
+    "gaps_title": {
+        "en": "15-minute life circle gaps: {area}",
+        "zh": "15分钟社区生活圈缺口分析：{area}",
+    },
+    "plan_title": {
+        "en": "15-minute life circle: where to build in {area}",
+        "zh": "15分钟社区生活圈：{area} 设施选址建议",
+    },
+    "summary": {"en": "Summary", "zh": "概要"},
+    "summary_intro": {
+        "en": "Area {area}: share of residents within {threshold} of each facility category, "
+        "against a target of {target}% (profile {profile}).",
+        "zh": "分析范围 {area}：各类设施{threshold}内可达的居民比例，"
+        "目标为 {target}%（标准配置 {profile}）。",
+    },
+    "partial_note": {
+        "en": "The walking network covers {analysed} km² of {district} km²: the figures describe "
+        "the analysed area only.",
+        "zh": "步行路网覆盖 {district} 平方公里中的 {analysed} 平方公里：结果仅代表分析范围。",
+    },
+    "full_note": {
+        "en": "The walking network covers at least half of the district's land.",
+        "zh": "步行路网覆盖了区内一半以上的土地。",
+    },
+    "coverage_by_category": {"en": "Coverage by category", "zh": "分类别覆盖率"},
+    "col_category": {"en": "Category", "zh": "设施类别"},
+    "col_facilities": {"en": "Facilities", "zh": "设施数"},
+    "col_coverage_pct": {"en": "Coverage", "zh": "覆盖率"},
+    "col_covered_people": {"en": "Estimated residents covered", "zh": "覆盖的估算常住人口"},
+    "col_gap_points": {"en": "Gap to target (points)", "zh": "距目标（百分点）"},
+    "col_meets_target": {"en": "Meets target", "zh": "是否达标"},
+    "col_estimated_residents": {"en": "Estimated residents", "zh": "估算常住人口"},
+    "col_weight_floor_area_m2": {
+        "en": "Residential floor area (m²)",
+        "zh": "居住建筑面积（平方米）",
+    },
+    "col_weight_grid_point": {"en": "Grid points", "zh": "网格点数"},
+    "col_weight_persons": {"en": "Population layer (persons)", "zh": "人口图层（人）"},
+    "col_resident_points": {"en": "Resident points", "zh": "居住点数"},
+    "col_ring": {"en": "Distance ring", "zh": "距离圈层"},
+    "col_unit": {"en": "Sub-district / town", "zh": "街道/镇"},
+    "col_zone": {"en": "Zone", "zh": "区域"},
+    "col_rank": {"en": "Rank", "zh": "序号"},
+    "col_area_km2": {"en": "Area (km²)", "zh": "面积（平方公里）"},
+    "col_missing": {"en": "Missing", "zh": "缺少的设施"},
+    "col_median_to": {"en": "Median walk to {cat} (m)", "zh": "至{cat}步行距离中位数（米）"},
+    "col_rho": {"en": "Spearman rho", "zh": "Spearman 相关系数"},
+    "col_points_per_km": {"en": "Points per km", "zh": "每公里百分点"},
+    "col_core": {"en": "Core ring (%)", "zh": "核心圈层（%）"},
+    "col_outer": {"en": "Outer ring (%)", "zh": "外围圈层（%）"},
+    "col_lag": {"en": "Lag (points)", "zh": "落差（百分点）"},
+    "col_flag": {"en": "Flagged", "zh": "提示"},
+    "col_note": {"en": "Note", "zh": "说明"},
+    "col_gini": {"en": "Gini", "zh": "基尼系数"},
+    "col_theil": {"en": "Theil", "zh": "泰尔指数"},
+    "col_theil_between": {"en": "Theil between rings", "zh": "泰尔指数（圈层间）"},
+    "col_theil_within": {"en": "Theil within rings", "zh": "泰尔指数（圈层内）"},
+    "col_capped": {"en": "Share at the cap", "zh": "达到上限的比例"},
+    "col_parameter": {"en": "Parameter", "zh": "参数"},
+    "col_value": {"en": "Value", "zh": "取值"},
+    "gradient_section": {
+        "en": "Core-periphery gradient and inequality",
+        "zh": "核心—外围梯度与不均衡",
+    },
+    "gradient_intro": {
+        "en": "Rings are distances from the district core. Spearman's rho below zero means "
+        "coverage falls with distance; a flag means the outermost populated ring lags the core "
+        "ring by more than {lag} points.",
+        "zh": "圈层按到区中心的距离划分。Spearman 相关系数小于零表示覆盖率随距离下降；"
+        "若最外有人口圈层比核心圈层低 {lag} 个百分点以上，则给出提示。",
+    },
+    "inequality_intro": {
+        "en": "Gini and Theil indices of walking distance (capped at {cap} m), Theil split "
+        "between and within distance rings.",
+        "zh": "步行距离（上限 {cap} 米）的基尼系数与泰尔指数，泰尔指数分解为圈层间与圈层内。",
+    },
+    "gradient_table": {"en": "Coverage by distance ring", "zh": "各距离圈层覆盖率"},
+    "gradient_stats": {"en": "Gradient", "zh": "梯度"},
+    "inequality_table": {"en": "Inequality of walking distances", "zh": "步行距离的不均衡"},
+    "no_gradient": {
+        "en": "Fewer than two distance rings hold residents: no gradient can be measured.",
+        "zh": "有居民的距离圈层少于两个，无法测算梯度。",
+    },
+    "units_section": {"en": "Coverage by sub-district / town", "zh": "各街道/镇覆盖率"},
+    "user_zones_section": {"en": "Coverage by zone", "zh": "各区域覆盖率"},
+    "units_without_network": {
+        "en": "Units with no walking network in the data (no figures): {units}.",
+        "zh": "数据中没有步行路网的街道/镇（无结果）：{units}。",
+    },
+    "clusters_section": {
+        "en": "Gap clusters (residents not covered for every category)",
+        "zh": "缺口聚类（未被全部类别覆盖的居民）",
+    },
+    "clusters_intro": {
+        "en": "Uncovered resident points grouped with DBSCAN (radius {eps} m, min_samples 1: "
+        "every point joins the cluster of any uncovered point within {eps} m), ranked by "
+        "estimated residents affected; distances are weighted medians in metres (blank: beyond "
+        "the {cap} m search limit).",
+        "zh": "未覆盖的居住点用 DBSCAN 聚类（半径 {eps} 米，min_samples 为 1：相距 {eps} 米以内的"
+        "未覆盖点归为一类），按受影响的估算常住人口排序；"
+        "距离为加权中位数（米，空白表示超过 {cap} 米搜索上限）。",
+    },
+    "no_clusters": {
+        "en": "Every resident is covered: no gap cluster.",
+        "zh": "所有居民均被覆盖，没有缺口聚类。",
+    },
+    "clusters_table": {"en": "Gap clusters", "zh": "缺口聚类"},
+    "maps_section": {"en": "Maps", "zh": "地图"},
+    "gap_map_caption": {"en": "Gaps in {cat} coverage", "zh": "{cat}覆盖缺口"},
+    "limits_section": {"en": "Parameters and data limits", "zh": "参数与数据局限"},
+    "residents_basis_note": {
+        "en": "Residents: {points} points ({basis}); estimated residents: {persons_basis}.",
+        "zh": "居民：{points} 个居住点（{basis}）；估算常住人口：{persons_basis}。",
+    },
+    "persons_unknown_note": {
+        "en": "Estimated residents are unknown (equal grid points without floor area): shares "
+        "only; give --population or --population-total.",
+        "zh": "无法估算常住人口（无建筑面积的等权网格点），仅给出比例；"
+        "请提供 --population 或 --population-total。",
+    },
+    "imputed_levels_note": {
+        "en": "{share}% of the floor area rests on imputed building levels ({levels} levels).",
+        "zh": "{share}% 的建筑面积基于推定层数（{levels} 层）。",
+    },
+    "amap_note": {
+        "en": "Amap POI lists hit a 900-results-per-query cap: imported schools and hospitals "
+        "are incomplete.",
+        "zh": "高德 POI 每次查询最多返回 900 条：导入的学校和医院名单不完整。",
+    },
+    "no_elderly_note": {
+        "en": "No elderly-care facility in the data: its coverage is 0% by construction.",
+        "zh": "数据中没有养老设施，其覆盖率按定义为 0%。",
+    },
+    "osm_note": {"en": "OSM data {base}; {attribution}.", "zh": "OSM 数据 {base}；{attribution}。"},
+    "param_threshold": {"en": "Walking threshold", "zh": "步行阈值"},
+    "param_target": {"en": "Coverage target", "zh": "覆盖率目标"},
+    "param_profile": {"en": "Standard profile", "zh": "标准配置"},
+    "param_max_snap": {"en": "Largest distance to a street (m)", "zh": "到道路的最大距离（米）"},
+    "param_search_limit": {"en": "Search limit (m)", "zh": "搜索上限（米）"},
+    "param_rings": {"en": "Distance rings (km)", "zh": "距离圈层（公里）"},
+    "param_cluster": {"en": "Gap clusters", "zh": "缺口聚类"},
+    "param_cluster_value": {
+        "en": "DBSCAN, radius {eps} m, min_samples 1",
+        "zh": "DBSCAN，半径 {eps} 米，min_samples 1",
+    },
+    "param_persons": {"en": "Estimated residents", "zh": "估算常住人口"},
+    "param_lag": {"en": "Ring lag flagged above (points)", "zh": "圈层落差提示阈值（百分点）"},
+    "basis_population_layer": {"en": "population layer", "zh": "人口图层"},
+    "basis_floor_area": {
+        "en": "residential floor area / {value} m² per person",
+        "zh": "居住建筑面积 ÷ 人均 {value} 平方米",
+    },
+    "basis_population_total": {
+        "en": "scaled to a known total of {value} residents",
+        "zh": "按已知总人口 {value} 人比例分配",
+    },
+    "basis_unknown": {"en": "not estimated", "zh": "未估算"},
+    "table_header": {
+        "en": "Coverage within {threshold}, profile {profile}, area {area}",
+        "zh": "{threshold}内覆盖率，标准配置 {profile}，范围 {area}",
+    },
+    "all_categories_row": {"en": "all categories", "zh": "全部类别"},
+    "verdict_meets": {"en": "meets", "zh": "达标"},
+    "verdict_below": {"en": "BELOW", "zh": "未达标"},
+    "col_gap": {"en": "gap", "zh": "差距"},
+    "col_verdict": {"en": "verdict", "zh": "结论"},
+    "na": {"en": "n/a", "zh": "无"},
+    "plan_intro_title": {"en": "Where to build", "zh": "选址建议"},
+    "plan_intro": {
+        "en": "For each category the plan finds the fewest new sites that bring the share of "
+        "residents within walking reach to the target ({target}%), with the existing facilities "
+        "kept, and the best coverage reachable with 1 to {k} new sites. Distances are the same "
+        "walking distances as the coverage figures; `lifecircle coverage --add-facilities "
+        "sites.gpkg` reproduces them.",
+        "zh": "对每类设施，在保留现有设施的前提下，"
+        "求使步行可达居民比例达到目标（{target}%）所需的最少新增站点，"
+        "以及新增 1 至 {k} 处站点时可达到的最高覆盖率。距离与覆盖率计算所用的步行距离相同；"
+        "`lifecircle coverage --add-facilities sites.gpkg` 可复现结果。",
+    },
+    "plan_candidates_file": {
+        "en": "Candidates: the sites in {file}.",
+        "zh": "候选点：{file} 中的站点。",
+    },
+    "plan_candidates_streets": {
+        "en": "Candidates: points every {spacing} m along the routable streets of the analysed "
+        "area.",
+        "zh": "候选点：分析范围内可通行道路上每隔 {spacing} 米取一点。",
+    },
+    "plan_optimal": {"en": "proven optimal", "zh": "已证明最优"},
+    "plan_gap": {
+        "en": "{status}, within {gap} of the proven bound",
+        "zh": "{status}，与最优界相差不超过 {gap}",
+    },
+    "plan_verdict": {
+        "en": "{n} new sites bring coverage from {now} to {reached} ({proof}).",
+        "zh": "新增 {n} 处站点可使覆盖率由 {now} 提高到 {reached}（{proof}）。",
+    },
+    "plan_out_of_reach": {
+        "en": "The target cannot be reached from these candidates: ",
+        "zh": "这些候选点无法达到目标：",
+    },
+    "plan_category_title": {"en": "{cat} (within {metres} m)", "zh": "{cat}（{metres} 米内）"},
+    "plan_sites_table": {"en": "Proposed sites", "zh": "建议站点"},
+    "plan_curve_table": {
+        "en": "Best coverage by number of new sites",
+        "zh": "不同新增站点数下的最高覆盖率",
+    },
+    "col_name": {"en": "Name", "zh": "名称"},
+    "col_newly_covered": {
+        "en": "Estimated residents newly covered",
+        "zh": "新增覆盖的估算常住人口",
+    },
+    "col_cumulative_coverage": {"en": "Coverage after this site", "zh": "累计覆盖率"},
+    "col_new_sites": {"en": "New sites", "zh": "新增站点数"},
+    "col_proof": {"en": "Proof", "zh": "求解状态"},
+    "plan_curve_caption": {
+        "en": "{cat}: coverage by number of new sites",
+        "zh": "{cat}：不同新增站点数下的覆盖率",
+    },
+    "plan_map_caption": {"en": "{cat}: proposed sites", "zh": "{cat}：建议站点"},
 }
 
 

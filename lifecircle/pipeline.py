@@ -48,7 +48,7 @@ from lifecircle.facilities import (
     change_facilities,
     change_facility_access,
 )
-from lifecircle.i18n import DEFAULT_LANG, Lang
+from lifecircle.i18n import Lang, check_lang
 from lifecircle.isochrones import DEFAULT_BUFFER_M, facility_isochrones
 from lifecircle.network import WalkNetwork
 from lifecircle.prepare import (
@@ -97,6 +97,9 @@ class CoverageOptions:
     isochrone_buffer_m: float = DEFAULT_BUFFER_M
     isochrones: bool = True
     make_map: bool = True
+    floor_area_per_person_m2: float = settings.DEFAULT_FLOOR_AREA_PER_PERSON_M2
+    population_total: float | None = None
+    langs: tuple[str, ...] = (settings.DEFAULT_LANG,)
 
 
 @dataclass
@@ -365,7 +368,8 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
     warn = _missing_warnings({c: m for c, m in groups.items() if c not in optional})
     router = Router.from_network(net)
     distances = nearest_distances(router, snapped.residents, snapped.access, groups, limit_m=limit)
-    residents = resident_table(prepared.residents, snapped, distances, net)
+    with_persons = _with_persons(prepared.residents, options, warn)
+    residents = resident_table(with_persons, snapped, distances, net)
     covered = covered_frame(residents, targets)
     for col in covered.columns:
         residents[f"covered_{col}"] = covered[col].to_numpy()
@@ -393,6 +397,25 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
         warnings_=[*warn, *notes],
     )
     return CoverageFrames(summary, residents, isochrones, fac_table, snapped, router, targets)
+
+
+def _with_persons(
+    residents: gpd.GeoDataFrame, options: CoverageOptions, warn: list[str]
+) -> gpd.GeoDataFrame:
+    """Add ``persons`` (estimated residents) to the residents; note when unknown."""
+    from lifecircle.residents import estimate_persons
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        out = estimate_persons(
+            residents,
+            floor_area_per_person_m2=options.floor_area_per_person_m2,
+            population_total=options.population_total,
+        )
+    for w in caught:
+        warnings.warn(str(w.message), RuntimeWarning, stacklevel=3)
+        warn.append(str(w.message))
+    return out
 
 
 def _zone_coverage(
@@ -569,7 +592,6 @@ def run_coverage(
     rebuild: bool = False,
     prepared: PreparedArea | None = None,
     add_facilities: Path | None = None,
-    lang: Lang = DEFAULT_LANG,
 ) -> CoverageResult:
     """Run the whole coverage analysis and write its outputs.
 
@@ -593,8 +615,6 @@ def run_coverage(
         A layer of facilities to add (a ``category`` column, optional
         ``subtype`` and ``name``; points or polygons), e.g. a plan's
         ``sites.gpkg``. Needs `out_dir`: the cache folder keeps the baseline.
-    lang
-        Language of the web map ``web_map.html``.
 
     Returns
     -------
@@ -638,19 +658,22 @@ def run_coverage(
             import matplotlib.pyplot as plt
 
             plt.close(fig)
+            from lifecircle.report import report_file_name
             from lifecircle.webmap import area_name, coverage_web_map
 
-            page = coverage_web_map(
-                summary,
-                residents,
-                frames.facilities,
-                units=prepared.zones,
-                isochrones=cat_iso,
-                extent=prepared.extent,
-                area_name=area_name(prepared, lang),
-                lang=lang,
-            )
-            files.append(io.save_text(page, out.path("web_map.html")))
+            for lang in _langs(options):
+                page = coverage_web_map(
+                    summary,
+                    residents,
+                    frames.facilities,
+                    units=prepared.zones,
+                    isochrones=cat_iso,
+                    extent=prepared.extent,
+                    area_name=area_name(prepared, lang),
+                    lang=lang,
+                )
+                name = report_file_name("web_map", "html", lang)
+                files.append(io.save_text(page, out.path(name)))
         summary["outputs"] = [p.name for p in files] + ["coverage.json"]
         io.save_json(summary, out.path("coverage.json"))
     files = out.files
@@ -804,6 +827,71 @@ def compute_gaps(
     )
 
 
+def _langs(options: CoverageOptions) -> list[Lang]:
+    return [check_lang(name) for name in options.langs]
+
+
+def area_title(prepared: PreparedArea, lang: str) -> str:
+    """Name the area in a title: the district's Chinese or English name, else its cache key."""
+    from lifecircle.webmap import area_name
+
+    return area_name(prepared, check_lang(lang))
+
+
+def _gap_reports(
+    result: GapResult,
+    options: CoverageOptions,
+    gap_options: GapOptions,
+    prepared: PreparedArea,
+    figures: list[tuple[str, str]],
+    images: dict[str, bytes],
+    out: io.OutputSet,
+) -> list[Path]:
+    """Write ``gaps_report.html``/``.md`` per language (``gaps_report.zh.html`` for Chinese)."""
+    from lifecircle import gaps
+    from lifecircle.i18n import check_lang, text
+    from lifecircle.report import (
+        category_display as _display,
+    )
+    from lifecircle.report import (
+        gap_report_sections,
+        render_html,
+        render_markdown,
+        report_file_name,
+    )
+
+    files = []
+    for name in options.langs:
+        lang = check_lang(name)
+        captions = [
+            (
+                text("gap_map_caption", lang).format(cat=_display(cat, lang)),
+                png,
+            )
+            for cat, png in figures
+        ]
+        flags = gaps.flags(
+            result.tables["rings"],
+            result.tables.get("admin"),
+            result.summary["gradient"],
+            result.clusters,
+            target=options.target,
+            lag_points=gap_options.lag_points,
+            lang=lang,
+        )
+        sections = gap_report_sections(
+            result.summary, result.tables, result.clusters, captions, lang=lang, flags=flags
+        )
+        title = text("gaps_title", lang).format(area=area_title(prepared, lang))
+        md, page = (
+            report_file_name("gaps_report", "md", lang),
+            report_file_name("gaps_report", "html", lang),
+        )
+        files.append(io.save_text(render_markdown(title, sections), out.path(md)))
+        files.append(io.save_text(render_html(title, sections, images, lang=lang), out.path(page)))
+    return files
+
+
 def run_gaps(
     req: AreaRequest,
     options: CoverageOptions | None = None,
@@ -814,7 +902,6 @@ def run_gaps(
     rebuild: bool = False,
     prepared: PreparedArea | None = None,
     coverage: tuple[dict[str, Any], gpd.GeoDataFrame] | None = None,
-    lang: Lang = DEFAULT_LANG,
 ) -> GapResult:
     """Run the gap analysis and write ``gaps.json``, tables, layers, maps and reports.
 
@@ -822,13 +909,13 @@ def run_gaps(
     ``zone_measures.csv``, ``gap_clusters.gpkg`` and ``.csv``,
     ``gap_map_<category>.png`` and ``.pdf`` (and ``all_categories``),
     ``gaps_report.html`` (self-contained), ``gaps_report.md`` and the web
-    map ``gaps_web_map.html`` (in `lang`).
+    map ``gaps_web_map.html``, one of each per language of ``options.langs``
+    (``gaps_report.zh.html``, ``gaps_web_map.zh.html`` for Chinese).
     """
     import matplotlib.pyplot as plt
 
     from lifecircle import zones
     from lifecircle.plot import plot_gap_map
-    from lifecircle.report import gap_report_sections, render_html, render_markdown
 
     options = options or CoverageOptions()
     gap_options = gap_options or GapOptions()
@@ -881,16 +968,15 @@ def run_gaps(
             if gap_options.pdf:
                 files.append(io.save_figure(fig, out.path(f"gap_map_{cat}.pdf")))
             plt.close(fig)
-            figures.append((f"Gaps in {cat.replace('_', ' ')} coverage", png.name))
+            figures.append((cat, png.name))
             images[png.name] = png.read_bytes()
-        sections = gap_report_sections(result.summary, result.tables, clusters, figures)
-        title = f"15-minute life circle gaps: {prepared.key}"
-        files.append(io.save_text(render_markdown(title, sections), out.path("gaps_report.md")))
-        files.append(
-            io.save_text(render_html(title, sections, images), out.path("gaps_report.html"))
-        )
-        page = _gaps_web_map(result, prepared, lang)
-        files.append(io.save_text(page, out.path("gaps_web_map.html")))
+        files += _gap_reports(result, options, gap_options, prepared, figures, images, out)
+        from lifecircle.report import report_file_name
+
+        for lang in _langs(options):
+            page = _gaps_web_map(result, prepared, lang)
+            name = report_file_name("gaps_web_map", "html", lang)
+            files.append(io.save_text(page, out.path(name)))
         result.summary["outputs"] = [p.name for p in files] + ["gaps.json"]
         io.save_json(result.summary, out.path("gaps.json"))
     files = out.files
@@ -1071,25 +1157,46 @@ def check_plan_options(plan: PlanOptions) -> None:
         raise InputError(msg)
 
 
-def _plan_report(result: PlanResult, key: str, out: io.OutputSet) -> list[Path]:
-    """Write ``plan_report.html`` (figures embedded) and ``plan_report.md`` into the output set."""
-    from lifecircle.report import plan_report_sections, render_html, render_markdown
+def _plan_report(
+    result: PlanResult, key: str, out: io.OutputSet, langs: tuple[str, ...] = ("en",)
+) -> list[Path]:
+    """Write ``plan_report.html`` (figures embedded) and ``.md`` per language."""
+    from lifecircle.i18n import category_label, check_lang, text
+    from lifecircle.report import (
+        plan_report_sections,
+        render_html,
+        render_markdown,
+        report_file_name,
+    )
 
-    figures = {
-        k: [
-            (f"{k}: coverage by number of new sites", f"plan_curve_{k.replace(':', '_')}.png"),
-            (f"{k}: proposed sites", f"plan_map_{k.replace(':', '_')}.png"),
-        ]
+    names = {
+        k: (f"plan_curve_{k.replace(':', '_')}.png", f"plan_map_{k.replace(':', '_')}.png")
         for k in result.plans
     }
-    images = {name: out.path(name).read_bytes() for figs in figures.values() for _, name in figs}
+    images = {name: out.path(name).read_bytes() for pair in names.values() for name in pair}
     sites = pd.DataFrame(result.sites.drop(columns="geometry"))
-    sections = plan_report_sections(result.summary, sites, figures)
-    title = f"15-minute life circle: where to build in {key}"
-    return [
-        io.save_text(render_markdown(title, sections), out.path("plan_report.md")),
-        io.save_text(render_html(title, sections, images), out.path("plan_report.html")),
-    ]
+    files = []
+    for name in langs:
+        lang = check_lang(name)
+        figures = {}
+        for k, (curve, site_map) in names.items():
+            entry = result.plans[k]
+            label = category_label(entry["category"], lang)
+            label += "" if entry["tier"] == "any" else f" · {entry['tier']}"
+            figures[k] = [
+                (text("plan_curve_caption", lang).format(cat=label), curve),
+                (text("plan_map_caption", lang).format(cat=label), site_map),
+            ]
+        sections = plan_report_sections(result.summary, sites, figures, lang=lang)
+        area = area_title(result.prepared, lang) if result.prepared is not None else key
+        title = text("plan_title", lang).format(area=area)
+        md, page = (
+            report_file_name("plan_report", "md", lang),
+            report_file_name("plan_report", "html", lang),
+        )
+        files.append(io.save_text(render_markdown(title, sections), out.path(md)))
+        files.append(io.save_text(render_html(title, sections, images, lang=lang), out.path(page)))
+    return files
 
 
 def run_plan(
@@ -1144,7 +1251,7 @@ def run_plan(
             )
             files.append(io.save_figure(fig, out.path(f"plan_map_{name}.png")))
             plt.close(fig)
-        files += _plan_report(result, prepared.key, out)
+        files += _plan_report(result, prepared.key, out, options.langs)
         result.summary["outputs"] = [p.name for p in files] + ["plan.json"]
         io.save_json(result.summary, out.path("plan.json"))
     result.files = out.files

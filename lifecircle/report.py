@@ -1,17 +1,202 @@
-"""Plain-text renderings of results for the terminal."""
+"""Plain-text and HTML/Markdown renderings of results, in English or Chinese.
+
+Every number a reader sees goes through one of the ``fmt_*`` helpers, so the
+tables read the same everywhere: percentages with one decimal, whole metres,
+thousands separators, yes/no verdicts and blanks (never "None", "nan" or
+"False") where a value does not exist. Words come from :mod:`lifecircle.i18n`.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from lifecircle.i18n import Lang, category_label, text
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value * 100:.1f}%"
+HTML_LANG = {"en": "en", "zh": "zh-CN"}
+
+
+def _number(value: Any) -> float | None:
+    """Return `value` as a finite float, or None (None, NaN, inf, text, bools)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def fmt_pct(share: Any, digits: int = 1) -> str:
+    """Format a share (0-1) as a percentage; blank when missing.
+
+    Examples
+    --------
+    >>> fmt_pct(0.46312), fmt_pct(None), fmt_pct(float("nan")), fmt_pct(1.0)
+    ('46.3%', '', '', '100.0%')
+    """
+    x = _number(share)
+    return "" if x is None else f"{x * 100:.{digits}f}%"
+
+
+def fmt_int(value: Any) -> str:
+    """Format a count or an amount with thousands separators; blank when missing.
+
+    Examples
+    --------
+    >>> fmt_int(1234.4), fmt_int(None), fmt_int(float("nan"))
+    ('1,234', '', '')
+    """
+    x = _number(value)
+    return "" if x is None else f"{round(x):,}"
+
+
+def fmt_m(value: Any) -> str:
+    """Format metres rounded to the metre (blank when missing or beyond the search limit).
+
+    Examples
+    --------
+    >>> fmt_m(8.403), fmt_m(1194.61), fmt_m(None)
+    ('8', '1,195', '')
+    """
+    return fmt_int(value)
+
+
+def fmt_persons(value: Any) -> str:
+    """Format an estimate of persons to three significant figures (it is no census count).
+
+    Examples
+    --------
+    >>> fmt_persons(28143.7), fmt_persons(873.2), fmt_persons(41.6), fmt_persons(None)
+    ('28,100', '873', '42', '')
+    """
+    x = _number(value)
+    if x is None:
+        return ""
+    if abs(x) < 1000:
+        return f"{round(x):,}"
+    digits = len(str(int(abs(x)))) - 3
+    return f"{int(round(x, -digits)):,}"
+
+
+def fmt_num(value: Any, digits: int = 2, *, sign: bool = False) -> str:
+    """Format a plain number with `digits` decimals; blank when missing.
+
+    Examples
+    --------
+    >>> fmt_num(0.34992, 3), fmt_num(-0.5, 2, sign=True), fmt_num(None)
+    ('0.350', '-0.50', '')
+    """
+    x = _number(value)
+    if x is None:
+        return ""
+    return f"{x:+,.{digits}f}" if sign else f"{x:,.{digits}f}"
+
+
+def fmt_yes_no(value: Any, lang: Lang = "en") -> str:
+    """Format a verdict as yes/no (是/否); blank when missing.
+
+    Examples
+    --------
+    >>> fmt_yes_no(True), fmt_yes_no(False, "zh"), fmt_yes_no(None)
+    ('yes', '否', '')
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return text("yes" if bool(value) else "no", lang)
+
+
+def persons_basis_text(residents: dict[str, Any], lang: Lang = "en") -> str:
+    """Say how the estimated residents were obtained, from ``data.residents`` of coverage.json.
+
+    Examples
+    --------
+    >>> persons_basis_text({"persons_method": "floor_area", "persons_parameter": 37.8}, "zh")
+    '居住建筑面积 ÷ 人均 37.8 平方米'
+    """
+    method = residents.get("persons_method") or "unknown"
+    value = residents.get("persons_parameter")
+    shown = f"{value:g}" if method == "floor_area" and value else fmt_int(value)
+    return text(f"basis_{method}", lang).format(value=shown)
+
+
+def threshold_text(params: dict[str, Any], lang: Lang = "en") -> str:
+    """Describe the walking threshold ("a 15-minute walk (1,000 m)").
+
+    Examples
+    --------
+    >>> threshold_text({"threshold_m": 1000.0, "minutes": 15.0})
+    'a 15-minute walk (1,000 m)'
+    """
+    if params.get("threshold_m") is None:
+        return text("threshold_tiers", lang).format(label=params.get("threshold_label", ""))
+    return text("threshold_walk", lang).format(
+        minutes=f"{params['minutes']:g}", metres=fmt_m(params["threshold_m"])
+    )
+
+
+def services_text(categories: list[str], lang: Lang = "en") -> str:
+    """Name what "all categories" means: all four services, or the one service analysed."""
+    if len(categories) == 1:
+        return text("one_service", lang).format(cat=_cat(categories[0], lang))
+    if len(categories) == 4:
+        return text("all_four_services", lang)
+    return text("all_n_services", lang).format(n=len(categories))
+
+
+def category_display(category: str, lang: Lang = "en") -> str:
+    """Return a category's name inside a sentence (lower case in English).
+
+    Examples
+    --------
+    >>> category_display("all_categories"), category_display("elderly_care", "zh")
+    ('all four services', '养老')
+    """
+    label = category_label("all" if category == "all_categories" else category, lang)
+    return label.lower() if lang == "en" else label
+
+
+_cat = category_display
+
+
+def headline(coverage: dict[str, Any], lang: Lang = "en") -> str:
+    """Return the report's first sentence: the share reaching every category, and the target.
+
+    Examples
+    --------
+    >>> cov = {"parameters": {"threshold_m": 1000.0, "minutes": 15.0, "target": 0.99,
+    ...     "categories": ["school", "health", "elderly_care", "culture"]},
+    ...     "all_categories": {"coverage": 0.4631}, "data": {"residents": {}}}
+    >>> headline(cov)
+    '46.3% of residents live within a 15-minute walk (1,000 m) of all four services; the target is 99%.'
+    """  # noqa: E501
+    params = coverage["parameters"]
+    share = coverage["all_categories"]["coverage"]
+    first = text("headline_all", lang).format(
+        share=fmt_pct(share).rstrip("%") or text("na", lang),
+        threshold=threshold_text(params, lang),
+        what=services_text(list(params["categories"]), lang),
+        target=f"{params['target'] * 100:g}",
+    )
+    res = coverage["data"]["residents"]
+    total = res.get("estimated_residents")
+    covered = coverage["all_categories"].get("estimated_residents_covered")
+    if total is None or covered is None:
+        return first
+    return (
+        first
+        + (" " if lang == "en" else "")
+        + text("headline_people", lang).format(
+            covered=fmt_persons(covered),
+            total=fmt_persons(total),
+            basis=persons_basis_text(res, lang),
+        )
+    )
 
 
 def format_fetch_summary(manifest: dict[str, Any]) -> str:
@@ -49,43 +234,75 @@ def format_fetch_summary(manifest: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def format_coverage_table(summary: dict[str, Any]) -> str:
-    """Render the coverage table: category, facilities, coverage, target, gap, verdict."""
+def _width(s: str) -> int:
+    """Terminal width of `s` (CJK characters take two columns)."""
+    return sum(2 if ord(c) > 0x2E80 else 1 for c in s)
+
+
+def _pad(s: str, width: int, *, right: bool = False) -> str:
+    fill = " " * max(0, width - _width(s))
+    return fill + s if right else s + fill
+
+
+def format_coverage_table(summary: dict[str, Any], *, lang: Lang = "en") -> str:
+    """Render the coverage table: category, facilities, coverage, residents, gap, verdict."""
     params = summary["parameters"]
     data = summary["data"]
-    header = (
-        f"Coverage within {params['threshold_label']}, profile {params['profile']}, "
-        f"area {summary['area']}"
+    lines = [headline(summary, lang)]
+    lines.append(
+        text("table_header", lang).format(
+            threshold=params["threshold_label"] if lang == "en" else threshold_text(params, lang),
+            profile=params["profile"],
+            area=summary["area"],
+        )
     )
-    lines = [header]
     if params["threshold_m"] is None:  # tiers differ: say which apply to each category
-        lines += [f"  {k}: {v['threshold_label']}" for k, v in summary["categories"].items()]
+        lines += [
+            f"  {category_label(k, lang)}: {v['threshold_label']}"
+            for k, v in summary["categories"].items()
+        ]
     if data["partial"]:
-        lines.append(f"PARTIAL: {data['note']}")
-    lines.append(
-        f"{'category':<15}{'facilities':>11}{'coverage':>10}{'target':>8}{'gap':>9}  verdict"
-    )
-    target = params["target"]
-    rows = [(k, v) for k, v in summary["categories"].items()]
-    rows.append(("all categories", {**summary["all_categories"], "facilities": None}))
-    for name, info in rows:
-        fac = "" if info.get("facilities") is None else str(info["facilities"])
-        gap = "n/a" if info["gap_points"] is None else f"{info['gap_points']:.1f} pt"
-        verdict = (
-            "n/a" if info["meets_target"] is None else "meets" if info["meets_target"] else "BELOW"
-        )
-        lines.append(
-            f"{name:<15}{fac:>11}{_pct(info['coverage']):>10}{target * 100:>7g}%{gap:>9}  {verdict}"
-        )
+        lines.append("PARTIAL: " + _extent_note(data, lang))
+    head = [
+        ("col_category", 20, False),
+        ("col_facilities", 11, True),
+        ("col_coverage_pct", 14, True),
+        ("col_covered_people", 30, True),
+        ("col_gap_points", 24, True),
+        ("col_meets_target", 14, True),
+    ]
+    lines.append("".join(_pad(text(k, lang), w, right=r) for k, w, r in head))
+    for row in _category_rows(summary, lang):
+        cells = list(row.values())
+        lines.append("".join(_pad(c, w, right=r) for c, (_, w, r) in zip(cells, head, strict=True)))
     res = data["residents"]
-    snap = data["snapping"]["residents"]
     lines.append(
-        f"residents: {res['count']:,} points ({res['basis']}); unreachable (no street within "
-        f"the snap limit) {res['unreachable']['count']}; snapped past a network fragment "
-        f"{snap['moved_off_fragment']}"
+        text("residents_basis_note", lang).format(
+            points=fmt_int(res["count"]),
+            basis=res["basis"],
+            persons_basis=persons_basis_text(res, lang),
+        )
     )
     lines.append("© OpenStreetMap contributors")
     return "\n".join(lines)
+
+
+def _category_rows(coverage: dict[str, Any], lang: Lang) -> list[dict[str, str]]:
+    """One row per category and one for all of them, every cell formatted."""
+    rows = []
+    items = [*coverage["categories"].items(), ("all", coverage["all_categories"])]
+    for key, v in items:
+        rows.append(
+            {
+                text("col_category", lang): category_label(key, lang),
+                text("col_facilities", lang): fmt_int(v.get("facilities")),
+                text("col_coverage_pct", lang): fmt_pct(v["coverage"]),
+                text("col_covered_people", lang): fmt_persons(v.get("estimated_residents_covered")),
+                text("col_gap_points", lang): fmt_num(v["gap_points"], 1),
+                text("col_meets_target", lang): fmt_yes_no(v["meets_target"], lang),
+            }
+        )
+    return rows
 
 
 # --------------------------------------------------------------------------- gap report
@@ -103,14 +320,270 @@ class Section:
 
 
 def pivot_coverage(table: pd.DataFrame) -> pd.DataFrame:
-    """Turn a long zone table into zone x category coverage (percent), plus residents."""
+    """Turn a long zone table into zone x category coverage (percent), plus residents.
+
+    Columns: ``zone``, ``estimated_residents``, ``weight`` and one coverage
+    column (percent, one decimal) per category.
+    """
     if table.empty:
         return pd.DataFrame()
     wide = table.pivot_table(index="zone", columns="category", values="coverage", sort=False)
     wide = (wide * 100).round(1)
-    residents = table.groupby("zone", sort=False)["residents"].first().round(0)
-    wide.insert(0, "residents", residents)
+    first = table.groupby("zone", sort=False)[["estimated_residents", "weight"]].first()
+    wide.insert(0, "weight", first["weight"].round(0))
+    wide.insert(0, "estimated_residents", first["estimated_residents"].round(0))
+    wide.columns.name = None
     return wide.reset_index()
+
+
+def _weight_label(unit: str | None, lang: Lang) -> str:
+    return text(f"col_weight_{unit or 'grid_point'}", lang)
+
+
+def zone_table(
+    table: pd.DataFrame, *, lang: Lang, zone_label: str, weight_unit: str | None
+) -> pd.DataFrame:
+    """Return a zone x category table for people: residents, floor area, coverage (%)."""
+    wide = pivot_coverage(table)
+    if wide.empty:
+        return wide
+    cats = [c for c in wide.columns if c not in {"zone", "estimated_residents", "weight"}]
+    out = pd.DataFrame({zone_label: wide["zone"].astype(str)})
+    out[text("col_estimated_residents", lang)] = wide["estimated_residents"].map(fmt_persons)
+    out[_weight_label(weight_unit, lang)] = wide["weight"].map(fmt_int)
+    for c in cats:
+        name = category_label("all" if c == "all_categories" else str(c), lang)
+        out[name] = (wide[c] / 100).map(fmt_pct)
+    return out
+
+
+def _extent_note(data: dict[str, Any], lang: Lang) -> str:
+    if not data.get("partial"):
+        return text("full_note", lang)
+    return text("partial_note", lang).format(
+        analysed=fmt_num(data["analysed_area_km2"], 1),
+        district=fmt_num(data["district_area_km2"], 1),
+    )
+
+
+def _summary_section(summary: dict[str, Any], flags: list[str], lang: Lang) -> Section:
+    cov = summary["coverage"]
+    params = cov["parameters"]
+    head = Section(
+        text("summary", lang),
+        paragraphs=[
+            headline(cov, lang),
+            text("summary_intro", lang).format(
+                area=summary["area"],
+                threshold=threshold_text(params, lang),
+                target=f"{params['target'] * 100:g}",
+                profile=params["profile"],
+            ),
+            _extent_note(cov["data"], lang),
+        ],
+        bullets=flags or [text("no_flags", lang)],
+    )
+    table = pd.DataFrame(_category_rows(cov, lang))
+    head.tables.append((text("coverage_by_category", lang), table))
+    return head
+
+
+def _gradient_section(
+    summary: dict[str, Any], tables: dict[str, pd.DataFrame], lang: Lang
+) -> Section:
+    unit = summary["coverage"]["data"]["residents"].get("weight_unit")
+    section = Section(
+        text("gradient_section", lang),
+        paragraphs=[
+            text("gradient_intro", lang).format(lag=f"{summary['parameters']['lag_points']:g}")
+        ],
+    )
+    rings = tables.get("rings")
+    if rings is not None and not rings.empty:
+        ring_table = zone_table(
+            rings, lang=lang, zone_label=text("col_ring", lang), weight_unit=unit
+        )
+        section.tables.append((text("gradient_table", lang), ring_table))
+    grad = summary["gradient"]
+    measured = {k: v for k, v in grad.items() if "spearman_rho" in v}
+    if measured:
+        rows = [
+            {
+                text("col_category", lang): category_label(_key(k), lang),
+                text("col_rho", lang): fmt_num(v.get("spearman_rho"), 2, sign=True),
+                text("col_points_per_km", lang): fmt_num(v.get("points_per_km"), 1, sign=True),
+                text("col_core", lang): fmt_num(v.get("core"), 1),
+                text("col_outer", lang): fmt_num(v.get("outer"), 1),
+                text("col_lag", lang): fmt_num(v.get("lag_points"), 1),
+                text("col_flag", lang): fmt_yes_no(v.get("flag"), lang),
+            }
+            for k, v in measured.items()
+        ]
+        section.tables.append((text("gradient_stats", lang), pd.DataFrame(rows)))
+    else:
+        section.paragraphs.append(text("no_gradient", lang))
+    section.paragraphs.append(
+        text("inequality_intro", lang).format(cap=fmt_m(summary["parameters"]["cap_m"]))
+    )
+    section.tables.append((text("inequality_table", lang), _inequality_table(summary, lang)))
+    return section
+
+
+def _key(category: str) -> str:
+    return "all" if category == "all_categories" else category
+
+
+def _inequality_table(summary: dict[str, Any], lang: Lang) -> pd.DataFrame:
+    rows = []
+    for k, v in summary["inequality"]["categories"].items():
+        rows.append(
+            {
+                text("col_category", lang): category_label(_key(k), lang),
+                text("col_gini", lang): fmt_num(v.get("gini"), 3),
+                text("col_theil", lang): fmt_num(v.get("theil"), 3),
+                text("col_theil_between", lang): fmt_num(v.get("theil_between"), 3),
+                text("col_theil_within", lang): fmt_num(v.get("theil_within"), 3),
+                text("col_capped", lang): fmt_pct(v.get("capped_share")),
+                text("col_note", lang): "" if v.get("measurable", True) else _reason(v, lang),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _reason(entry: dict[str, Any], lang: Lang) -> str:
+    reason = str(entry.get("reason") or "")
+    if lang == "zh" and "search limit" in reason:
+        return "搜索上限内没有可达设施，距离均取上限"
+    return reason
+
+
+def _zones_section(summary: dict[str, Any], tables: dict[str, pd.DataFrame], lang: Lang) -> Section:
+    unit = summary["coverage"]["data"]["residents"].get("weight_unit")
+    section = Section(text("units_section", lang))
+    admin = tables.get("admin")
+    if admin is not None and not admin.empty:
+        section.tables.append(
+            (
+                text("col_unit", lang),
+                zone_table(admin, lang=lang, zone_label=text("col_unit", lang), weight_unit=unit),
+            )
+        )
+    if summary.get("admin_units_without_network"):
+        sep = "、" if lang == "zh" else ", "
+        section.bullets.append(
+            text("units_without_network", lang).format(
+                units=sep.join(summary["admin_units_without_network"])
+            )
+        )
+    user = tables.get("user_zones")
+    if user is not None and not user.empty:
+        section.tables.append(
+            (
+                text("user_zones_section", lang),
+                zone_table(user, lang=lang, zone_label=text("col_zone", lang), weight_unit=unit),
+            )
+        )
+    return section
+
+
+def cluster_table(clusters: pd.DataFrame, categories: list[str], lang: Lang) -> pd.DataFrame:
+    """Return the gap clusters for people: points, residents, area, what is missing, distances."""
+    sep = "、" if lang == "zh" else ", "
+    rows = []
+    for _, c in clusters.iterrows():
+        row = {
+            text("col_rank", lang): fmt_int(c["rank"]),
+            text("col_resident_points", lang): fmt_int(c["points"]),
+            text("col_estimated_residents", lang): fmt_persons(c.get("estimated_residents")),
+            text("col_area_km2", lang): fmt_num(c["area_km2"], 2),
+            text("col_missing", lang): sep.join(
+                category_label(m, lang) for m in str(c["missing"]).split(",") if m
+            ),
+            text("col_zone", lang): str(c.get("zone") or ""),
+        }
+        for cat in categories:
+            label = text("col_median_to", lang).format(cat=_cat(cat, lang))
+            row[label] = fmt_m(c.get(f"dist_{cat}_m"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _clusters_section(summary: dict[str, Any], clusters: pd.DataFrame, lang: Lang) -> Section:
+    params = summary["parameters"]
+    categories = list(summary["coverage"]["parameters"]["categories"])
+    shown = clusters.drop(columns="geometry", errors="ignore").head(20)
+    return Section(
+        text("clusters_section", lang),
+        paragraphs=[
+            text("clusters_intro", lang).format(
+                eps=fmt_m(params["cluster_eps_m"]), cap=fmt_m(params["cap_m"])
+            )
+        ]
+        if len(shown)
+        else [],
+        tables=[(text("clusters_table", lang), cluster_table(shown, categories, lang))]
+        if len(shown)
+        else [],
+        bullets=[] if len(shown) else [text("no_clusters", lang)],
+    )
+
+
+def _limits(summary: dict[str, Any], lang: Lang) -> list[str]:
+    """Return the caveats that apply to this run, and only those."""
+    cov = summary["coverage"]
+    data = cov["data"]
+    res = data["residents"]
+    out = [_extent_note(data, lang)]
+    out.append(
+        text("residents_basis_note", lang).format(
+            points=fmt_int(res["count"]),
+            basis=res["basis"],
+            persons_basis=persons_basis_text(res, lang),
+        )
+    )
+    if res.get("persons_method") == "unknown":
+        out.append(text("persons_unknown_note", lang))
+    if res.get("persons_method") == "floor_area" and (res.get("imputed_levels_share") or 0) > 0:
+        out.append(
+            text("imputed_levels_note", lang).format(
+                share=fmt_pct(res["imputed_levels_share"]).rstrip("%"),
+                levels=fmt_num(res.get("imputed_levels"), 0),
+            )
+        )
+    if data.get("amap_pois"):
+        out.append(text("amap_note", lang))
+    if data.get("facilities", {}).get("elderly_care", {}).get("total", 1) == 0:
+        out.append(text("no_elderly_note", lang))
+    osm = data["osm"]
+    out.append(
+        text("osm_note", lang).format(base=osm.get("osm_base"), attribution=osm["attribution"])
+    )
+    return out
+
+
+def _parameter_table(summary: dict[str, Any], lang: Lang) -> pd.DataFrame:
+    cov = summary["coverage"]
+    params = cov["parameters"]
+    res = cov["data"]["residents"]
+    rows = [
+        ("param_threshold", threshold_text(params, lang)),
+        ("param_target", f"{params['target'] * 100:g}%"),
+        ("param_profile", params["profile"]),
+        ("param_persons", persons_basis_text(res, lang)),
+        ("param_max_snap", fmt_m(params["max_snap_m"])),
+        ("param_search_limit", fmt_m(params["search_limit_m"])),
+        ("param_rings", ", ".join(f"{v:g}" for v in params["ring_edges_km"])),
+        ("param_lag", f"{summary['parameters']['lag_points']:g}"),
+        (
+            "param_cluster",
+            text("param_cluster_value", lang).format(
+                eps=fmt_m(summary["parameters"]["cluster_eps_m"])
+            ),
+        ),
+    ]
+    return pd.DataFrame(
+        [{text("col_parameter", lang): text(k, lang), text("col_value", lang): v} for k, v in rows]
+    )
 
 
 def gap_report_sections(
@@ -118,113 +591,55 @@ def gap_report_sections(
     tables: dict[str, pd.DataFrame],
     clusters: pd.DataFrame,
     figures: list[tuple[str, str]],
+    *,
+    lang: Lang = "en",
+    flags: list[str] | None = None,
 ) -> list[Section]:
-    """Build the content of the gap report once, for both HTML and Markdown."""
-    cov = summary["coverage"]
-    params = cov["parameters"]
-    data = cov["data"]
-    head = Section(
-        "Summary",
-        paragraphs=[
-            f"Area {summary['area']}: share of residents within {params['threshold_label']} "
-            f"of each facility category, against a target of {params['target'] * 100:g}% "
-            f"(profile {params['profile']}).",
-            data["note"],
-        ],
-        bullets=summary["flags"] or ["No gap exceeds the flag thresholds."],
-    )
-    rows = [
-        {
-            "category": k,
-            "facilities": v.get("facilities", ""),
-            "coverage %": None if v["coverage"] is None else round(v["coverage"] * 100, 1),
-            "gap (points)": v["gap_points"],
-            "meets target": v["meets_target"],
-        }
-        for k, v in [*cov["categories"].items(), ("all categories", cov["all_categories"])]
-    ]
-    head.tables.append(("Coverage by category", pd.DataFrame(rows)))
-    sections = [head]
-    grad = summary["gradient"]
-    grad_rows = [
-        {
-            "category": k,
-            **{
-                x: v.get(x)
-                for x in ("spearman_rho", "points_per_km", "core", "outer", "lag_points", "flag")
-            },
-            "note": v.get("note", ""),
-        }
-        for k, v in grad.items()
-    ]
-    ineq = summary["inequality"]
-    sections.append(
+    """Build the content of the gap report once, for both HTML and Markdown.
+
+    Parameters
+    ----------
+    summary
+        ``gaps.json`` content.
+    tables
+        The zone tables (``rings``, ``admin``, ``user_zones``) of
+        :func:`lifecircle.gaps.zone_measures`.
+    clusters
+        The gap clusters.
+    figures
+        ``(caption, file name)`` of the maps.
+    lang
+        "en" or "zh".
+    flags
+        The findings in `lang` (default: ``summary["flags"]``).
+    """
+    sections = [
+        _summary_section(summary, summary["flags"] if flags is None else flags, lang),
+        _gradient_section(summary, tables, lang),
+        _zones_section(summary, tables, lang),
+        _clusters_section(summary, clusters, lang),
+        Section(text("maps_section", lang), figures=figures),
         Section(
-            "Core-periphery gradient and inequality",
-            paragraphs=[
-                "Rings are distances from the district core. Spearman's rho below zero means "
-                "coverage falls with distance; a flag means the outermost populated ring lags "
-                f"the core ring by more than {summary['parameters']['lag_points']:g} points.",
-                f"Gini and Theil indices of walking distance (capped at "
-                f"{summary['parameters']['cap_m']:.0f} m), Theil split by {ineq['zones']}.",
-            ],
-            tables=[
-                ("Gradient", pd.DataFrame(grad_rows)),
-                (
-                    "Inequality of distances",
-                    pd.DataFrame(ineq["categories"]).T.reset_index(names="category"),
-                ),
-            ],
-        )
-    )
-    zone_section = Section("Coverage by zone (percent of residents)")
-    for kind, table in tables.items():
-        if not table.empty:
-            zone_section.tables.append((kind, pivot_coverage(table)))
-    sections.append(zone_section)
-    shown = clusters.drop(columns="geometry", errors="ignore").head(20)
-    sections.append(
-        Section(
-            "Gap clusters (residents not covered for every category)",
-            paragraphs=[
-                "Clusters of uncovered residents (DBSCAN, 250 m), ranked by residents affected; "
-                "distances are weighted medians in metres (blank: beyond the search limit)."
-            ],
-            tables=[("Clusters", shown.round(3))] if len(shown) else [],
-            bullets=[] if len(shown) else ["Every resident is covered: no gap cluster."],
-        )
-    )
-    sections.append(Section("Maps", figures=figures))
-    limits = [
-        data["note"],
-        f"Residents: {data['residents']['count']:,} points, basis "
-        f"{data['residents']['basis']} (weights in {data['residents']['weight_unit']}).",
-        "Amap POI lists hit a 900-results-per-query cap: imported schools and hospitals are "
-        "incomplete. Elderly care comes only from OSM tags.",
-        f"OSM data {data['osm'].get('osm_base')}; {data['osm']['attribution']}.",
+            text("limits_section", lang),
+            bullets=_limits(summary, lang),
+            tables=[("", _parameter_table(summary, lang))],
+        ),
     ]
-    sections.append(
-        Section(
-            "Parameters and data limits",
-            bullets=limits,
-            tables=[
-                (
-                    "Parameters",
-                    pd.DataFrame([{**params, **summary["parameters"]}])
-                    .T.reset_index()
-                    .set_axis(["parameter", "value"], axis=1),
-                )
-            ],
-        )
-    )
-    return sections
+    return [s for s in sections if s.paragraphs or s.bullets or s.tables or s.figures]
+
+
+def _cell(value: Any) -> str:
+    """Return a table cell: blank for None/NaN, the text otherwise."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
 
 
 def _md_table(df: pd.DataFrame) -> str:
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in df.itertuples(index=False):
-        cells = ["" if (isinstance(v, float) and v != v) else str(v) for v in row]
+        cells = [_cell(v) for v in row]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines)
 
@@ -239,20 +654,32 @@ def render_markdown(title: str, sections: list[Section]) -> str:
         if s.bullets:
             out.append("")
         for name, df in s.tables:
-            out += [f"**{name}**", "", _md_table(df), ""]
+            out += ([f"**{name}**", ""] if name else []) + [_md_table(df), ""]
         for caption, fname in s.figures:
             out += [f"![{caption}]({fname})", ""]
     return "\n".join(out)
 
 
-def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -> str:
+def _html_table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+        for row in df.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(
+    title: str, sections: list[Section], images: dict[str, bytes], *, lang: Lang = "en"
+) -> str:
     """Render report sections as one self-contained HTML page (images embedded)."""
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<!DOCTYPE html><html lang='{HTML_LANG.get(lang, 'en')}'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>"
         "body{font-family:'Noto Sans CJK SC','Noto Sans',sans-serif;margin:2em;max-width:1100px}"
         "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;"
-        "padding:3px 8px;font-size:13px}th{background:#eee}img{max-width:100%}"
+        "padding:3px 8px;font-size:13px}th{background:#eee}td{text-align:right}"
+        "td:first-child{text-align:left}img{max-width:100%}"
         "</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
@@ -264,8 +691,9 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -
                 "<ul>" + "".join(f"<li>{html.escape(b)}</li>" for b in s.bullets) + "</ul>"
             )
         for name, df in s.tables:
-            parts.append(f"<h3>{html.escape(name)}</h3>")
-            parts.append(df.to_html(index=False, na_rep="", border=0))
+            if name:
+                parts.append(f"<h3>{html.escape(name)}</h3>")
+            parts.append(_html_table(df))
         for caption, fname in s.figures:
             data = base64.b64encode(images[fname]).decode("ascii")
             parts.append(
@@ -276,8 +704,62 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -
     return "\n".join(parts)
 
 
+def report_file_name(stem: str, suffix: str, lang: Lang) -> str:
+    """Name a report file by language: English ``stem.html``, others ``stem.<lang>.html``.
+
+    Examples
+    --------
+    >>> report_file_name("gaps_report", "html", "en"), report_file_name("gaps_report", "md", "zh")
+    ('gaps_report.html', 'gaps_report.zh.md')
+    """
+    return f"{stem}.{suffix}" if lang == "en" else f"{stem}.{lang}.{suffix}"
+
+
+def _plan_intro(params: dict[str, Any], lang: Lang) -> Section:
+    candidates = (
+        text("plan_candidates_file", lang).format(file=params["candidates_file"])
+        if params["candidates_file"]
+        else text("plan_candidates_streets", lang).format(
+            spacing=fmt_m(params["candidate_spacing_m"])
+        )
+    )
+    return Section(
+        text("plan_intro_title", lang),
+        paragraphs=[
+            text("plan_intro", lang).format(
+                target=f"{params['target'] * 100:g}", k=params["max_sites"]
+            ),
+            candidates,
+        ],
+    )
+
+
+def _plan_sites_table(table: pd.DataFrame, factor: float | None, lang: Lang) -> pd.DataFrame:
+    """Proposed sites for people: rank, name, unit, estimated residents newly covered."""
+    newly = table["residents_newly_covered"].to_numpy(dtype=float)
+    return pd.DataFrame(
+        {
+            text("col_rank", lang): table["rank"].map(fmt_int).to_numpy(),
+            text("col_name", lang): table["name"].fillna("").astype(str).to_numpy(),
+            text("col_unit", lang): table["unit"].fillna("").astype(str).to_numpy()
+            if "unit" in table
+            else "",
+            text("col_newly_covered", lang): [
+                fmt_persons(v * factor) if factor is not None else "" for v in newly
+            ],
+            text("col_cumulative_coverage", lang): table["cumulative_coverage"]
+            .map(fmt_pct)
+            .to_numpy(),
+        }
+    )
+
+
 def plan_report_sections(
-    summary: dict[str, Any], sites: pd.DataFrame, figures: dict[str, list[tuple[str, str]]]
+    summary: dict[str, Any],
+    sites: pd.DataFrame,
+    figures: dict[str, list[tuple[str, str]]],
+    *,
+    lang: Lang = "en",
 ) -> list[Section]:
     """Return the report sections of a plan: one per category (and tier) planned.
 
@@ -289,61 +771,52 @@ def plan_report_sections(
         The proposed sites (``sites.gpkg`` without geometry).
     figures
         Per plan key, ``(caption, file name)`` of its curve and map.
+    lang
+        "en" or "zh".
     """
     params = summary["parameters"]
-    intro = Section(
-        "Where to build",
-        paragraphs=[
-            f"For each category the plan finds the fewest new sites that bring the share of "
-            f"residents within walking reach to the target ({params['target'] * 100:g}%), with the "
-            "existing facilities kept, and the best coverage reachable with k = 1.."
-            f"{params['max_sites']} new sites. Distances are the same edge-snapped walking "
-            "distances as the coverage figures; `lifecircle coverage --add-facilities sites.gpkg` "
-            "reproduces them.",
-            "Candidates: "
-            + (
-                f"the sites in {params['candidates_file']}."
-                if params["candidates_file"]
-                else f"points every {params['candidate_spacing_m']:g} m along the routable streets "
-                "of the analysed extent."
-            ),
-        ],
-    )
-    sections = [intro]
+    factor = summary["coverage"]["data"]["residents"].get("persons_per_weight")
+    sections = [_plan_intro(params, lang)]
     for key, entry in summary["categories"].items():
         sol = entry["solution"]
         proof = (
-            "proven optimal"
+            text("plan_optimal", lang)
             if sol["proven_optimal"]
-            else f"{sol['status']}, within {sol['gap'] * 100:.2f}% of the proven bound"
+            else text("plan_gap", lang).format(status=sol["status"], gap=fmt_pct(sol["gap"], 2))
         )
-        verdict = (
-            f"{entry['sites_needed']} new sites bring coverage from "
-            f"{_pct(entry['coverage_now'])} to {_pct(entry['coverage_reached'])} ({proof})."
+        verdict = text("plan_verdict", lang).format(
+            n=entry["sites_needed"],
+            now=fmt_pct(entry["coverage_now"]),
+            reached=fmt_pct(entry["coverage_reached"]),
+            proof=proof,
         )
         if not entry["target_reachable"]:
-            verdict = f"The target cannot be reached from these candidates: {verdict}"
+            verdict = text("plan_out_of_reach", lang) + verdict
         table = sites.loc[
             (sites["category"] == entry["category"]) & (sites["tier"] == entry["tier"])
         ]
-        shown = table[
-            ["rank", "name", "unit", "residents_newly_covered", "cumulative_coverage"]
-        ].copy()
-        shown["cumulative_coverage"] = (shown["cumulative_coverage"] * 100).round(1)
         curve = pd.DataFrame(
             {
-                "new sites": [c["k"] for c in entry["curve"]],
-                "coverage %": [round(c["coverage"] * 100, 1) for c in entry["curve"]],
-                "proof": [
-                    "optimal" if c["proven_optimal"] else c["status"] for c in entry["curve"]
+                text("col_new_sites", lang): [c["k"] for c in entry["curve"]],
+                text("col_coverage_pct", lang): [fmt_pct(c["coverage"]) for c in entry["curve"]],
+                text("col_proof", lang): [
+                    text("plan_optimal", lang) if c["proven_optimal"] else c["status"]
+                    for c in entry["curve"]
                 ],
             }
         )
+        tier = "" if entry["tier"] == "any" else f" · {entry['tier']}"
         sections.append(
             Section(
-                f"{key.replace('_', ' ')} (within {entry['threshold_m']:.0f} m)",
+                text("plan_category_title", lang).format(
+                    cat=category_label(entry["category"], lang) + tier,
+                    metres=fmt_m(entry["threshold_m"]),
+                ),
                 paragraphs=[verdict] + ([entry["note"]] if entry["note"] else []),
-                tables=[("Proposed sites", shown), ("Best coverage by number of new sites", curve)],
+                tables=[
+                    (text("plan_sites_table", lang), _plan_sites_table(table, factor, lang)),
+                    (text("plan_curve_table", lang), curve),
+                ],
                 figures=figures.get(key, []),
             )
         )

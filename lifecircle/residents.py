@@ -46,6 +46,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from lifecircle.errors import CRSError, InputError, NoDataError
+from lifecircle.settings import DEFAULT_FLOOR_AREA_PER_PERSON_M2
 
 logger = logging.getLogger(__name__)
 
@@ -589,4 +590,182 @@ def summarize_residents(residents: gpd.GeoDataFrame) -> dict[str, Any]:
         ),
         "imputed_levels": float(imputed) if imputed is not None else None,
         "landuse_infill_floor_area_ratio": round(far, 4) if far is not None else None,
+    }
+
+
+# --------------------------------------------------------------------------- persons
+
+PERSONS_METHODS = ("population_layer", "floor_area", "population_total", "unknown")
+
+
+def persons_factor(
+    weight_unit: str | None,
+    total_weight: float,
+    *,
+    floor_area_per_person_m2: float = DEFAULT_FLOOR_AREA_PER_PERSON_M2,
+    population_total: float | None = None,
+) -> tuple[float | None, str, float | None]:
+    """Return how many persons one unit of resident weight stands for, and why.
+
+    Persons are always proportional to the weight, so coverage shares (weighted
+    by either) are the same. The bases, strongest first:
+
+    ``population_total``
+        `population_total` given: every point's share of the total weight
+        times the known total of the analysed area (any weight unit).
+    ``population_layer``
+        The weights are persons already (``--population``).
+    ``floor_area``
+        Floor area (m²) divided by `floor_area_per_person_m2`.
+    ``unknown``
+        Equal-weight grid points with no floor area: persons cannot be
+        estimated (factor None); reports give shares only.
+
+    Parameters
+    ----------
+    weight_unit
+        ``residents.attrs["weight_unit"]``: "persons", "floor_area_m2" or "grid_point".
+    total_weight
+        Sum of the residents' weights (used with `population_total`).
+    floor_area_per_person_m2
+        Residential floor area per person.
+    population_total
+        Known number of residents of the analysed area, or None.
+
+    Returns
+    -------
+    factor, method, parameter
+        Persons per unit of weight (None when unknown), one of
+        :data:`PERSONS_METHODS`, and the number the method used (m² per
+        person, the total, or None).
+
+    Examples
+    --------
+    >>> persons_factor("floor_area_m2", 1000.0, floor_area_per_person_m2=40.0)
+    (0.025, 'floor_area', 40.0)
+    >>> persons_factor("grid_point", 10.0, population_total=500.0)
+    (50.0, 'population_total', 500.0)
+    >>> persons_factor("grid_point", 10.0)
+    (None, 'unknown', None)
+    """
+    fa = float(floor_area_per_person_m2)
+    if not (np.isfinite(fa) and fa > 0):
+        msg = (
+            "--floor-area-per-person-m2 must be a finite number > 0, got "
+            f"{floor_area_per_person_m2}: give square metres of residential floor area per "
+            f"person, e.g. {DEFAULT_FLOOR_AREA_PER_PERSON_M2:g}"
+        )
+        raise InputError(msg)
+    if population_total is not None:
+        total = float(population_total)
+        if not (np.isfinite(total) and total > 0):
+            msg = (
+                f"--population-total must be a finite number > 0, got {population_total}: give "
+                "the number of residents of the analysed area, e.g. 120000"
+            )
+            raise InputError(msg)
+        if not total_weight > 0:
+            msg = "--population-total cannot be spread: the residents have no weight"
+            raise InputError(msg)
+        return total / float(total_weight), "population_total", total
+    if weight_unit == "persons":
+        return 1.0, "population_layer", None
+    if weight_unit == "floor_area_m2":
+        return 1.0 / fa, "floor_area", fa
+    return None, "unknown", None
+
+
+def describe_persons_basis(method: str, parameter: float | None, weight_unit: str | None) -> str:
+    """Say in one English sentence how the estimated residents were obtained.
+
+    Examples
+    --------
+    >>> describe_persons_basis("floor_area", 37.8, "floor_area_m2")
+    'residential floor area / 37.8 m² per person'
+    """
+    if method == "population_layer":
+        return "population layer (--population)"
+    if method == "floor_area":
+        return f"residential floor area / {parameter:g} m² per person"
+    if method == "population_total":
+        unit = {"floor_area_m2": "floor area", "persons": "population layer"}.get(
+            str(weight_unit), "equal grid points"
+        )
+        return f"scaled to --population-total {parameter:,.0f} (in proportion to {unit})"
+    return "unknown: equal-weight grid points without floor area (give --population-total)"
+
+
+def estimate_persons(
+    residents: gpd.GeoDataFrame,
+    *,
+    floor_area_per_person_m2: float = DEFAULT_FLOOR_AREA_PER_PERSON_M2,
+    population_total: float | None = None,
+) -> gpd.GeoDataFrame:
+    """Return a copy of `residents` with ``persons`` (estimated residents) beside ``weight``.
+
+    See :func:`persons_factor` for the bases. When persons cannot be
+    estimated (grid points, no total given), ``persons`` is NaN and a
+    RuntimeWarning says so.
+
+    Returns
+    -------
+    GeoDataFrame
+        `residents` plus ``persons`` (float); ``attrs`` gains
+        ``persons_method``, ``persons_parameter``, ``persons_per_weight``
+        and ``persons_basis`` (a sentence).
+
+    Examples
+    --------
+    >>> r = gpd.GeoDataFrame({"weight": [378.0, 37.8]}, geometry=[shapely.Point(0, 0)] * 2)
+    >>> r.attrs["weight_unit"] = "floor_area_m2"
+    >>> estimate_persons(r)["persons"].round(6).tolist()
+    [10.0, 1.0]
+    """
+    w = residents["weight"].to_numpy(dtype=float)
+    unit = residents.attrs.get("weight_unit")
+    factor, method, parameter = persons_factor(
+        unit,
+        float(w.sum()),
+        floor_area_per_person_m2=floor_area_per_person_m2,
+        population_total=population_total,
+    )
+    out = residents.copy()
+    out.attrs = dict(residents.attrs)
+    out["persons"] = w * factor if factor is not None else np.full(len(w), np.nan)
+    basis = describe_persons_basis(method, parameter, unit)
+    if factor is None:
+        warnings.warn(
+            "residents are equal-weight grid points with no floor area or population: "
+            "persons are not estimated and reports give shares only; give --population or "
+            "--population-total N",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    out.attrs.update(
+        persons_method=method,
+        persons_parameter=parameter,
+        persons_per_weight=factor,
+        persons_basis=basis,
+    )
+    return out
+
+
+def persons_summary(residents: pd.DataFrame) -> dict[str, Any]:
+    """Return the JSON fields of the estimated residents (after :func:`estimate_persons`).
+
+    Returns
+    -------
+    dict
+        ``estimated_residents`` (rounded persons, None when unknown),
+        ``estimated_residents_basis`` (the sentence), ``persons_method``,
+        ``persons_parameter`` and ``persons_per_weight``.
+    """
+    factor = residents.attrs.get("persons_per_weight")
+    total = float(np.nansum(residents["persons"].to_numpy(dtype=float)))
+    return {
+        "estimated_residents": round(total) if factor is not None else None,
+        "estimated_residents_basis": residents.attrs.get("persons_basis", ""),
+        "persons_method": residents.attrs.get("persons_method"),
+        "persons_parameter": residents.attrs.get("persons_parameter"),
+        "persons_per_weight": factor,
     }

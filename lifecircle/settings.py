@@ -69,6 +69,12 @@ DEFAULT_POPULATION_COLUMN = "population"
 DEFAULT_MAX_SITES = 10
 DEFAULT_CANDIDATE_SPACING_M = 100.0
 DEFAULT_TIME_LIMIT_S = 60.0
+# Residential floor area per person (m²) turning building floor area into estimated residents:
+# Shanghai's per capita housing floor area, about 37.8 m² in 2020 (a secondary summary of the
+# 2020 statistics, fangchan1.com 2023-09-04: total housing floor area / total resident
+# population, all residents, not only urban ones); see lifecircle.residents.estimate_persons.
+DEFAULT_FLOOR_AREA_PER_PERSON_M2 = 37.8
+DEFAULT_LANG = "en"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from lifecircle.coverage import (
     unassigned_facilities,
     uniform_threshold_m,
 )
+from lifecircle.residents import persons_summary
 from lifecircle.snapping import STATUS_UNREACHABLE, SnappedArea, snap_report
 
 if TYPE_CHECKING:
@@ -70,6 +71,9 @@ def data_section(
     share = extent["analysed_share"]
     partial = bool(share is not None and share < PARTIAL_SHARE)
     unreachable = status == STATUS_UNREACHABLE
+    people = persons_summary(residents) if "persons" in residents else {}
+    persons = residents["persons"].to_numpy(dtype=float) if people else np.zeros(len(w))
+    lost = float(persons[unreachable].sum())
     return {
         "analysed_area_km2": extent["analysed_area_km2"],
         "district_area_km2": extent["district_area_km2"],
@@ -84,11 +88,14 @@ def data_section(
         ),
         "residents": {
             **man["residents"],
+            **people,
             "unreachable": {
                 "count": int(unreachable.sum()),
                 "weight": round(float(w[unreachable].sum()), 3),
+                "estimated_residents": round(lost, 1) if np.isfinite(lost) else None,
             },
         },
+        "amap_pois": amap_pois_used(man),
         "snapping": {
             "residents": snap_report(snapped.residents, w),
             "facility_access_points": snap_report(snapped.access),
@@ -99,6 +106,17 @@ def data_section(
         "osm": {**man["osm"], "attribution": ATTRIBUTION},
         "facilities": man["facilities"],
     }
+
+
+def amap_pois_used(manifest: dict[str, Any]) -> bool:
+    """Return whether facilities were imported from POI files read with the Amap type mapping.
+
+    A POI file given without ``--pois-mapping`` is read with the default mapping of
+    Amap category paths; the Amap caveats apply only then, and only if it added facilities.
+    """
+    pois = manifest.get("inputs", {}).get("pois", [])
+    imported = sum(int(v.get("imported", 0)) for v in manifest.get("facilities", {}).values())
+    return bool(imported) and any(p.get("mapping") is None for p in pois)
 
 
 def coverage_summary(

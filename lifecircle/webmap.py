@@ -632,9 +632,10 @@ def gaps_web_map(
 
 def area_name(prepared: PreparedArea, lang: Lang = DEFAULT_LANG) -> str:
     """Return the area's name for the title: the district's name in `lang`, else the area's key."""
-    if prepared.district is None:
+    d = prepared.district
+    if d is None:
         return prepared.key
-    return prepared.district.name_zh if lang == "zh" else prepared.district.name
+    return str(d.name_zh if lang == "zh" else d.name) or prepared.key
 
 
 def coverage_result_map(result: CoverageResult, *, lang: Lang = DEFAULT_LANG) -> str:

@@ -449,7 +449,7 @@ def unit_status(
     -------
     DataFrame
         One row per unit, in `units` order: ``zone``, ``code``, ``kind``,
-        ``resident_points``, ``residents`` (weight), ``network_nodes`` and
+        ``resident_points``, ``weight`` (residents' weight), ``network_nodes`` and
         ``status``: "residents", "no residents" (a network but nobody
         living there) or "no network" (no walking network in the data).
     """
@@ -467,7 +467,7 @@ def unit_status(
                 "code": str(units["code"].iloc[i]) if "code" in units else "",
                 "kind": str(units["kind"].iloc[i]) if "kind" in units else classify_unit(zone),
                 "resident_points": int(sel.sum()),
-                "residents": float(w[sel].sum()),
+                "weight": float(w[sel].sum()),
                 "network_nodes": nodes,
                 "status": status,
             }

@@ -116,6 +116,16 @@ BAD_SPECS = [
     ('[[scenarios]]\nname = "a"\nprofile = "mine.csv"', r"profile: file .*mine.csv does not exist"),
     ('[[scenarios]]\nname = "a/b"', r"name: 'a/b' cannot be a folder name"),
     (
+        '[[scenarios]]\nname = "a"\nfloor_area_per_person_m2 = 0',
+        r"floor_area_per_person_m2: must be greater than 0",
+    ),
+    (
+        '[[scenarios]]\nname = "a"\nfloor_area_per_person_m2 = nan',
+        r"floor_area_per_person_m2: must be a finite number",
+    ),
+    ('[[scenarios]]\nname = "a"\npopulation_total = -5', r"population_total: "),
+    ('[[scenarios]]\nname = "a"\nlang = "fr"', r"lang\[0\]: "),
+    (
         '[[scenarios]]\nname = "a"\nminuts = 10',
         r"scenarios #1 'a', minuts: unknown key 'minuts': use ",
     ),
@@ -227,6 +237,15 @@ max_snap_m = 150
     assert scenarios[0].options.ring_edges_km == (0.0, 1.0, 2.0)
     assert scenarios[0].options.minutes == 10.0
     assert scenarios[0].options.max_snap_m == 150.0
+    assert scenarios[0].options.langs == ("en",)
+    assert (
+        scenarios[0].options.floor_area_per_person_m2 == settings.DEFAULT_FLOOR_AREA_PER_PERSON_M2
+    )
+    assert scenarios[0].options.population_total is None
+    text = text.replace("max_snap_m = 150", 'lang = ["zh", "en"]\npopulation_total = 120000')
+    _, scenarios = parse_spec(tomllib.loads(text), base=tmp_path)
+    assert scenarios[0].options.langs == ("zh", "en")
+    assert scenarios[0].options.population_total == 120000.0
     # an area's margin is the CLI's (3,000 m), not a batch-only value
     assert areas[0].request.margin_m == settings.DEFAULT_MARGIN_M
 

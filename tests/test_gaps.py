@@ -78,7 +78,8 @@ def test_synthetic_gradient_is_detected() -> None:
     assert g["points_per_km"] == pytest.approx(np.polyfit(x, [95, 80, 60, 41], 1)[0], abs=1e-3)
     text = flags(table, None, {"health": g}, gpd.GeoDataFrame(), target=0.99)
     assert (
-        "Ring 10-15 km: health coverage 41%, 54 points below the core ring (0-3 km, 95%)." in text
+        "Ring 10-15 km: health care coverage 41%, 54 points below the core ring (0-3 km, 95%)."
+        in text
     )
     flat = gradient(
         zone_measures(
@@ -114,7 +115,7 @@ def test_gap_clusters_by_hand() -> None:
     )
     cl = gap_clusters(res, ["school", "health"], eps_m=250)
     assert cl["rank"].tolist() == [1, 2]
-    assert cl["residents"].tolist() == [8.0, 3.0]  # ranked by residents affected
+    assert cl["weight"].tolist() == [8.0, 3.0]  # ranked by residents affected
     assert cl["missing"].tolist() == ["school,health", "health"]
     assert cl["zone"].tolist() == ["3-6 km", "0-3 km"]
     assert np.isnan(cl["dist_health_m"].iloc[0])

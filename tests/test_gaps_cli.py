@@ -55,6 +55,10 @@ def gap_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "500",
                 "--out",
                 str(out / "o"),
+                "--lang",
+                "en",
+                "--lang",
+                "zh",
             ],
         )
     assert result.exit_code == 0, result.output
@@ -96,9 +100,7 @@ def test_gaps_outputs(gap_run: Path) -> None:
     clusters = s["clusters"]
     assert clusters
     assert clusters[0]["rank"] == 1
-    assert [c["residents"] for c in clusters] == sorted(
-        (c["residents"] for c in clusters), reverse=True
-    )
+    assert [c["weight"] for c in clusters] == sorted((c["weight"] for c in clusters), reverse=True)
     assert s["flags"]
     md = (gap_run / "gaps_report.md").read_text()
     assert "## Gap clusters" in md
@@ -245,3 +247,73 @@ def test_admin_units_downloaded_through_osmnx_replay(
     assert kinds["陆家嘴街道"] == "subdistrict"  # named by the unit list's code 310115005
     assert "陆家嘴街道" not in result.summary["admin_units_without_residents"]
     assert np.isfinite(result.summary["inequality"]["categories"]["school"]["gini"])
+
+
+# ------------------------------------------------------------------ reports for people (issue 11)
+
+REPORTS = ["gaps_report.md", "gaps_report.html", "gaps_report.zh.md", "gaps_report.zh.html"]
+
+
+@pytest.mark.parametrize("name", REPORTS)
+def test_report_has_no_raw_pandas_values(gap_run: Path, name: str) -> None:
+    import re
+
+    text = (gap_run / name).read_text()
+    if name.endswith(".html"):
+        text = re.sub(r"data:image/png;base64,[^'\"]+", "", text)
+    text = re.sub(r"\]\([^)]+\.png\)", "]()", text)  # figure file names
+    for raw in ("None", "NaN", "nan", "False", "True", "all_categories", "elderly_care"):
+        assert raw not in text, (name, raw)
+    assert not re.search(r"\d{4,}\.\d", text), re.search(r".{40}\d{4,}\.\d.{20}", text)
+    assert not re.search(r"\d\.\d{4,}", text)
+
+
+def test_report_headline_and_numbers_for_people(gap_run: Path) -> None:
+    from lifecircle.report import fmt_persons
+
+    s = json.loads((gap_run / "gaps.json").read_text())
+    cov = s["coverage"]
+    md = (gap_run / "gaps_report.md").read_text()
+    body = [line for line in md.splitlines()[1:] if line and not line.startswith("#")]
+    share = cov["all_categories"]["coverage"] * 100
+    assert body[0].startswith(f"{share:.1f}% of residents live within a 15-minute walk (1,000 m)")
+    assert "the target is 99%" in body[0]
+    total = cov["data"]["residents"]["estimated_residents"]
+    assert total == round(cov["data"]["residents"]["total_weight"] / 37.8)
+    assert (
+        f"about {fmt_persons(cov['all_categories']['estimated_residents_covered'])} of " in body[0]
+    )
+    assert f"{fmt_persons(total)} estimated residents" in body[0]
+    assert "," in fmt_persons(total)
+    school = cov["categories"]["school"]["coverage"] * 100
+    assert f"| School | {cov['categories']['school']['facilities']} | {school:.1f}% |" in md
+    # the ring table gives estimated residents and labels the floor area as such
+    ring_header = next(line for line in md.splitlines() if line.startswith("| Distance ring"))
+    assert ring_header.startswith(
+        "| Distance ring | Estimated residents | Residential floor area (m²) |"
+    )
+    assert "| yes |" in md or "| no |" in md
+    assert "DBSCAN, radius 250 m, min_samples 1" in md
+
+
+def test_chinese_report(gap_run: Path) -> None:
+    md = (gap_run / "gaps_report.zh.md").read_text()
+    html = (gap_run / "gaps_report.zh.html").read_text()
+    for word in ("养老", "学校", "医疗卫生", "文化", "陆家嘴街道", "潍坊新村街道", "估算常住人口"):
+        assert word in md, word
+    assert "<html lang='zh-CN'>" in html
+    assert md.splitlines()[0].startswith("# 15分钟社区生活圈缺口分析")
+    assert "目标为 99%" in md
+    assert html.count("data:image/png;base64,") == 5
+
+
+def test_caveats_appear_only_when_they_apply(gap_run: Path) -> None:
+    from lifecircle.report import gap_report_sections, render_markdown
+
+    s = json.loads((gap_run / "gaps.json").read_text())
+    assert s["coverage"]["data"]["amap_pois"] is True  # Amap CSVs with the default mapping
+    for amap in (True, False):
+        s["coverage"]["data"]["amap_pois"] = amap
+        md = render_markdown("t", gap_report_sections(s, {}, gpd.GeoDataFrame(), []))
+        assert ("900-results-per-query" in md) is amap
+        assert "No elderly-care facility" not in md  # the stand-in care home is there

@@ -218,7 +218,7 @@ def test_lujiazui_coverage_names_units_and_units_without_network(lujiazui_prepar
     assert admin["陆家嘴街道"]["code"] == "310115005000"
     assert admin["陆家嘴街道"]["kind"] == "subdistrict"
     total = float(residents["weight"].sum())
-    assert sum(u["residents"] for u in z["admin"]) == pytest.approx(total, abs=0.01)
+    assert sum(u["weight"] for u in z["admin"]) == pytest.approx(total, abs=0.01)
     # independent coverage of 陆家嘴街道 for school: weights of covered residents inside the polygon
     poly = lujiazui_prepared.zones.set_index("zone").geometry["陆家嘴街道"]
     inside = np.array([poly.covers(p) for p in residents.geometry])
@@ -286,7 +286,7 @@ def test_rings_exclude_every_user_zone() -> None:
     }
     t_in, t_ring = user_zone_tables(res, user, ["school"])
     school = t_ring.loc[t_ring["category"] == "school"].set_index("zone")
-    assert school.loc["z1 (ring 0.5 km)", "residents"] == 3 + 5 + 6
+    assert school.loc["z1 (ring 0.5 km)", "weight"] == 3 + 5 + 6
     assert school.loc["z1 (ring 0.5 km)", "coverage"] == pytest.approx(5 / 14)
     assert school.loc["z2 (ring 0.5 km)", "coverage"] == pytest.approx(4 / 10)
     inner = t_in.loc[t_in["category"] == "school"].set_index("zone")
@@ -305,8 +305,8 @@ def test_overlapping_user_zones_count_a_point_in_both() -> None:
     res = _frame([(250, 500), (750, 500), (1250, 500)], [1, 2, 4], [True, False, True])
     t_in, _ = user_zone_tables(res, user, ["school"])
     school = t_in.loc[t_in["category"] == "school"].set_index("zone")
-    assert school.loc["a", "residents"] == 1 + 2
-    assert school.loc["b", "residents"] == 2 + 4
+    assert school.loc["a", "weight"] == 1 + 2
+    assert school.loc["b", "weight"] == 2 + 4
     assert school.loc["a", "coverage"] == pytest.approx(1 / 3)
     assert school.loc["b", "coverage"] == pytest.approx(4 / 6)
 
