@@ -69,6 +69,27 @@ TEXT: dict[str, dict[str, str]] = {
     "gap_clusters": {"en": "gap clusters", "zh": "缺口聚类"},
     "isochrone": {"en": "15-minute walk", "zh": "15分钟步行范围"},
     "uncovered_residents": {"en": "residents not covered", "zh": "未覆盖人口"},
+    "tier": {"en": "tier", "zh": "地区层级"},
+    "tier_central": {"en": "central city", "zh": "中心城区"},
+    "tier_suburban_core": {"en": "suburban core", "zh": "郊区核心"},
+    "tier_remote": {"en": "remote areas", "zh": "边远地区"},
+    "tier_short_central": {"en": "central-city", "zh": "中心城区"},
+    "tier_short_suburban_core": {"en": "suburban-core", "zh": "郊区核心"},
+    "tier_short_remote": {"en": "remote", "zh": "边远地区"},
+    "and": {"en": " and ", "zh": "、"},
+    "verdict_holds": {"en": "the paper's ordering holds", "zh": "符合论文的排序"},
+    "verdict_fails": {"en": "the paper's ordering fails", "zh": "不符合论文的排序"},
+    "verdict_undecided": {
+        "en": "undecided: the confidence interval includes 0",
+        "zh": "尚无定论：置信区间包含0",
+    },
+    "verdict_not_testable": {"en": "not testable", "zh": "无法检验"},
+    "no_residents_one": {"en": "the {tiers} tier holds no residents", "zh": "{tiers}无居民"},
+    "no_residents_many": {"en": "the {tiers} tiers hold no residents", "zh": "{tiers}均无居民"},
+    "hierarchy_title": {
+        "en": "Central city, suburban cores, remote areas",
+        "zh": "中心城区、郊区核心与边远地区",
+    },
 }
 
 
