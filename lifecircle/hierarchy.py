@@ -68,11 +68,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import shapely
 from scipy import ndimage
+from shapely.geometry.base import BaseGeometry
 
+from lifecircle import settings
 from lifecircle.errors import InputError
 from lifecircle.i18n import Lang, category_label, text
 from lifecircle.stats import weighted_quantile
@@ -85,14 +89,14 @@ DEGURBA_CLASSES = ("rural", "urban_cluster", "urban_centre")
 RURAL, URBAN_CLUSTER, URBAN_CENTRE = 0, 1, 2
 PAIRS = (("central", "suburban_core"), ("suburban_core", "remote"), ("central", "remote"))
 
-DEFAULT_CELL_M = 1000.0
-DEFAULT_CENTRE_DENSITY_KM2 = 1500.0
-DEFAULT_CENTRE_MIN_PERSONS = 50000.0
-DEFAULT_CLUSTER_DENSITY_KM2 = 300.0
-DEFAULT_CLUSTER_MIN_PERSONS = 5000.0
-DEFAULT_CENTRE_RADIUS_M = 1500.0
-DEFAULT_BOOTSTRAP = 1000
-DEFAULT_SEED = 13
+DEFAULT_CELL_M = settings.DEFAULT_CELL_M
+DEFAULT_CENTRE_DENSITY_KM2 = settings.DEFAULT_CENTRE_DENSITY_KM2
+DEFAULT_CENTRE_MIN_PERSONS = settings.DEFAULT_CENTRE_MIN_PERSONS
+DEFAULT_CLUSTER_DENSITY_KM2 = settings.DEFAULT_CLUSTER_DENSITY_KM2
+DEFAULT_CLUSTER_MIN_PERSONS = settings.DEFAULT_CLUSTER_MIN_PERSONS
+DEFAULT_CENTRE_RADIUS_M = settings.DEFAULT_CENTRE_RADIUS_M
+DEFAULT_BOOTSTRAP = settings.DEFAULT_BOOTSTRAP
+DEFAULT_SEED = settings.DEFAULT_SEED
 CONFIDENCE = 0.95
 MAJORITY_NEIGHBOURS = 5
 
@@ -519,7 +523,7 @@ def verdict_sentence(category: str, entry: dict[str, Any], lang: Lang = "en") ->
         names = text("and", lang).join(text("tier_short_" + t, lang) for t in empty)
         key = "no_residents_one" if len(empty) == 1 else "no_residents_many"
         note = text(key, lang).format(tiers=names)
-        body = f"{body}; {note}" if body else note
+        body = f"{body}{'；' if lang == 'zh' else '; '}{note}" if body else note
     label = category_label("all" if category == "all_categories" else category, lang)
     if lang == "zh":
         return f"{label}: {body}（{verdict}）"
@@ -540,3 +544,60 @@ def empty_tiers_sentence(empty: Sequence[str], lang: Lang = "en") -> str | None:
     return text("no_residents_one" if len(empty) == 1 else "no_residents_many", lang).format(
         tiers=names
     )
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def grid_frame(
+    grid: PopulationGrid, classes: npt.NDArray[np.int8], *, crs: Any
+) -> gpd.GeoDataFrame:
+    """Return the populated cells as squares with ``persons``, ``density_km2`` and ``degurba``."""
+    rows, cols = np.nonzero(grid.persons > 0)
+    x = grid.x0 + cols * grid.cell_m
+    y = grid.y0 + rows * grid.cell_m
+    persons = grid.persons[rows, cols]
+    return gpd.GeoDataFrame(
+        {
+            "persons": persons,
+            "density_km2": persons / grid.cell_km2,
+            "degurba": np.array(DEGURBA_CLASSES, dtype=object)[classes[rows, cols]],
+        },
+        geometry=shapely.box(x, y, x + grid.cell_m, y + grid.cell_m),
+        crs=crs,
+    )
+
+
+def near_points(
+    points: gpd.GeoDataFrame, centres: gpd.GeoDataFrame, *, radius_m: float
+) -> BoolArray:
+    """Return whether each point lies within `radius_m` of any centre (same metric CRS)."""
+    if len(points) == 0 or len(centres) == 0:
+        return np.zeros(len(points), dtype=bool)
+    tree = shapely.STRtree(centres.geometry.to_numpy())
+    idx, _ = tree.query(points.geometry.to_numpy(), predicate="dwithin", distance=radius_m)
+    out = np.zeros(len(points), dtype=bool)
+    out[idx] = True
+    return out
+
+
+def inside(points: gpd.GeoDataFrame, area: BaseGeometry | None) -> BoolArray:
+    """Return whether each point lies inside or on the outline of `area` (False without one)."""
+    if area is None or area.is_empty:
+        return np.zeros(len(points), dtype=bool)
+    return np.asarray(shapely.intersects(points.geometry.to_numpy(), area), dtype=bool)
+
+
+METHOD_NOTE = (
+    "Tiers: central city = the 街道 sub-districts (unit codes 0xx) or the --central polygon; "
+    "suburban core = outside it, in an urban centre or urban cluster of the Degree of "
+    "Urbanisation 1 km grid (European Commission and UN Statistical Commission 2020, 'A "
+    "recommendation on the method to delineate cities, urban and rural areas for international "
+    "statistical comparisons': urban centre = 4-connected cells >= 1,500 persons/km² totalling "
+    ">= 50,000, gaps filled by the 5-of-8 majority rule; urban cluster = 8-connected cells >= "
+    "300/km² totalling >= 5,000), or near a given town seat or OSM place node; remote = the "
+    "rest. Measures weighted by estimated persons; a resident beyond the search limit counts "
+    "as an infinite distance. The ordering test compares coverage points between tiers with "
+    "95% percentile bootstrap intervals (weighted resampling of resident points within each "
+    "tier; seed and replicates in the parameters)."
+)

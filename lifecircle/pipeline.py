@@ -48,6 +48,7 @@ from lifecircle.facilities import (
     change_facilities,
     change_facility_access,
 )
+from lifecircle.hierarchy import HierarchyOptions
 from lifecircle.isochrones import DEFAULT_BUFFER_M, facility_isochrones
 from lifecircle.network import WalkNetwork
 from lifecircle.prepare import (
@@ -666,6 +667,10 @@ class GapOptions:
     zone_ring_m: float = settings.DEFAULT_ZONE_RING_M
     admin_level: str = "8"
     pdf: bool = True
+    central_file: Path | None = None
+    centres_file: Path | None = None
+    osm_places: bool = False
+    hierarchy: HierarchyOptions = field(default_factory=HierarchyOptions)
 
 
 @dataclass
@@ -679,6 +684,151 @@ class GapResult:
     out_dir: Path
     admin: gpd.GeoDataFrame | None = None
     files: list[Path] = field(default_factory=list)
+    tier_table: pd.DataFrame | None = None
+    degurba_grid: gpd.GeoDataFrame | None = None
+
+
+FALLBACK_M2_PER_PERSON = 36.0
+"""Floor area per person of the local persons fallback (Shanghai's urban average is ~37 m²)."""
+
+
+def _persons(residents: pd.DataFrame) -> tuple[npt.NDArray[np.float64], str]:
+    """Persons per resident point, and how they were obtained (fallback until persons merge).
+
+    A ``persons`` column wins; weights already in persons are used as they
+    are; otherwise weights are taken as floor area in m² and divided by
+    :data:`FALLBACK_M2_PER_PERSON`, with a warning saying so.
+    """
+    if "persons" in residents:
+        return residents["persons"].to_numpy(dtype=float), "the residents' persons column"
+    w = residents["weight"].to_numpy(dtype=float)
+    unit = residents.attrs.get("weight_unit")
+    if unit == "persons":
+        return w, "resident weights (already persons)"
+    basis = f"floor area / {FALLBACK_M2_PER_PERSON:g} m² per person"
+    msg = (
+        f"residents carry no persons column: persons estimated as {basis} "
+        f"(weights in {unit or 'unknown units'}, taken as floor area) for the tiers' density grid"
+    )
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return w / FALLBACK_M2_PER_PERSON, basis
+
+
+def _centre_points(
+    prepared: PreparedArea, req: AreaRequest, gap_options: GapOptions
+) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """Town seats from --centres FILE and, with --osm-places, OSM place nodes (metric CRS)."""
+    parts: list[gpd.GeoDataFrame] = []
+    sources: list[str] = []
+    if gap_options.centres_file is not None:
+        given = io.read_vector(gap_options.centres_file)
+        if given.crs is None:
+            msg = f"--centres {gap_options.centres_file} has no CRS: set one (e.g. EPSG:4326)"
+            raise InputError(msg)
+        if not given.geom_type.isin(["Point", "MultiPoint"]).all():
+            msg = f"--centres {gap_options.centres_file} must hold points (town seats)"
+            raise InputError(msg)
+        parts.append(given[["geometry"]].to_crs(prepared.crs))
+        sources.append(f"{len(given)} centres from {Path(gap_options.centres_file).name}")
+    if gap_options.osm_places:
+        if req.offline:
+            msg = "--osm-places downloads OSM place nodes: drop --offline or give --centres FILE"
+            raise InputError(msg)
+        nodes = io.download_place_nodes(
+            prepared.boundary.to_crs(4326).union_all(), cache_folder=settings.raw_dir() / "http"
+        )
+        parts.append(nodes[["geometry"]].to_crs(prepared.crs))
+        sources.append(f"{len(nodes)} OSM place=town|suburb|village nodes")
+    if not parts:
+        return gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=prepared.crs)), sources
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=prepared.crs), sources
+
+
+def _central_area(
+    prepared: PreparedArea, gap_options: GapOptions, admin: gpd.GeoDataFrame | None
+) -> tuple[BaseGeometry | None, str]:
+    """Return the central city: the --central polygon, else the 街道 sub-districts."""
+    if gap_options.central_file is not None:
+        given = io.read_vector(gap_options.central_file)
+        if given.crs is None:
+            msg = f"--central {gap_options.central_file} has no CRS: set one (e.g. EPSG:4326)"
+            raise InputError(msg)
+        if not given.geom_type.isin(["Polygon", "MultiPolygon"]).all():
+            msg = f"--central {gap_options.central_file} must hold polygons (the central city)"
+            raise InputError(msg)
+        return given.to_crs(prepared.crs).union_all(), Path(gap_options.central_file).name
+    if admin is None or "kind" not in admin:
+        warnings.warn(
+            "no administrative units and no --central polygon: no resident is central city",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None, "none (no administrative units)"
+    subs = admin.loc[admin["kind"] == "subdistrict"]
+    return (
+        subs.union_all() if len(subs) else None,
+        f"街道 sub-districts (unit codes 0xx): {len(subs)} units",
+    )
+
+
+def _hierarchy(
+    prepared: PreparedArea,
+    req: AreaRequest,
+    residents: gpd.GeoDataFrame,
+    admin: gpd.GeoDataFrame | None,
+    categories: tuple[str, ...],
+    gap_options: GapOptions,
+) -> tuple[dict[str, Any], pd.DataFrame, gpd.GeoDataFrame]:
+    """Tiers per resident (adds ``tier`` and ``degurba`` columns), tier table, ordering test."""
+    from lifecircle import hierarchy as hi
+
+    opts = gap_options.hierarchy
+    hi.check_hierarchy_options(opts)
+    persons, persons_basis = _persons(residents)
+    central_area, central_source = _central_area(prepared, gap_options, admin)
+    xs = np.asarray(residents.geometry.x, dtype=np.float64)
+    ys = np.asarray(residents.geometry.y, dtype=np.float64)
+    degurba, grid, classes = hi.degurba_of_points(xs, ys, persons, opts)
+    centres, centre_sources = _centre_points(prepared, req, gap_options)
+    near = hi.near_points(residents, centres, radius_m=opts.centre_radius_m)
+    core = (degurba != "rural") | near
+    tiers = hi.assign_tiers(hi.inside(residents, central_area), core)
+    residents["tier"] = tiers
+    residents["degurba"] = degurba
+    covered, dist = hi.category_arrays(residents, categories)
+    units = residents["admin_unit"].to_numpy(dtype=object) if "admin_unit" in residents else None
+    table = hi.tier_measures(tiers, persons, covered, dist, units=units)
+    test = hi.ordering_test(tiers, persons, covered, bootstrap=opts.bootstrap, seed=opts.seed)
+    for cat, entry in test.items():
+        entry["sentence_en"] = hi.verdict_sentence(cat, entry, "en")
+        entry["sentence_zh"] = hi.verdict_sentence(cat, entry, "zh")
+    empty = [t for t in hi.TIERS if not (persons[tiers == t].sum() > 0)]
+    cells = hi.grid_frame(grid, classes, crs=prepared.crs)
+    summary = {
+        "method": hi.METHOD_NOTE,
+        "parameters": {
+            **asdict(opts),
+            "central": central_source,
+            "centres": centre_sources,
+            "persons": persons_basis,
+        },
+        "tiers": {
+            t: {
+                "resident_points": int((tiers == t).sum()),
+                "persons": round(float(persons[tiers == t].sum()), 1),
+            }
+            for t in hi.TIERS
+        },
+        "empty_tiers": empty,
+        "empty_tiers_note": {
+            "en": hi.empty_tiers_sentence(empty, "en"),
+            "zh": hi.empty_tiers_sentence(empty, "zh"),
+        },
+        "degurba_cells": {c: int((cells["degurba"] == c).sum()) for c in hi.DEGURBA_CLASSES},
+        "table": table.to_dict("records"),
+        "test": test,
+    }
+    return summary, table, cells
 
 
 def _gap_zone_tables(
@@ -742,6 +892,9 @@ def compute_gaps(
         cov_summary, residents = coverage[0], coverage[1].copy()
     cap_m = float(cov_summary["parameters"]["search_limit_m"])
     tables, admin, comparison = _gap_zone_tables(prepared, req, residents, categories, gap_options)
+    tier_summary, tier_table, cells = _hierarchy(
+        prepared, req, residents, admin, categories, gap_options
+    )
     grad = gaps.gradient(tables["rings"], lag_points=gap_options.lag_points)
     groups = residents["ring"].fillna("outside rings").astype(str).to_numpy()
     ineq = gaps.inequality_by_category(residents, categories, list(groups), cap_m=cap_m)
@@ -771,6 +924,7 @@ def compute_gaps(
             zones.units_without_network(admin, prepared.network) if admin is not None else []
         ),
     )
+    summary["hierarchy"] = tier_summary
     return GapResult(
         summary=summary,
         tables=tables,
@@ -778,6 +932,8 @@ def compute_gaps(
         residents=residents,
         out_dir=prepared.folder,
         admin=admin,
+        tier_table=tier_table,
+        degurba_grid=cells,
     )
 
 
