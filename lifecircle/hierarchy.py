@@ -588,16 +588,22 @@ def inside(points: gpd.GeoDataFrame, area: BaseGeometry | None) -> BoolArray:
     return np.asarray(shapely.intersects(points.geometry.to_numpy(), area), dtype=bool)
 
 
-METHOD_NOTE = (
-    "Tiers: central city = the 街道 sub-districts (unit codes 0xx) or the --central polygon; "
-    "suburban core = outside it, in an urban centre or urban cluster of the Degree of "
-    "Urbanisation 1 km grid (European Commission and UN Statistical Commission 2020, 'A "
-    "recommendation on the method to delineate cities, urban and rural areas for international "
-    "statistical comparisons': urban centre = 4-connected cells >= 1,500 persons/km² totalling "
-    ">= 50,000, gaps filled by the 5-of-8 majority rule; urban cluster = 8-connected cells >= "
-    "300/km² totalling >= 5,000), or near a given town seat or OSM place node; remote = the "
-    "rest. Measures weighted by estimated persons; a resident beyond the search limit counts "
-    "as an infinite distance. The ordering test compares coverage points between tiers with "
-    "95% percentile bootstrap intervals (weighted resampling of resident points within each "
-    "tier; seed and replicates in the parameters)."
-)
+def method_note(opts: HierarchyOptions) -> str:
+    """Describe the tiers, the grid and the test with the thresholds in use (for reports)."""
+    gaps = ", gaps filled by the 5-of-8 majority rule" if opts.fill_gaps else ", gaps not filled"
+    return (
+        "Tiers: central city = the 街道 sub-districts (unit codes 0xx) or the --central polygon; "
+        "suburban core = outside it, in an urban centre or urban cluster of the Degree of "
+        f"Urbanisation grid of {opts.cell_m:g} m cells (European Commission and UN Statistical "
+        "Commission 2020, 'A recommendation on the method to delineate cities, urban and rural "
+        "areas for international statistical comparisons': urban centre = 4-connected cells >= "
+        f"{opts.centre_density_km2:,g} persons/km² totalling >= {opts.centre_min_persons:,g}"
+        f"{gaps}; urban cluster = 8-connected cells >= {opts.cluster_density_km2:,g}/km² "
+        f"totalling >= {opts.cluster_min_persons:,g}), or within {opts.centre_radius_m:g} m of a "
+        "given town seat or OSM place node; remote = the rest. Measures are weighted by "
+        "estimated persons; a resident beyond the search limit counts as an infinite distance. "
+        "The ordering test compares coverage points between tiers with 95% percentile "
+        f"bootstrap intervals ({opts.bootstrap} replicates, seed {opts.seed}; weighted "
+        "resampling of resident points within each tier). Cells at the edge of a partial "
+        "analysed area hold only part of their residents, so densities there are too low."
+    )

@@ -86,6 +86,7 @@ TEXT: dict[str, dict[str, str]] = {
     "verdict_not_testable": {"en": "not testable", "zh": "无法检验"},
     "no_residents_one": {"en": "the {tiers} tier holds no residents", "zh": "{tiers}无居民"},
     "no_residents_many": {"en": "the {tiers} tiers hold no residents", "zh": "{tiers}均无居民"},
+    "no_residents": {"en": "no residents", "zh": "无居民"},
     "hierarchy_title": {
         "en": "Central city, suburban cores, remote areas",
         "zh": "中心城区、郊区核心与边远地区",

@@ -805,7 +805,7 @@ def _hierarchy(
     empty = [t for t in hi.TIERS if not (persons[tiers == t].sum() > 0)]
     cells = hi.grid_frame(grid, classes, crs=prepared.crs)
     summary = {
-        "method": hi.METHOD_NOTE,
+        "method": hi.method_note(opts),
         "parameters": {
             **asdict(opts),
             "central": central_source,
@@ -937,6 +937,52 @@ def compute_gaps(
     )
 
 
+def _hierarchy_outputs(
+    prepared: PreparedArea,
+    result: GapResult,
+    out: io.OutputSet,
+    files: list[Path],
+    images: dict[str, bytes],
+    *,
+    pdf: bool,
+) -> list[tuple[str, str]]:
+    """Write the tier table, the resident layer with tiers, the DEGURBA grid, tier map and chart."""
+    import matplotlib.pyplot as plt
+
+    from lifecircle.plot_hierarchy import plot_tier_chart, plot_tier_map
+
+    table = result.tier_table
+    if table is None:
+        return []
+    files.append(io.save_text(table.to_csv(index=False), out.path("tier_measures.csv")))
+    res = result.residents
+    keep = [
+        c
+        for c in res.columns
+        if c in ("weight", "persons", "basis", "tier", "degurba", "admin_unit", "ring", "geometry")
+        or c.startswith(("covered_", "dist_"))
+    ]
+    files.append(io.save_gdf(res[keep], out.path("residents_tiers.gpkg")))
+    if result.degurba_grid is not None and len(result.degurba_grid):
+        files.append(io.save_gdf(result.degurba_grid, out.path("degurba_grid.gpkg")))
+    figures: list[tuple[str, str]] = []
+    fig, _ = plot_tier_map(prepared, res, table, grid=result.degurba_grid)
+    png = out.path("tier_map.png")
+    files.append(io.save_figure(fig, png))
+    if pdf:
+        files.append(io.save_figure(fig, out.path("tier_map.pdf")))
+    plt.close(fig)
+    figures.append(("Tiers and coverage of all categories", png.name))
+    fig, _ = plot_tier_chart(result.summary["hierarchy"]["test"])
+    chart = out.path("tier_chart.png")
+    files.append(io.save_figure(fig, chart))
+    plt.close(fig)
+    figures.append(("Coverage by tier with 95% bootstrap intervals", chart.name))
+    for _, name in figures:
+        images[name] = out.path(name).read_bytes()
+    return figures
+
+
 def run_gaps(
     req: AreaRequest,
     options: CoverageOptions | None = None,
@@ -959,7 +1005,12 @@ def run_gaps(
 
     from lifecircle import zones
     from lifecircle.plot import plot_gap_map
-    from lifecircle.report import gap_report_sections, render_html, render_markdown
+    from lifecircle.report import (
+        gap_report_sections,
+        hierarchy_sections,
+        render_html,
+        render_markdown,
+    )
 
     options = options or CoverageOptions()
     gap_options = gap_options or GapOptions()
@@ -1015,6 +1066,8 @@ def run_gaps(
             figures.append((f"Gaps in {cat.replace('_', ' ')} coverage", png.name))
             images[png.name] = png.read_bytes()
         sections = gap_report_sections(result.summary, result.tables, clusters, figures)
+        tier_figures = _hierarchy_outputs(prepared, result, out, files, images, pdf=gap_options.pdf)
+        sections[-1:-1] = hierarchy_sections(result.summary["hierarchy"], tier_figures)
         title = f"15-minute life circle gaps: {prepared.key}"
         files.append(io.save_text(render_markdown(title, sections), out.path("gaps_report.md")))
         files.append(

@@ -348,3 +348,80 @@ def plan_report_sections(
             )
         )
     return sections
+
+
+def hierarchy_sections(
+    hierarchy: dict[str, Any], figures: list[tuple[str, str]], *, lang: str = "en"
+) -> list[Section]:
+    """Report section of the central city / suburban core / remote tiers and the paper's test.
+
+    Parameters
+    ----------
+    hierarchy
+        The ``hierarchy`` entry of ``gaps.json``.
+    figures
+        ``(caption, file name)`` of the tier map and chart.
+    lang
+        ``"en"`` or ``"zh"``: language of the verdict sentences.
+    """
+    from lifecircle.i18n import check_lang, text
+
+    language = check_lang(lang)
+    params = hierarchy["parameters"]
+    empty = hierarchy["empty_tiers_note"][language]
+    paragraphs = [
+        "The study behind this tool claims that facility access is higher in the central city "
+        "than in the suburbs, and higher in the suburban cores than in the remote areas. Each "
+        "resident gets one tier; the test asks, per category, whether central >= suburban core "
+        ">= remote, with 95% bootstrap intervals on the differences.",
+        hierarchy["method"],
+        f"Central city: {params['central']}. Town seats: "
+        f"{'; '.join(params['centres']) or 'none given'}. Persons: {params['persons']}. "
+        f"Bootstrap: {params['bootstrap']} replicates, seed {params['seed']}.",
+    ]
+    if empty:
+        paragraphs.append(
+            f"{empty[0].upper()}{empty[1:]}: they are not invented, and the "
+            "ordering cannot be tested here."
+        )
+    table = pd.DataFrame(hierarchy["table"])
+    shown = pd.DataFrame(
+        {
+            text("tier", language): [text("tier_" + t, language) for t in table["tier"]],
+            "category": table["category"],
+            "points": table["resident_points"],
+            "persons": table["persons"].round(0),
+            "coverage %": (table["coverage"] * 100).round(1),
+            "median m": table["median_m"].round(0),
+            "p90 m": table["p90_m"].round(0),
+            "left out (persons)": table["left_out_persons"].round(0),
+            "units with 0 coverage": [
+                "" if n is None or n != n else f"{int(z)}/{int(n)}"
+                for z, n in zip(table["zero_coverage_units"], table["units"], strict=True)
+            ],
+        }
+    )
+    diffs = [
+        {
+            "category": cat,
+            "pair": d["pair"],
+            "points": round(d["points"], 1),
+            "95% CI": f"[{d['ci_low']:.1f}, {d['ci_high']:.1f}]",
+            "status": d["status"],
+            "verdict": entry["verdict"],
+        }
+        for cat, entry in hierarchy["test"].items()
+        for d in entry["differences"]
+    ]
+    return [
+        Section(
+            text("hierarchy_title", language),
+            paragraphs=paragraphs,
+            bullets=[e[f"sentence_{language}"] for e in hierarchy["test"].values()],
+            tables=[
+                ("Measures by tier (median/p90 blank: beyond the search limit)", shown),
+                *([("Differences in coverage points", pd.DataFrame(diffs))] if diffs else []),
+            ],
+            figures=figures,
+        )
+    ]
