@@ -353,9 +353,9 @@ def hierarchy_options(func: F) -> F:
 
 
 def _hierarchy_options(kw: dict[str, Any]) -> Any:
-    from lifecircle.hierarchy import HierarchyOptions
+    from lifecircle.hierarchy import HierarchyOptions, check_hierarchy_options
 
-    return HierarchyOptions(
+    opts = HierarchyOptions(
         cell_m=kw["cell_m"],
         centre_density_km2=kw["centre_density_km2"],
         centre_min_persons=kw["centre_min_persons"],
@@ -366,6 +366,8 @@ def _hierarchy_options(kw: dict[str, Any]) -> Any:
         bootstrap=kw["bootstrap"],
         seed=kw["seed"],
     )
+    check_hierarchy_options(opts)  # before any work
+    return opts
 
 
 def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
