@@ -79,10 +79,17 @@ def plot_tier_map(
         colour = TIER_COLORS[tier]
         cov = rows["coverage"].get(tier, np.nan)
         if sel.any():
-            residents.loc[sel & covered].plot(ax=ax, color=colour, markersize=9, zorder=3)
-            residents.loc[sel & ~covered].plot(
-                ax=ax, facecolor="none", edgecolor=colour, markersize=14, linewidth=0.9, zorder=3
-            )
+            if (sel & covered).any():
+                residents.loc[sel & covered].plot(ax=ax, color=colour, markersize=9, zorder=3)
+            if (sel & ~covered).any():
+                residents.loc[sel & ~covered].plot(
+                    ax=ax,
+                    facecolor="none",
+                    edgecolor=colour,
+                    markersize=14,
+                    linewidth=0.9,
+                    zorder=3,
+                )
             note = f"{cov * 100:.0f}%, {rows['persons'].get(tier, 0):,.0f} persons"
         else:
             note = text("no_residents", lang)
