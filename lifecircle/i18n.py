@@ -87,6 +87,10 @@ TEXT: dict[str, dict[str, str]] = {
     "no_residents_one": {"en": "the {tiers} tier holds no residents", "zh": "{tiers}无居民"},
     "no_residents_many": {"en": "the {tiers} tiers hold no residents", "zh": "{tiers}均无居民"},
     "no_residents": {"en": "no residents", "zh": "无居民"},
+    "verdict_short_holds": {"en": "ordering holds", "zh": "排序成立"},
+    "verdict_short_fails": {"en": "ordering fails", "zh": "排序不成立"},
+    "verdict_short_undecided": {"en": "undecided", "zh": "尚无定论"},
+    "verdict_short_not_testable": {"en": "not testable", "zh": "无法检验"},
     "hierarchy_title": {
         "en": "Central city, suburban cores, remote areas",
         "zh": "中心城区、郊区核心与边远地区",

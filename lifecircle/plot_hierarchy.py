@@ -167,8 +167,19 @@ def plot_tier_chart(
         )
         for xi, h in zip(x + (k - 1) * width, heights, strict=True):
             if np.isfinite(h):
-                ax.annotate(f"{h:.0f}", (xi, h), ha="center", va="bottom", fontsize=7)
-    names = [f"{_label(c, lang)}\n{test[c]['verdict']}" for c in cats]
+                ax.annotate(
+                    f"{h:.0f}",
+                    (xi, h),
+                    xytext=(0, 8),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+    names = [
+        f"{_label(c, lang)}\n{text('verdict_short_' + test[c]['verdict'].replace(' ', '_'), lang)}"
+        for c in cats
+    ]
     ax.set_xticks(x, names, fontsize=8, fontproperties=font)
     ax.set_ylim(0, 105)
     ax.set_ylabel(f"{text('coverage', lang)} (%)", fontproperties=font)
