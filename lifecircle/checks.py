@@ -128,14 +128,6 @@ NUMBER_RULES: dict[str, NumberRule] = {
         (0.0, 10000.0),
         "a town seat's core reaches farther than 10 km",
     ),
-    "bootstrap": NumberRule(
-        1.0,
-        False,
-        "give a number of bootstrap replicates >= 1, e.g. 1000",
-        (200.0, 100000.0),
-        "fewer than 200 replicates give unstable 95% intervals",
-    ),
-    "seed": NumberRule(0.0, False, "give a random seed >= 0, e.g. 13"),
 }
 
 

@@ -472,6 +472,7 @@ def gaps(**kw: Any) -> None:
     """Where the gaps are: zones, core-periphery gradient, inequality, gap clusters, maps."""
     from lifecircle.pipeline import GapOptions, run_gaps
 
+    req = _area_request(kw)  # checks every numeric option first
     gap_options = GapOptions(
         lag_points=kw["lag_points"],
         cluster_eps_m=kw["cluster_eps_m"],
@@ -485,7 +486,7 @@ def gaps(**kw: Any) -> None:
         hierarchy=_hierarchy_options(kw),
     )
     result = run_gaps(
-        _area_request(kw),
+        req,
         _coverage_options(kw),
         gap_options,
         out_dir=kw["out"],

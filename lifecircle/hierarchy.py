@@ -64,6 +64,7 @@ The test (:func:`ordering_test`)
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +99,7 @@ DEFAULT_CENTRE_RADIUS_M = settings.DEFAULT_CENTRE_RADIUS_M
 DEFAULT_BOOTSTRAP = settings.DEFAULT_BOOTSTRAP
 DEFAULT_SEED = settings.DEFAULT_SEED
 CONFIDENCE = 0.95
+MIN_USUAL_BOOTSTRAP = 200
 MAJORITY_NEIGHBOURS = 5
 
 _FOUR = ndimage.generate_binary_structure(2, 1)
@@ -136,9 +138,18 @@ def check_hierarchy_options(opts: HierarchyOptions) -> None:
             "an urban centre's (defaults 300 and 1500)"
         )
         raise InputError(msg)
-    if not (opts.cell_m > 0 and opts.bootstrap >= 1 and opts.seed >= 0):
-        msg = "--cell-m must be > 0, --bootstrap >= 1 and --seed >= 0"
+    if not opts.bootstrap >= 1:
+        msg = f"--bootstrap must be >= 1, got {opts.bootstrap}: give a replicate count, e.g. 1000"
         raise InputError(msg)
+    if not opts.seed >= 0:
+        msg = f"--seed must be >= 0, got {opts.seed}: give a random seed, e.g. 13"
+        raise InputError(msg)
+    if opts.bootstrap < MIN_USUAL_BOOTSTRAP:
+        msg = (
+            f"--bootstrap {opts.bootstrap} is below {MIN_USUAL_BOOTSTRAP}: the 95% intervals "
+            "will be unstable; the value is used as given"
+        )
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
 
 
 # --------------------------------------------------------------------------- the grid

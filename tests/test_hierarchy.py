@@ -431,3 +431,12 @@ def test_persons_fallback_divides_floor_area_and_warns() -> None:
         persons, _basis = _persons(res)
     assert persons.tolist() == [10.0, 2.0]
     assert _persons(res.assign(persons=[3.0, 4.0]))[0].tolist() == [3.0, 4.0]
+
+
+def test_bootstrap_and_seed_are_checked() -> None:
+    with pytest.raises(InputError, match="--bootstrap must be >= 1"):
+        hi.check_hierarchy_options(HierarchyOptions(bootstrap=0))
+    with pytest.raises(InputError, match="--seed must be >= 0"):
+        hi.check_hierarchy_options(HierarchyOptions(seed=-1))
+    with pytest.warns(RuntimeWarning, match="unstable"):
+        hi.check_hierarchy_options(HierarchyOptions(bootstrap=50))
