@@ -327,6 +327,13 @@ def _row(
     row["estimated_residents"] = people.get("estimated_residents")
     grad = (gap or {}).get("gradient", {})
     row["gradient_flag"] = any(bool(g.get("flag")) for g in grad.values()) if gap else None
+    tiers = (gap or {}).get("hierarchy", {})
+    for cat in [*CATEGORIES, "all_categories"]:
+        entry = tiers.get("test", {}).get(cat, {})
+        row[f"tier_order_{cat}"] = entry.get("verdict")
+        for tier, value in entry.get("coverage", {}).items():
+            row[f"coverage_{cat}_{tier}"] = value
+    row["empty_tiers"] = ",".join(tiers["empty_tiers"]) if "empty_tiers" in tiers else None
     row["partial_area"] = (summary or {}).get("data", {}).get("partial")
     row["job_key"] = job.key
     row["folder"] = str(job.folder)

@@ -108,6 +108,37 @@ NUMBER_RULES: dict[str, NumberRule] = {
         (0.0, 100.0),
         "no ring can lag by more than 100 points, so nothing is flagged",
     ),
+    # the settlement hierarchy (lifecircle.hierarchy; DEGURBA defaults of the 2020 UN method)
+    "cell_m": NumberRule(
+        0.0,
+        True,
+        "give the grid cell size in metres, e.g. 1000 (the Degree of Urbanisation's 1 km)",
+        (250.0, 5000.0),
+        "the Degree of Urbanisation's thresholds are defined on 1 km cells",
+    ),
+    "centre_density_km2": NumberRule(
+        0.0,
+        True,
+        "give inhabitants per km², e.g. 1500",
+        (100.0, 50000.0),
+        "the urban-centre density threshold is far from the method's 1,500/km²",
+    ),
+    "centre_min_persons": NumberRule(0.0, False, "give a number of inhabitants >= 0, e.g. 50000"),
+    "cluster_density_km2": NumberRule(
+        0.0,
+        True,
+        "give inhabitants per km², e.g. 300",
+        (10.0, 10000.0),
+        "the urban-cluster density threshold is far from the method's 300/km²",
+    ),
+    "cluster_min_persons": NumberRule(0.0, False, "give a number of inhabitants >= 0, e.g. 5000"),
+    "centre_radius_m": NumberRule(
+        0.0,
+        False,
+        "give a radius in metres >= 0, e.g. 1500",
+        (0.0, 10000.0),
+        "a town seat's core reaches farther than 10 km",
+    ),
 }
 
 

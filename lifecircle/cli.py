@@ -311,6 +311,93 @@ def _langs(kw: dict[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(kw.get("langs") or (settings.DEFAULT_LANG,)))
 
 
+def hierarchy_options(func: F) -> F:
+    """Options of the central city / suburban core / remote tiers (``gaps``)."""
+    hi = settings
+
+    def number(name: str, default: float, help_text: str) -> Any:
+        return click.option(name, type=float, default=default, show_default=True, help=help_text)
+
+    options = [
+        click.option(
+            "--central",
+            type=click.Path(path_type=Path),
+            help="Central-city polygon (e.g. inside the Outer Ring Road); default: the 街道 "
+            "sub-districts (unit codes 0xx).",
+        ),
+        click.option(
+            "--centres",
+            type=click.Path(path_type=Path),
+            help="Town seats (points): residents within --centre-radius-m are suburban core.",
+        ),
+        number("--centre-radius-m", hi.DEFAULT_CENTRE_RADIUS_M, "Radius of a town seat's core."),
+        click.option(
+            "--osm-places/--no-osm-places",
+            default=False,
+            show_default=True,
+            help="Also take OSM place=town|suburb|village nodes as town seats (online).",
+        ),
+        number("--cell-m", hi.DEFAULT_CELL_M, "Degree of Urbanisation grid cell size."),
+        number(
+            "--centre-density-km2",
+            hi.DEFAULT_CENTRE_DENSITY_KM2,
+            "Urban centre: minimum persons per km² of a cell.",
+        ),
+        number(
+            "--centre-min-persons",
+            hi.DEFAULT_CENTRE_MIN_PERSONS,
+            "Urban centre: minimum persons of a 4-connected group of cells.",
+        ),
+        number(
+            "--cluster-density-km2",
+            hi.DEFAULT_CLUSTER_DENSITY_KM2,
+            "Urban cluster: minimum persons per km² of a cell.",
+        ),
+        number(
+            "--cluster-min-persons",
+            hi.DEFAULT_CLUSTER_MIN_PERSONS,
+            "Urban cluster: minimum persons of an 8-connected group of cells.",
+        ),
+        click.option(
+            "--fill-gaps/--no-fill-gaps",
+            default=True,
+            show_default=True,
+            help="Fill urban-centre gaps by the method's 5-of-8 majority rule.",
+        ),
+        click.option(
+            "--bootstrap",
+            type=int,
+            default=hi.DEFAULT_BOOTSTRAP,
+            show_default=True,
+            help="Bootstrap replicates of the tier ordering test.",
+        ),
+        click.option(
+            "--seed", type=int, default=hi.DEFAULT_SEED, show_default=True, help="Bootstrap seed."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _hierarchy_options(kw: dict[str, Any]) -> Any:
+    from lifecircle.hierarchy import HierarchyOptions, check_hierarchy_options
+
+    opts = HierarchyOptions(
+        cell_m=kw["cell_m"],
+        centre_density_km2=kw["centre_density_km2"],
+        centre_min_persons=kw["centre_min_persons"],
+        cluster_density_km2=kw["cluster_density_km2"],
+        cluster_min_persons=kw["cluster_min_persons"],
+        fill_gaps=kw["fill_gaps"],
+        centre_radius_m=kw["centre_radius_m"],
+        bootstrap=kw["bootstrap"],
+        seed=kw["seed"],
+    )
+    check_hierarchy_options(opts)  # before any work
+    return opts
+
+
 def _coverage_options(kw: dict[str, Any], **extra: Any) -> Any:
     from lifecircle.checks import check_ring_edges
     from lifecircle.errors import InputError
@@ -410,11 +497,13 @@ def coverage(**kw: Any) -> None:
     help="DBSCAN radius for gap clusters.",
 )
 @click.option("--pdf/--no-pdf", default=True, show_default=True, help="Also write PDF maps.")
+@hierarchy_options
 @_handle_errors
 def gaps(**kw: Any) -> None:
     """Where the gaps are: zones, core-periphery gradient, inequality, gap clusters, maps."""
     from lifecircle.pipeline import GapOptions, run_gaps
 
+    req = _area_request(kw)  # checks every numeric option first
     gap_options = GapOptions(
         lag_points=kw["lag_points"],
         cluster_eps_m=kw["cluster_eps_m"],
@@ -422,9 +511,13 @@ def gaps(**kw: Any) -> None:
         zones_name_field=kw["zones_name"],
         zone_ring_m=kw["zone_ring_m"],
         pdf=kw["pdf"],
+        central_file=kw["central"],
+        centres_file=kw["centres"],
+        osm_places=kw["osm_places"],
+        hierarchy=_hierarchy_options(kw),
     )
     result = run_gaps(
-        _area_request(kw),
+        req,
         _coverage_options(kw),
         gap_options,
         out_dir=kw["out"],
@@ -443,6 +536,8 @@ def gaps(**kw: Any) -> None:
         )
     else:
         click.echo(f"inequality of the distance to the farthest category: {ineq['reason']}")
+    for entry in s["hierarchy"]["test"].values():
+        click.echo(f"  {entry['sentence_en']}")
     click.echo(
         f"gap clusters: {len(result.clusters)}; report: {result.out_dir / 'gaps_report.html'}"
     )

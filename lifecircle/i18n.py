@@ -383,6 +383,69 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "{cat}：不同新增站点数下的覆盖率",
     },
     "plan_map_caption": {"en": "{cat}: proposed sites", "zh": "{cat}：建议站点"},
+    "tier": {"en": "tier", "zh": "地区层级"},
+    "tier_central": {"en": "central city", "zh": "中心城区"},
+    "tier_suburban_core": {"en": "suburban core", "zh": "郊区核心"},
+    "tier_remote": {"en": "remote areas", "zh": "边远地区"},
+    "tier_short_central": {"en": "central-city", "zh": "中心城区"},
+    "tier_short_suburban_core": {"en": "suburban-core", "zh": "郊区核心"},
+    "tier_short_remote": {"en": "remote", "zh": "边远地区"},
+    "and": {"en": " and ", "zh": "、"},
+    "verdict_holds": {"en": "the paper's ordering holds", "zh": "符合论文的排序"},
+    "verdict_fails": {"en": "the paper's ordering fails", "zh": "不符合论文的排序"},
+    "verdict_undecided": {
+        "en": "undecided: the confidence interval includes 0",
+        "zh": "尚无定论：置信区间包含0",
+    },
+    "verdict_not_testable": {"en": "not testable", "zh": "无法检验"},
+    "no_residents_one": {"en": "the {tiers} tier holds no residents", "zh": "{tiers}无居民"},
+    "no_residents_many": {"en": "the {tiers} tiers hold no residents", "zh": "{tiers}均无居民"},
+    "no_residents": {"en": "no residents", "zh": "无居民"},
+    "verdict_short_holds": {"en": "ordering holds", "zh": "排序成立"},
+    "verdict_short_fails": {"en": "ordering fails", "zh": "排序不成立"},
+    "verdict_short_undecided": {"en": "undecided", "zh": "尚无定论"},
+    "verdict_short_not_testable": {"en": "not testable", "zh": "无法检验"},
+    "hierarchy_title": {
+        "en": "Central city, suburban cores, remote areas",
+        "zh": "中心城区、郊区核心与边远地区",
+    },
+    # hierarchy report section (issue 13)
+    "hierarchy_intro": {
+        "en": "The study behind this tool claims that facility access is higher in the central "
+        "city than in the suburbs, and higher in the suburban cores than in the remote areas. "
+        "Each resident gets one tier; the test asks, per category, whether central >= suburban "
+        "core >= remote, with 95% bootstrap intervals on the differences.",
+        "zh": "本工具所依据的研究认为：中心城区的设施可达性高于郊区，郊区核心及其周边高于边远地区。"
+        "每个居民点归入一个层级；检验按类别判断是否中心城区 ≥ 郊区核心 ≥ 边远地区，"
+        "并给出差值的 95% 自助法置信区间。",
+    },
+    "hierarchy_params": {
+        "en": "Central city: {central}. Town seats: {centres}. Persons: {persons}. "
+        "Bootstrap: {bootstrap} replicates, seed {seed}.",
+        "zh": "中心城区：{central}。镇区中心：{centres}。人口：{persons}。"
+        "自助法：{bootstrap} 次重抽样，随机种子 {seed}。",
+    },
+    "none_given": {"en": "none given", "zh": "未提供"},
+    "hierarchy_empty": {
+        "en": "{note}: they are not invented, and the ordering cannot be tested here.",
+        "zh": "{note}：不虚构这些居民，因此无法在此检验排序。",
+    },
+    "resident_points_col": {"en": "resident points", "zh": "居民点数"},
+    "median_m": {"en": "median distance (m)", "zh": "距离中位数（米）"},
+    "p90_m": {"en": "90th percentile (m)", "zh": "第90百分位距离（米）"},
+    "left_out_persons": {"en": "estimated residents left out", "zh": "未覆盖估算人口"},
+    "zero_units": {"en": "units with 0% coverage", "zh": "覆盖率为0的街道/镇"},
+    "tier_pair": {"en": "tiers compared", "zh": "比较的层级"},
+    "points_diff": {"en": "difference (points)", "zh": "差值（百分点）"},
+    "verdict": {"en": "verdict", "zh": "结论"},
+    "tier_measures_caption": {
+        "en": "Measures by tier (distances blank: beyond the search limit or no residents)",
+        "zh": "各层级指标（距离空白：超出搜索范围或无居民）",
+    },
+    "tier_differences_caption": {
+        "en": "Differences in coverage points",
+        "zh": "覆盖率差值（百分点）",
+    },
 }
 
 

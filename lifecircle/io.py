@@ -1392,3 +1392,62 @@ def read_text(path: Path) -> str:
 def path_exists(path: Path) -> bool:
     """Tell whether a path exists (kept here so the core never touches disk)."""
     return Path(path).exists()
+
+
+# --------------------------------------------------------------------------- settlement places
+
+
+PLACE_VALUES = ("town", "suburb", "village")
+
+
+def download_place_nodes(
+    polygon: BaseGeometry, *, cache_folder: Path, places: Iterable[str] = PLACE_VALUES
+) -> gpd.GeoDataFrame:
+    """Download OSM ``place=town|suburb|village`` nodes inside a WGS-84 polygon from Overpass.
+
+    The query goes through the same answer machinery as
+    :func:`download_osm` (server ``/status`` slots, retries on 429/503/504,
+    every complete answer cached under ``<cache_folder>/overpass/``), one
+    query per piece of 2,500 km² (nodes only, so answers are small).
+
+    Returns
+    -------
+    GeoDataFrame
+        ``name``, ``place``, ``osm_id`` and points, WGS-84 (may be empty).
+    """
+    from lifecircle import overpass
+
+    values = "|".join(sorted(set(places)))
+    url = settings.overpass_url().rstrip("/")
+    rows: dict[int, dict[str, Any]] = {}
+    failures: tuple[type[Exception], ...] = (*_network_errors(), _PieceFailedError)
+    try:
+        for piece in overpass.split_area(polygon, piece_km2=2500.0):
+            query = (
+                f"{overpass.query_settings()};"
+                f'node["place"~"^({values})$"](poly:"{overpass.poly_string(piece)}");out;'
+            )
+            answer, _, _ = _overpass_answer(
+                query, url=url, cache_folder=cache_folder, retry_pause_s=30.0, attempts=3
+            )
+            for el in answer.get("elements", []):
+                if el.get("type") == "node" and "lat" in el and "lon" in el:
+                    tags = el.get("tags") or {}
+                    rows[int(el["id"])] = {
+                        "name": str(tags.get("name", "")),
+                        "place": str(tags.get("place", "")),
+                        "osm_id": int(el["id"]),
+                        "geometry": shapely.Point(float(el["lon"]), float(el["lat"])),
+                    }
+    except failures as exc:
+        first = " ".join(str(exc).split())[:300]
+        msg = (
+            f"cannot download OSM place nodes ({type(exc).__name__}: {first}); "
+            "check the network or LIFECIRCLE_OVERPASS_URL, or give --centres FILE instead"
+        )
+        raise DataError(msg) from exc
+    if not rows:
+        return gpd.GeoDataFrame(
+            {"name": [], "place": [], "osm_id": []}, geometry=gpd.GeoSeries([], crs=4326)
+        )
+    return gpd.GeoDataFrame(list(rows.values()), geometry="geometry", crs=4326)

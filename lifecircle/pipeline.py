@@ -48,6 +48,7 @@ from lifecircle.facilities import (
     change_facilities,
     change_facility_access,
 )
+from lifecircle.hierarchy import HierarchyOptions
 from lifecircle.i18n import Lang, check_lang
 from lifecircle.isochrones import DEFAULT_BUFFER_M, facility_isochrones
 from lifecircle.network import WalkNetwork
@@ -708,6 +709,10 @@ class GapOptions:
     zone_ring_m: float = settings.DEFAULT_ZONE_RING_M
     admin_level: str = "8"
     pdf: bool = True
+    central_file: Path | None = None
+    centres_file: Path | None = None
+    osm_places: bool = False
+    hierarchy: HierarchyOptions = field(default_factory=HierarchyOptions)
 
 
 @dataclass
@@ -722,6 +727,147 @@ class GapResult:
     admin: gpd.GeoDataFrame | None = None
     files: list[Path] = field(default_factory=list)
     facilities: gpd.GeoDataFrame | None = None
+    tier_table: pd.DataFrame | None = None
+    degurba_grid: gpd.GeoDataFrame | None = None
+
+
+def _tier_persons(residents: pd.DataFrame) -> tuple[npt.NDArray[np.float64], str]:
+    """Persons per resident point for the tiers' density grid, and their basis.
+
+    The estimated residents (``persons``, see :func:`lifecircle.residents.estimate_persons`).
+    Without an estimate (grid points and no ``--population-total``) no cell can
+    reach a density threshold: every cell is rural, suburban cores come only
+    from town seats, and a warning says so.
+    """
+    persons = residents["persons"].to_numpy(dtype=float) if "persons" in residents else None
+    if persons is not None and len(persons) and np.isfinite(persons).all():
+        return persons, str(residents.attrs.get("persons_basis", "estimated residents"))
+    if residents.attrs.get("weight_unit") == "persons":
+        return residents["weight"].to_numpy(dtype=float), "resident weights (persons)"
+    msg = (
+        "residents have no estimate in persons (give --population-total or --population): "
+        "the Degree of Urbanisation grid finds no urban cells, so suburban cores come only "
+        "from --centres / --osm-places"
+    )
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    return np.zeros(len(residents)), "none (no estimate in persons)"
+
+
+def _centre_points(
+    prepared: PreparedArea, req: AreaRequest, gap_options: GapOptions
+) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """Town seats from --centres FILE and, with --osm-places, OSM place nodes (metric CRS)."""
+    parts: list[gpd.GeoDataFrame] = []
+    sources: list[str] = []
+    if gap_options.centres_file is not None:
+        given = io.read_vector(gap_options.centres_file)
+        if given.crs is None:
+            msg = f"--centres {gap_options.centres_file} has no CRS: set one (e.g. EPSG:4326)"
+            raise InputError(msg)
+        if not given.geom_type.isin(["Point", "MultiPoint"]).all():
+            msg = f"--centres {gap_options.centres_file} must hold points (town seats)"
+            raise InputError(msg)
+        parts.append(given[["geometry"]].to_crs(prepared.crs))
+        sources.append(f"{len(given)} centres from {Path(gap_options.centres_file).name}")
+    if gap_options.osm_places:
+        if req.offline:
+            msg = "--osm-places downloads OSM place nodes: drop --offline or give --centres FILE"
+            raise InputError(msg)
+        nodes = io.download_place_nodes(
+            prepared.boundary.to_crs(4326).union_all(), cache_folder=settings.raw_dir() / "http"
+        )
+        parts.append(nodes[["geometry"]].to_crs(prepared.crs))
+        sources.append(f"{len(nodes)} OSM place=town|suburb|village nodes")
+    if not parts:
+        return gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=prepared.crs)), sources
+    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=prepared.crs), sources
+
+
+def _central_area(
+    prepared: PreparedArea, gap_options: GapOptions, admin: gpd.GeoDataFrame | None
+) -> tuple[BaseGeometry | None, str]:
+    """Return the central city: the --central polygon, else the 街道 sub-districts."""
+    if gap_options.central_file is not None:
+        given = io.read_vector(gap_options.central_file)
+        if given.crs is None:
+            msg = f"--central {gap_options.central_file} has no CRS: set one (e.g. EPSG:4326)"
+            raise InputError(msg)
+        if not given.geom_type.isin(["Polygon", "MultiPolygon"]).all():
+            msg = f"--central {gap_options.central_file} must hold polygons (the central city)"
+            raise InputError(msg)
+        return given.to_crs(prepared.crs).union_all(), Path(gap_options.central_file).name
+    if admin is None or "kind" not in admin:
+        warnings.warn(
+            "no administrative units and no --central polygon: no resident is central city",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None, "none (no administrative units)"
+    subs = admin.loc[admin["kind"] == "subdistrict"]
+    return (
+        subs.union_all() if len(subs) else None,
+        f"街道 sub-districts (unit codes 0xx): {len(subs)} units",
+    )
+
+
+def _hierarchy(
+    prepared: PreparedArea,
+    req: AreaRequest,
+    residents: gpd.GeoDataFrame,
+    admin: gpd.GeoDataFrame | None,
+    categories: tuple[str, ...],
+    gap_options: GapOptions,
+) -> tuple[dict[str, Any], pd.DataFrame, gpd.GeoDataFrame]:
+    """Tiers per resident (adds ``tier`` and ``degurba`` columns), tier table, ordering test."""
+    from lifecircle import hierarchy as hi
+
+    opts = gap_options.hierarchy
+    hi.check_hierarchy_options(opts)
+    persons, persons_basis = _tier_persons(residents)
+    central_area, central_source = _central_area(prepared, gap_options, admin)
+    xs = np.asarray(residents.geometry.x, dtype=np.float64)
+    ys = np.asarray(residents.geometry.y, dtype=np.float64)
+    degurba, grid, classes = hi.degurba_of_points(xs, ys, persons, opts)
+    centres, centre_sources = _centre_points(prepared, req, gap_options)
+    near = hi.near_points(residents, centres, radius_m=opts.centre_radius_m)
+    core = (degurba != "rural") | near
+    tiers = hi.assign_tiers(hi.inside(residents, central_area), core)
+    residents["tier"] = tiers
+    residents["degurba"] = degurba
+    covered, dist = hi.category_arrays(residents, categories)
+    units = residents["admin_unit"].to_numpy(dtype=object) if "admin_unit" in residents else None
+    table = hi.tier_measures(tiers, persons, covered, dist, units=units)
+    test = hi.ordering_test(tiers, persons, covered, bootstrap=opts.bootstrap, seed=opts.seed)
+    for cat, entry in test.items():
+        entry["sentence_en"] = hi.verdict_sentence(cat, entry, "en")
+        entry["sentence_zh"] = hi.verdict_sentence(cat, entry, "zh")
+    empty = [t for t in hi.TIERS if not (persons[tiers == t].sum() > 0)]
+    cells = hi.grid_frame(grid, classes, crs=prepared.crs)
+    summary = {
+        "method": hi.method_note(opts),
+        "parameters": {
+            **asdict(opts),
+            "central": central_source,
+            "centres": centre_sources,
+            "persons": persons_basis,
+        },
+        "tiers": {
+            t: {
+                "resident_points": int((tiers == t).sum()),
+                "persons": round(float(persons[tiers == t].sum()), 1),
+            }
+            for t in hi.TIERS
+        },
+        "empty_tiers": empty,
+        "empty_tiers_note": {
+            "en": hi.empty_tiers_sentence(empty, "en"),
+            "zh": hi.empty_tiers_sentence(empty, "zh"),
+        },
+        "degurba_cells": {c: int((cells["degurba"] == c).sum()) for c in hi.DEGURBA_CLASSES},
+        "table": table.to_dict("records"),
+        "test": test,
+    }
+    return summary, table, cells
 
 
 def _gap_zone_tables(
@@ -787,6 +933,9 @@ def compute_gaps(
         facilities = prepared.facilities.loc[prepared.facilities["category"].isin(categories)]
     cap_m = float(cov_summary["parameters"]["search_limit_m"])
     tables, admin, comparison = _gap_zone_tables(prepared, req, residents, categories, gap_options)
+    tier_summary, tier_table, cells = _hierarchy(
+        prepared, req, residents, admin, categories, gap_options
+    )
     grad = gaps.gradient(tables["rings"], lag_points=gap_options.lag_points)
     groups = residents["ring"].fillna("outside rings").astype(str).to_numpy()
     ineq = gaps.inequality_by_category(residents, categories, list(groups), cap_m=cap_m)
@@ -816,6 +965,7 @@ def compute_gaps(
             zones.units_without_network(admin, prepared.network) if admin is not None else []
         ),
     )
+    summary["hierarchy"] = tier_summary
     return GapResult(
         summary=summary,
         tables=tables,
@@ -824,6 +974,8 @@ def compute_gaps(
         out_dir=prepared.folder,
         admin=admin,
         facilities=facilities,
+        tier_table=tier_table,
+        degurba_grid=cells,
     )
 
 
@@ -846,6 +998,7 @@ def _gap_reports(
     figures: list[tuple[str, str]],
     images: dict[str, bytes],
     out: io.OutputSet,
+    tier_figures: list[tuple[str, str]],
 ) -> list[Path]:
     """Write ``gaps_report.html``/``.md`` per language (``gaps_report.zh.html`` for Chinese)."""
     from lifecircle import gaps
@@ -855,6 +1008,7 @@ def _gap_reports(
     )
     from lifecircle.report import (
         gap_report_sections,
+        hierarchy_sections,
         render_html,
         render_markdown,
         report_file_name,
@@ -882,6 +1036,9 @@ def _gap_reports(
         sections = gap_report_sections(
             result.summary, result.tables, result.clusters, captions, lang=lang, flags=flags
         )
+        if "hierarchy" in result.summary:
+            tiers = hierarchy_sections(result.summary["hierarchy"], tier_figures, lang=lang)
+            sections[-1:-1] = tiers
         title = text("gaps_title", lang).format(area=area_title(prepared, lang))
         md, page = (
             report_file_name("gaps_report", "md", lang),
@@ -890,6 +1047,52 @@ def _gap_reports(
         files.append(io.save_text(render_markdown(title, sections), out.path(md)))
         files.append(io.save_text(render_html(title, sections, images, lang=lang), out.path(page)))
     return files
+
+
+def _hierarchy_outputs(
+    prepared: PreparedArea,
+    result: GapResult,
+    out: io.OutputSet,
+    files: list[Path],
+    images: dict[str, bytes],
+    *,
+    pdf: bool,
+) -> list[tuple[str, str]]:
+    """Write the tier table, the resident layer with tiers, the DEGURBA grid, tier map and chart."""
+    import matplotlib.pyplot as plt
+
+    from lifecircle.plot_hierarchy import plot_tier_chart, plot_tier_map
+
+    table = result.tier_table
+    if table is None:
+        return []
+    files.append(io.save_text(table.to_csv(index=False), out.path("tier_measures.csv")))
+    res = result.residents
+    keep = [
+        c
+        for c in res.columns
+        if c in ("weight", "persons", "basis", "tier", "degurba", "admin_unit", "ring", "geometry")
+        or c.startswith(("covered_", "dist_"))
+    ]
+    files.append(io.save_gdf(res[keep], out.path("residents_tiers.gpkg")))
+    if result.degurba_grid is not None and len(result.degurba_grid):
+        files.append(io.save_gdf(result.degurba_grid, out.path("degurba_grid.gpkg")))
+    figures: list[tuple[str, str]] = []
+    fig, _ = plot_tier_map(prepared, res, table, grid=result.degurba_grid)
+    png = out.path("tier_map.png")
+    files.append(io.save_figure(fig, png))
+    if pdf:
+        files.append(io.save_figure(fig, out.path("tier_map.pdf")))
+    plt.close(fig)
+    figures.append(("Tiers and coverage of all categories", png.name))
+    fig, _ = plot_tier_chart(result.summary["hierarchy"]["test"])
+    chart = out.path("tier_chart.png")
+    files.append(io.save_figure(fig, chart))
+    plt.close(fig)
+    figures.append(("Coverage by tier with 95% bootstrap intervals", chart.name))
+    for _, name in figures:
+        images[name] = out.path(name).read_bytes()
+    return figures
 
 
 def run_gaps(
@@ -970,7 +1173,10 @@ def run_gaps(
             plt.close(fig)
             figures.append((cat, png.name))
             images[png.name] = png.read_bytes()
-        files += _gap_reports(result, options, gap_options, prepared, figures, images, out)
+        tier_figures = _hierarchy_outputs(prepared, result, out, files, images, pdf=gap_options.pdf)
+        files += _gap_reports(
+            result, options, gap_options, prepared, figures, images, out, tier_figures
+        )
         from lifecircle.report import report_file_name
 
         for lang in _langs(options):

@@ -821,3 +821,87 @@ def plan_report_sections(
             )
         )
     return sections
+
+
+def hierarchy_sections(
+    hierarchy: dict[str, Any], figures: list[tuple[str, str]], *, lang: str = "en"
+) -> list[Section]:
+    """Report section of the central city / suburban core / remote tiers and the paper's test.
+
+    Parameters
+    ----------
+    hierarchy
+        The ``hierarchy`` entry of ``gaps.json``.
+    figures
+        ``(caption, file name)`` of the tier map and chart.
+    lang
+        ``"en"`` or ``"zh"``: language of the verdict sentences.
+    """
+    from lifecircle.i18n import check_lang, text
+
+    language = check_lang(lang)
+    params = hierarchy["parameters"]
+    empty = hierarchy["empty_tiers_note"][language]
+    paragraphs = [
+        text("hierarchy_intro", language),
+        hierarchy["method"],
+        text("hierarchy_params", language).format(
+            central=params["central"],
+            centres="; ".join(params["centres"]) or text("none_given", language),
+            persons=params["persons"],
+            bootstrap=fmt_int(params["bootstrap"]),
+            seed=params["seed"],
+        ),
+    ]
+    if empty:
+        paragraphs.append(
+            text("hierarchy_empty", language).format(note=empty[:1].upper() + empty[1:])
+        )
+    return [
+        Section(
+            text("hierarchy_title", language),
+            paragraphs=paragraphs,
+            bullets=[e[f"sentence_{language}"] for e in hierarchy["test"].values()],
+            tables=_hierarchy_tables(hierarchy, language),
+            figures=figures,
+        )
+    ]
+
+
+def _hierarchy_tables(hierarchy: dict[str, Any], lang: Lang) -> list[tuple[str, pd.DataFrame]]:
+    from lifecircle.i18n import text
+
+    table = pd.DataFrame(hierarchy["table"])
+    shown = pd.DataFrame(
+        {
+            text("tier", lang): [text("tier_" + t, lang) for t in table["tier"]],
+            text("category", lang): [category_display(c, lang) for c in table["category"]],
+            text("resident_points_col", lang): [fmt_int(v) for v in table["resident_points"]],
+            text("estimated_residents", lang): [fmt_persons(v) for v in table["persons"]],
+            text("coverage", lang): [fmt_pct(v) for v in table["coverage"]],
+            text("median_m", lang): [fmt_m(v) for v in table["median_m"]],
+            text("p90_m", lang): [fmt_m(v) for v in table["p90_m"]],
+            text("left_out_persons", lang): [fmt_persons(v) for v in table["left_out_persons"]],
+            text("zero_units", lang): [
+                "" if n is None or n != n or not n else f"{int(z)}/{int(n)}"
+                for z, n in zip(table["zero_coverage_units"], table["units"], strict=True)
+            ],
+        }
+    )
+    diffs = pd.DataFrame(
+        [
+            {
+                text("category", lang): category_display(cat, lang),
+                text("tier_pair", lang): d["pair"],
+                text("points_diff", lang): fmt_num(d["points"], 1, sign=True),
+                "95% CI": f"[{d['ci_low']:.1f}, {d['ci_high']:.1f}]",
+                text("verdict", lang): entry["verdict"],
+            }
+            for cat, entry in hierarchy["test"].items()
+            for d in entry["differences"]
+        ]
+    )
+    tables = [(text("tier_measures_caption", lang), shown)]
+    if len(diffs):
+        tables.append((text("tier_differences_caption", lang), diffs))
+    return tables

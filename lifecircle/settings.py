@@ -166,6 +166,15 @@ def nominatim_url() -> str:
 
 
 DEFAULT_OVERPASS_MAX_KM2 = 5000.0
+# the settlement hierarchy (lifecircle.hierarchy): Degree of Urbanisation grid (UN 2020) and test
+DEFAULT_CELL_M = 1000.0
+DEFAULT_CENTRE_DENSITY_KM2 = 1500.0
+DEFAULT_CENTRE_MIN_PERSONS = 50000.0
+DEFAULT_CLUSTER_DENSITY_KM2 = 300.0
+DEFAULT_CLUSTER_MIN_PERSONS = 5000.0
+DEFAULT_CENTRE_RADIUS_M = 1500.0
+DEFAULT_BOOTSTRAP = 1000
+DEFAULT_SEED = 13
 
 
 def overpass_max_area_km2() -> float:

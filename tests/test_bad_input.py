@@ -441,7 +441,18 @@ def test_cli_refuses_every_invalid_number_in_one_line(data: st.DataObject) -> No
     value = data.draw(_invalid(name))
     command = (
         "gaps"
-        if name in {"cluster_eps_m", "zone_ring_m", "lag_points"}
+        if name
+        in {
+            "cluster_eps_m",
+            "zone_ring_m",
+            "lag_points",
+            "cell_m",
+            "centre_density_km2",
+            "centre_min_persons",
+            "cluster_density_km2",
+            "cluster_min_persons",
+            "centre_radius_m",
+        }
         else "plan"
         if name in {"time_limit_s", "candidate_spacing_m"}
         else "coverage"

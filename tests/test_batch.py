@@ -270,6 +270,11 @@ def test_batch_runs_skips_and_records_failures(tmp_path: Path, cluster: str) -> 
     # a shorter walk never covers more people
     by = ok.set_index("scenario")
     assert by.loc["10min", "coverage_all"] <= by.loc["15min", "coverage_all"]
+    # the settlement hierarchy: Lujiazui is all central city, so the ordering is not testable
+    assert (ok["tier_order_school"] == "not testable").all()
+    assert (ok["empty_tiers"] == "suburban_core,remote").all()
+    assert (ok["coverage_health_central"] - ok["coverage_health"]).abs().max() < 1e-6
+    assert ok["coverage_health_remote"].isna().all()
     failed = s.loc[s["area"] == "nowhere"]
     assert failed["status"].tolist() == ["error"] * 3
     assert failed["error"].str.contains("no walkable street").all()

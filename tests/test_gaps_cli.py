@@ -5,6 +5,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from click.testing import CliRunner
@@ -106,7 +107,7 @@ def test_gaps_outputs(gap_run: Path) -> None:
     assert "## Gap clusters" in md
     assert "![" in md
     html = (gap_run / "gaps_report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 7  # 5 gap maps, the tier map and chart
     assert "© OpenStreetMap contributors" in html
 
 
@@ -136,7 +137,7 @@ def test_html_report_renders_in_headless_chromium(gap_run: Path, tmp_path: Path)
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth]);"
         )
-        assert len(images) == 5
+        assert len(images) == 7  # 5 gap maps, the tier map and chart
         assert all(done and width > 100 for done, width in images), images
         assert "Gap clusters" in driver.find_element("tag name", "body").text
         shot = tmp_path / "report.png"
@@ -304,7 +305,7 @@ def test_chinese_report(gap_run: Path) -> None:
     assert "<html lang='zh-CN'>" in html
     assert md.splitlines()[0].startswith("# 15分钟社区生活圈缺口分析")
     assert "目标为 99%" in md
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 7
 
 
 def test_caveats_appear_only_when_they_apply(gap_run: Path) -> None:
@@ -317,3 +318,42 @@ def test_caveats_appear_only_when_they_apply(gap_run: Path) -> None:
         md = render_markdown("t", gap_report_sections(s, {}, gpd.GeoDataFrame(), []))
         assert ("900-results-per-query" in md) is amap
         assert "No elderly-care facility" not in md  # the stand-in care home is there
+
+
+def test_lujiazui_residents_are_all_central_city(gap_run: Path) -> None:
+    """Every Lujiazui resident lies in a 街道 (unit code 0xx): the other tiers hold no one."""
+    s = json.loads((gap_run / "gaps.json").read_text())
+    h = s["hierarchy"]
+    res = gpd.read_file(gap_run / "residents_tiers.gpkg")
+    # independent check: the 36 unit polygons and their official codes
+    units = gpd.read_file(
+        DATA_DIR / "pudong/boundaries/pudong_36_streets_towns_osm_wgs84.geojson"
+    ).to_crs(res.crs)
+    joined = gpd.sjoin(res[["geometry"]], units, predicate="intersects", how="left")
+    codes = joined.groupby(level=0)["official_control_code_2023"].min().astype(str)
+    assert len(codes) == len(res) > 200
+    assert codes.str[6:9].astype(int).between(1, 99).all()
+    assert (res["tier"] == "central").all()
+    assert h["tiers"]["central"]["resident_points"] == len(res)
+    assert h["empty_tiers"] == ["suburban_core", "remote"]
+    for entry in h["test"].values():
+        assert entry["verdict"] == "not testable"
+        assert entry["differences"] == []
+    # persons: floor area / 37.8 m² per person (the estimated residents of the report)
+    assert h["tiers"]["central"]["persons"] == pytest.approx(res["weight"].sum() / 37.8, rel=1e-6)
+    report = (gap_run / "gaps_report.md").read_text()
+    assert "The suburban-core and remote tiers hold no residents" in report
+    assert "School: central city" in report
+    for name in ("tier_map.png", "tier_chart.png", "tier_measures.csv", "degurba_grid.gpkg"):
+        assert (gap_run / name).stat().st_size > 100, name
+    table = pd.read_csv(gap_run / "tier_measures.csv")
+    central = table.loc[(table["tier"] == "central") & (table["category"] == "school")]
+    school = s["coverage"]["categories"]["school"]["coverage"]
+    assert float(central["coverage"].iloc[0]) == pytest.approx(school, abs=1e-6)
+
+
+def test_gaps_refuses_contradictory_density_thresholds(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["gaps", "--district", "pudong", "--cluster-density-km2", "2000"])
+    assert result.exit_code == 1
+    assert "--cluster-density-km2 2000 exceeds --centre-density-km2 1500" in result.output
+    assert "Traceback" not in result.output
