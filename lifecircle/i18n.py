@@ -116,6 +116,12 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Analysed area (extent of the walking network)",
         "zh": "分析范围（步行路网覆盖范围）",
     },
+    "web_map_title_minutes": {
+        "en": "{minutes:g}-minute life circle: {area}",
+        "zh": "{minutes:g}分钟社区生活圈：{area}",
+    },
+    "all_walk_n": {"en": "All {n} (farthest of them)", "zh": "{n}类设施（取最远者）"},
+    "all_services_n": {"en": "All {n} services", "zh": "{n}类设施均可达"},
 }
 
 

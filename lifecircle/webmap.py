@@ -103,14 +103,20 @@ class WebMapData:
 
 
 def minute_breaks(minutes: float) -> list[float]:
-    """Return the upper limits of the minute classes (upper-inclusive).
+    """Return the upper limits of the minute classes (upper-inclusive), to 0.1 minute.
+
+    The threshold itself (fraction 1) is kept exact, so the class limit at
+    the threshold is the coverage rule's; the other limits are rounded to
+    0.1 minute, as the legend and the popups show them.
 
     Examples
     --------
     >>> minute_breaks(15)
     [5.0, 10.0, 15.0, 20.0, 30.0]
+    >>> minute_breaks(10)
+    [3.3, 6.7, 10.0, 13.3, 20.0]
     """
-    return [round(minutes * f, 6) for f in RAMP_FRACTIONS]
+    return [float(minutes) if f == 1.0 else round(minutes * f, 1) for f in RAMP_FRACTIONS]
 
 
 def minute_classes(walk_minutes: npt.ArrayLike, minutes: float) -> npt.NDArray[np.int64]:
@@ -136,6 +142,8 @@ def ramp_labels(minutes: float) -> list[str]:
     --------
     >>> ramp_labels(15)
     ['≤ 5', '5–10', '10–15', '15–20', '20–30', '> 30']
+    >>> ramp_labels(10)
+    ['≤ 3.3', '3.3–6.7', '6.7–10', '10–13.3', '13.3–20', '> 20']
     """
     limits = [f"{b:g}" for b in minute_breaks(minutes)]
     middle = [f"{lo}–{hi}" for lo, hi in itertools.pairwise(limits)]
@@ -390,7 +398,10 @@ def isochrone_features(isochrones: gpd.GeoDataFrame | None) -> list[str]:
 def _labels(data: WebMapData, lang: Lang, note: str) -> dict[str, Any]:
     """Every word the page's script shows, in `lang`."""
     cats = {c: category_label(c, lang) for c in data.categories}
-    cats[ALL_KEY] = text("all_walk", lang)
+    four = len(data.categories) == len(CATEGORY_COLOURS)
+    n = len(data.categories)
+    cats[ALL_KEY] = text("all_walk", lang) if four else text("all_walk_n", lang).format(n=n)
+    every = category_label(ALL_KEY, lang) if four else text("all_services_n", lang).format(n=n)
     aggregated = ""
     if note:
         points, cells, cell_m, cap = note.split("|")
@@ -428,7 +439,7 @@ def _labels(data: WebMapData, lang: Lang, note: str) -> dict[str, Any]:
     ]
     return {
         "categories": cats,
-        "coverageCategories": {**cats, ALL_KEY: category_label("all", lang)},
+        "coverageCategories": {**cats, ALL_KEY: every},
         "text": {k: text(k, lang) for k in keys},
         "ramp": ramp_labels(data.minutes),
         "aggregated": aggregated,
@@ -497,7 +508,7 @@ def render_web_map(
     )
     return template.render(
         lang="zh-CN" if lang == "zh" else "en",
-        title=text("web_map_title", lang).format(area=data.area),
+        title=text("web_map_title_minutes", lang).format(minutes=data.minutes, area=data.area),
         leaflet_css=_leaflet_css(),
         leaflet_js=io.read_package_file("data/leaflet/leaflet.js").decode("utf-8"),
         leaflet_license=io.read_package_file("data/leaflet/LICENSE").decode().replace("\r\n", "\n"),

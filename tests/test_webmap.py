@@ -439,3 +439,44 @@ def test_an_area_without_residents_or_layers_still_renders() -> None:
     )
     html = webmap.render_web_map(_toy_data(empty))
     assert '"residents":{"type":"FeatureCollection","features":[]}' in html
+
+
+def test_legend_title_and_switcher_follow_the_runs_minutes_and_categories() -> None:
+    # a 10-minute run of two categories: limits 10/3, 20/3, 10, 40/3, 20 min shown to 0.1 min,
+    # the title says 10 minutes, and the farthest-of entry does not claim four services
+    assert webmap.ramp_labels(10) == ["≤ 3.3", "3.3–6.7", "6.7–10", "10–13.3", "13.3–20", "> 20"]
+    res = _toy_residents(4)
+    res["dist_health_m"] = 100.0
+    # 10 min at 4 km/h is 666.7 m: 666 m is the last class within the threshold, 667.2 m is not
+    res["dist_school_m"] = [666.0, 667.2, 219.0, 221.0]  # 3.3 min is 220 m
+    data = webmap.WebMapData(
+        area="toy",
+        categories=("school", "health"),
+        minutes=10.0,
+        speed_kmh=4.0,
+        target=0.99,
+        residents=res,
+    )
+    feats, _ = webmap.resident_points(data)
+    assert [json.loads(f)["properties"]["b"][0] for f in feats] == [2, 3, 0, 1]
+    html = webmap.render_web_map(data)
+    assert "<title>10-minute life circle: toy</title>" in html
+    assert "15-minute" not in html
+    assert "All 2 (farthest of them)" in html
+    assert "All 2 services" in html
+    assert "All four" not in html
+    assert "3.33333" not in html
+    zh = webmap.render_web_map(data, lang="zh")
+    assert "<title>10分钟社区生活圈：toy</title>" in zh
+    assert "2类设施（取最远者）" in zh
+
+
+def test_residents_without_a_street_are_unreachable_in_every_category() -> None:
+    res = _toy_residents(3)
+    res["dist_school_m"] = [100.0, 100.0, 100.0]
+    res["status"] = ["ok", "unsnapped", "ok"]
+    feats, _ = webmap.resident_points(_toy_data(res))
+    props = [json.loads(f)["properties"] for f in feats]
+    assert [p["b"] for p in props] == [[0, 0], [6, 6], [0, 0]]
+    assert props[1]["m"] == [None, None]
+    assert props[0]["m"] == [1.5, 1.5]  # 100 m at 4 km/h
