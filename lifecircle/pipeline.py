@@ -699,6 +699,7 @@ class GapResult:
     admin: gpd.GeoDataFrame | None = None
     files: list[Path] = field(default_factory=list)
     facilities: gpd.GeoDataFrame | None = None
+    prepared: PreparedArea | None = None
 
 
 def _gap_zone_tables(
@@ -843,6 +844,7 @@ def run_gaps(
     )
     result = compute_gaps(prepared, req, options, gap_options, coverage=coverage)
     result.out_dir = target_dir
+    result.prepared = prepared
     files: list[Path] = []
     replaces = [n for n, _ in other_runs(target_dir, "gaps.json", options)]
     with io.output_set(target_dir, "gaps.json", keep=CACHE_FILES, replaces=replaces) as out:
@@ -899,19 +901,10 @@ def run_gaps(
 
 
 def _gaps_web_map(result: GapResult, prepared: PreparedArea, lang: Lang) -> str:
-    from lifecircle.webmap import area_name, gaps_web_map
+    from lifecircle.webmap import gaps_result_map
 
-    return gaps_web_map(
-        result.summary,
-        result.residents,
-        result.facilities,
-        units=result.admin,
-        unit_table=result.tables.get("admin"),
-        clusters=result.clusters,
-        extent=prepared.extent,
-        area_name=area_name(prepared, lang),
-        lang=lang,
-    )
+    result.prepared = prepared
+    return gaps_result_map(result, lang=lang)
 
 
 # --------------------------------------------------------------------------- plan

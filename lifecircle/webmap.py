@@ -341,12 +341,30 @@ def facility_features(facilities: gpd.GeoDataFrame, lang: Lang) -> list[str]:
     return out
 
 
+def analysed_shares(units: gpd.GeoDataFrame, extent: gpd.GeoDataFrame | None) -> list[float | None]:
+    """Return the share of each unit's area inside the analysed area (None without an extent).
+
+    A unit's figures describe only its residents inside the analysed area, so a
+    popup says so when the share is below 1 (the Lujiazui extract covers 62%
+    of 陆家嘴街道 and 11% of 潍坊新村街道).
+    """
+    if extent is None or extent.empty:
+        return [None] * len(units)
+    same = extent if units.crs is None else extent.to_crs(units.crs)
+    area = shapely.union_all(same.geometry.to_numpy())
+    geoms = units.geometry.to_numpy()
+    whole = shapely.area(geoms)
+    inside = shapely.area(shapely.intersection(geoms, area))
+    return [None if w <= 0 else round(float(i / w), 4) for i, w in zip(inside, whole, strict=True)]
+
+
 def unit_features(data: WebMapData) -> list[str]:
     """Return the 街道/镇 units with their coverage per category (or why they have none)."""
     if data.units is None or data.units.empty:
         return []
     props = []
-    for _, row in data.units.iterrows():
+    shares = analysed_shares(data.units, data.extent)
+    for (_, row), share in zip(data.units.iterrows(), shares, strict=True):
         zone = str(row["zone"])
         props.append(
             {
@@ -354,6 +372,7 @@ def unit_features(data: WebMapData) -> list[str]:
                 "kind": str(row["kind"]) if "kind" in row and pd.notna(row["kind"]) else "",
                 "cov": data.unit_coverage.get(zone),
                 "note": data.unit_notes.get(zone, ""),
+                "share": share,
             }
         )
     return polygon_features(data.units, props, tolerance_m=UNIT_TOLERANCE_M)
@@ -436,6 +455,7 @@ def _labels(data: WebMapData, lang: Lang, note: str) -> dict[str, Any]:
         "below_target",
         "unit",
         "analysed_area",
+        "unit_analysed_share",
     ]
     return {
         "categories": cats,
@@ -664,7 +684,12 @@ def coverage_result_map(result: CoverageResult, *, lang: Lang = DEFAULT_LANG) ->
 
 
 def gaps_result_map(result: GapResult, *, lang: Lang = DEFAULT_LANG) -> str:
-    """Return the web map of a :func:`lifecircle.pipeline.run_gaps` result (for notebooks)."""
+    """Return the web map of a :func:`lifecircle.pipeline.run_gaps` result (for notebooks).
+
+    The same page as the run's ``gaps_web_map.html`` (the analysed area's
+    outline and the district's name come from ``result.prepared``).
+    """
+    prepared = result.prepared
     return gaps_web_map(
         result.summary,
         result.residents,
@@ -672,6 +697,8 @@ def gaps_result_map(result: GapResult, *, lang: Lang = DEFAULT_LANG) -> str:
         units=result.admin,
         unit_table=result.tables.get("admin"),
         clusters=result.clusters,
+        extent=prepared.extent if prepared is not None else None,
+        area_name=area_name(prepared, lang) if prepared is not None else None,
         lang=lang,
     )
 

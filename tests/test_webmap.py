@@ -220,6 +220,8 @@ def test_both_commands_write_their_map_into_their_output_set(run: dict[str, Any]
     # a notebook gets the same page from the run's result
     page = (out / "web_map.html").read_bytes().decode("utf-8")
     assert webmap.coverage_result_map(run["coverage"]) == page
+    gaps_page = (out / "gaps_web_map.html").read_bytes().decode("utf-8")
+    assert webmap.gaps_result_map(run["gaps"]) == gaps_page
 
 
 def _missing_browser(what: str) -> None:
@@ -415,6 +417,13 @@ def test_clicking_a_unit_shows_its_coverage(browser: Any, run: dict[str, Any], n
         ".map(r => [r.dataset.category, r.querySelector('td.v').textContent]);"
     )
     assert dict(cells) == {c: f"{100 * v:.1f}%" for c, v in want.items()}
+    # the extract covers only part of 陆家嘴街道: the popup says how much (brute force in metres)
+    extent = gpd.read_file(run["cache"] / "extent.gpkg").to_crs("EPSG:32651").union_all()
+    unit_m = gpd.GeoSeries([unit], crs=4326).to_crs("EPSG:32651").iloc[0]
+    share = unit_m.intersection(extent).area / unit_m.area
+    assert 0.55 < share < 0.7
+    note = browser.find_element("css selector", ".leaflet-popup-content .lc-share").text
+    assert f"{100 * share:.1f}%" in note
     assert want["school"] == pytest.approx(0.9787, abs=1e-3)  # 97.9% of floor area near a school
 
 
@@ -480,3 +489,23 @@ def test_residents_without_a_street_are_unreachable_in_every_category() -> None:
     assert [p["b"] for p in props] == [[0, 0], [6, 6], [0, 0]]
     assert props[1]["m"] == [None, None]
     assert props[0]["m"] == [1.5, 1.5]  # 100 m at 4 km/h
+
+
+def test_a_unit_partly_outside_the_analysed_area_says_how_much_was_analysed() -> None:
+    # unit A (0..1000 m) has 250 m of its width analysed, unit B lies wholly inside
+    units = gpd.GeoDataFrame(
+        {"zone": ["A", "B"]},
+        geometry=[
+            shapely.box(357000, 3456000, 358000, 3457000),
+            shapely.box(358200, 3456000, 358400, 3456100),
+        ],
+        crs="EPSG:32651",
+    )
+    extent = gpd.GeoDataFrame(
+        geometry=[shapely.box(357750, 3455000, 359000, 3458000)], crs="EPSG:32651"
+    ).to_crs(4326)
+    assert webmap.analysed_shares(units, extent) == pytest.approx([0.25, 1.0], abs=1e-4)
+    assert webmap.analysed_shares(units, None) == [None, None]
+    data = _toy_data(_toy_residents(3), units=units, extent=extent)
+    props = [json.loads(f)["properties"] for f in webmap.unit_features(data)]
+    assert [p["share"] for p in props] == pytest.approx([0.25, 1.0], abs=1e-4)
