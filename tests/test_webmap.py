@@ -509,3 +509,17 @@ def test_a_unit_partly_outside_the_analysed_area_says_how_much_was_analysed() ->
     data = _toy_data(_toy_residents(3), units=units, extent=extent)
     props = [json.loads(f)["properties"] for f in webmap.unit_features(data)]
     assert [p["share"] for p in props] == pytest.approx([0.25, 1.0], abs=1e-4)
+
+
+def test_an_area_without_units_offers_no_units_layer(browser: Any, tmp_path: Path) -> None:
+    # a --bbox run outside any registry district has no 街道/镇 units: neither the layer control
+    # nor the legend may list them
+    page = tmp_path / "no_units.html"
+    page.write_text(webmap.render_web_map(_toy_data(_toy_residents(20))), "utf-8")
+    _open(browser, page)
+    control = browser.find_element("css selector", ".leaflet-control-layers").text
+    legend = browser.find_element("css selector", ".lc-legend").text
+    assert "Residents" in control
+    assert "Sub-districts / towns" not in control
+    assert "Sub-districts / towns" not in legend
+    assert browser.execute_script("return lifecircleMap.map.hasLayer(lifecircleMap.units)")
