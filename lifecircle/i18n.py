@@ -446,6 +446,16 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Differences in coverage points",
         "zh": "覆盖率差值（百分点）",
     },
+    "web_map_title_minutes": {
+        "en": "{minutes:g}-minute life circle: {area}",
+        "zh": "{minutes:g}分钟社区生活圈：{area}",
+    },
+    "all_walk_n": {"en": "All {n} (farthest of them)", "zh": "{n}类设施（取最远者）"},
+    "all_services_n": {"en": "All {n} services", "zh": "{n}类设施均可达"},
+    "unit_analysed_share": {
+        "en": "The analysed area covers {share} of this unit: its figures describe that part only.",
+        "zh": "分析范围仅占本单元面积的 {share}，数据仅反映该部分。",
+    },
 }
 
 

@@ -729,6 +729,7 @@ class GapResult:
     facilities: gpd.GeoDataFrame | None = None
     tier_table: pd.DataFrame | None = None
     degurba_grid: gpd.GeoDataFrame | None = None
+    prepared: PreparedArea | None = None
 
 
 def _tier_persons(residents: pd.DataFrame) -> tuple[npt.NDArray[np.float64], str]:
@@ -1133,6 +1134,7 @@ def run_gaps(
     )
     result = compute_gaps(prepared, req, options, gap_options, coverage=coverage)
     result.out_dir = target_dir
+    result.prepared = prepared
     files: list[Path] = []
     replaces = [n for n, _ in other_runs(target_dir, "gaps.json", options)]
     with io.output_set(target_dir, "gaps.json", keep=CACHE_FILES, replaces=replaces) as out:
@@ -1191,19 +1193,10 @@ def run_gaps(
 
 
 def _gaps_web_map(result: GapResult, prepared: PreparedArea, lang: Lang) -> str:
-    from lifecircle.webmap import area_name, gaps_web_map
+    from lifecircle.webmap import gaps_result_map
 
-    return gaps_web_map(
-        result.summary,
-        result.residents,
-        result.facilities,
-        units=result.admin,
-        unit_table=result.tables.get("admin"),
-        clusters=result.clusters,
-        extent=prepared.extent,
-        area_name=area_name(prepared, lang),
-        lang=lang,
-    )
+    result.prepared = prepared
+    return gaps_result_map(result, lang=lang)
 
 
 # --------------------------------------------------------------------------- plan

@@ -103,14 +103,20 @@ class WebMapData:
 
 
 def minute_breaks(minutes: float) -> list[float]:
-    """Return the upper limits of the minute classes (upper-inclusive).
+    """Return the upper limits of the minute classes (upper-inclusive), to 0.1 minute.
+
+    The threshold itself (fraction 1) is kept exact, so the class limit at
+    the threshold is the coverage rule's; the other limits are rounded to
+    0.1 minute, as the legend and the popups show them.
 
     Examples
     --------
     >>> minute_breaks(15)
     [5.0, 10.0, 15.0, 20.0, 30.0]
+    >>> minute_breaks(10)
+    [3.3, 6.7, 10.0, 13.3, 20.0]
     """
-    return [round(minutes * f, 6) for f in RAMP_FRACTIONS]
+    return [float(minutes) if f == 1.0 else round(minutes * f, 1) for f in RAMP_FRACTIONS]
 
 
 def minute_classes(walk_minutes: npt.ArrayLike, minutes: float) -> npt.NDArray[np.int64]:
@@ -136,6 +142,8 @@ def ramp_labels(minutes: float) -> list[str]:
     --------
     >>> ramp_labels(15)
     ['≤ 5', '5–10', '10–15', '15–20', '20–30', '> 30']
+    >>> ramp_labels(10)
+    ['≤ 3.3', '3.3–6.7', '6.7–10', '10–13.3', '13.3–20', '> 20']
     """
     limits = [f"{b:g}" for b in minute_breaks(minutes)]
     middle = [f"{lo}–{hi}" for lo, hi in itertools.pairwise(limits)]
@@ -333,12 +341,30 @@ def facility_features(facilities: gpd.GeoDataFrame, lang: Lang) -> list[str]:
     return out
 
 
+def analysed_shares(units: gpd.GeoDataFrame, extent: gpd.GeoDataFrame | None) -> list[float | None]:
+    """Return the share of each unit's area inside the analysed area (None without an extent).
+
+    A unit's figures describe only its residents inside the analysed area, so a
+    popup says so when the share is below 1 (the Lujiazui extract covers 62%
+    of 陆家嘴街道 and 11% of 潍坊新村街道).
+    """
+    if extent is None or extent.empty:
+        return [None] * len(units)
+    same = extent if units.crs is None else extent.to_crs(units.crs)
+    area = shapely.union_all(same.geometry.to_numpy())
+    geoms = units.geometry.to_numpy()
+    whole = shapely.area(geoms)
+    inside = shapely.area(shapely.intersection(geoms, area))
+    return [None if w <= 0 else round(float(i / w), 4) for i, w in zip(inside, whole, strict=True)]
+
+
 def unit_features(data: WebMapData) -> list[str]:
     """Return the 街道/镇 units with their coverage per category (or why they have none)."""
     if data.units is None or data.units.empty:
         return []
     props = []
-    for _, row in data.units.iterrows():
+    shares = analysed_shares(data.units, data.extent)
+    for (_, row), share in zip(data.units.iterrows(), shares, strict=True):
         zone = str(row["zone"])
         props.append(
             {
@@ -346,6 +372,7 @@ def unit_features(data: WebMapData) -> list[str]:
                 "kind": str(row["kind"]) if "kind" in row and pd.notna(row["kind"]) else "",
                 "cov": data.unit_coverage.get(zone),
                 "note": data.unit_notes.get(zone, ""),
+                "share": share,
             }
         )
     return polygon_features(data.units, props, tolerance_m=UNIT_TOLERANCE_M)
@@ -390,7 +417,10 @@ def isochrone_features(isochrones: gpd.GeoDataFrame | None) -> list[str]:
 def _labels(data: WebMapData, lang: Lang, note: str) -> dict[str, Any]:
     """Every word the page's script shows, in `lang`."""
     cats = {c: category_label(c, lang) for c in data.categories}
-    cats[ALL_KEY] = text("all_walk", lang)
+    four = len(data.categories) == len(CATEGORY_COLOURS)
+    n = len(data.categories)
+    cats[ALL_KEY] = text("all_walk", lang) if four else text("all_walk_n", lang).format(n=n)
+    every = category_label(ALL_KEY, lang) if four else text("all_services_n", lang).format(n=n)
     aggregated = ""
     if note:
         points, cells, cell_m, cap = note.split("|")
@@ -425,10 +455,11 @@ def _labels(data: WebMapData, lang: Lang, note: str) -> dict[str, Any]:
         "below_target",
         "unit",
         "analysed_area",
+        "unit_analysed_share",
     ]
     return {
         "categories": cats,
-        "coverageCategories": {**cats, ALL_KEY: category_label("all", lang)},
+        "coverageCategories": {**cats, ALL_KEY: every},
         "text": {k: text(k, lang) for k in keys},
         "ramp": ramp_labels(data.minutes),
         "aggregated": aggregated,
@@ -497,7 +528,7 @@ def render_web_map(
     )
     return template.render(
         lang="zh-CN" if lang == "zh" else "en",
-        title=text("web_map_title", lang).format(area=data.area),
+        title=text("web_map_title_minutes", lang).format(minutes=data.minutes, area=data.area),
         leaflet_css=_leaflet_css(),
         leaflet_js=io.read_package_file("data/leaflet/leaflet.js").decode("utf-8"),
         leaflet_license=io.read_package_file("data/leaflet/LICENSE").decode().replace("\r\n", "\n"),
@@ -654,7 +685,12 @@ def coverage_result_map(result: CoverageResult, *, lang: Lang = DEFAULT_LANG) ->
 
 
 def gaps_result_map(result: GapResult, *, lang: Lang = DEFAULT_LANG) -> str:
-    """Return the web map of a :func:`lifecircle.pipeline.run_gaps` result (for notebooks)."""
+    """Return the web map of a :func:`lifecircle.pipeline.run_gaps` result (for notebooks).
+
+    The same page as the run's ``gaps_web_map.html`` (the analysed area's
+    outline and the district's name come from ``result.prepared``).
+    """
+    prepared = result.prepared
     return gaps_web_map(
         result.summary,
         result.residents,
@@ -662,6 +698,8 @@ def gaps_result_map(result: GapResult, *, lang: Lang = DEFAULT_LANG) -> str:
         units=result.admin,
         unit_table=result.tables.get("admin"),
         clusters=result.clusters,
+        extent=prepared.extent if prepared is not None else None,
+        area_name=area_name(prepared, lang) if prepared is not None else None,
         lang=lang,
     )
 

@@ -220,6 +220,8 @@ def test_both_commands_write_their_map_into_their_output_set(run: dict[str, Any]
     # a notebook gets the same page from the run's result
     page = (out / "web_map.html").read_bytes().decode("utf-8")
     assert webmap.coverage_result_map(run["coverage"]) == page
+    gaps_page = (out / "gaps_web_map.html").read_bytes().decode("utf-8")
+    assert webmap.gaps_result_map(run["gaps"]) == gaps_page
 
 
 def _missing_browser(what: str) -> None:
@@ -415,6 +417,13 @@ def test_clicking_a_unit_shows_its_coverage(browser: Any, run: dict[str, Any], n
         ".map(r => [r.dataset.category, r.querySelector('td.v').textContent]);"
     )
     assert dict(cells) == {c: f"{100 * v:.1f}%" for c, v in want.items()}
+    # the extract covers only part of 陆家嘴街道: the popup says how much (brute force in metres)
+    extent = gpd.read_file(run["cache"] / "extent.gpkg").to_crs("EPSG:32651").union_all()
+    unit_m = gpd.GeoSeries([unit], crs=4326).to_crs("EPSG:32651").iloc[0]
+    share = unit_m.intersection(extent).area / unit_m.area
+    assert 0.55 < share < 0.7
+    note = browser.find_element("css selector", ".leaflet-popup-content .lc-share").text
+    assert f"{100 * share:.1f}%" in note
     assert want["school"] == pytest.approx(0.9787, abs=1e-3)  # 97.9% of floor area near a school
 
 
@@ -439,3 +448,78 @@ def test_an_area_without_residents_or_layers_still_renders() -> None:
     )
     html = webmap.render_web_map(_toy_data(empty))
     assert '"residents":{"type":"FeatureCollection","features":[]}' in html
+
+
+def test_legend_title_and_switcher_follow_the_runs_minutes_and_categories() -> None:
+    # a 10-minute run of two categories: limits 10/3, 20/3, 10, 40/3, 20 min shown to 0.1 min,
+    # the title says 10 minutes, and the farthest-of entry does not claim four services
+    assert webmap.ramp_labels(10) == ["≤ 3.3", "3.3–6.7", "6.7–10", "10–13.3", "13.3–20", "> 20"]
+    res = _toy_residents(4)
+    res["dist_health_m"] = 100.0
+    # 10 min at 4 km/h is 666.7 m: 666 m is the last class within the threshold, 667.2 m is not
+    res["dist_school_m"] = [666.0, 667.2, 219.0, 221.0]  # 3.3 min is 220 m
+    data = webmap.WebMapData(
+        area="toy",
+        categories=("school", "health"),
+        minutes=10.0,
+        speed_kmh=4.0,
+        target=0.99,
+        residents=res,
+    )
+    feats, _ = webmap.resident_points(data)
+    assert [json.loads(f)["properties"]["b"][0] for f in feats] == [2, 3, 0, 1]
+    html = webmap.render_web_map(data)
+    assert "<title>10-minute life circle: toy</title>" in html
+    assert "15-minute" not in html
+    assert "All 2 (farthest of them)" in html
+    assert "All 2 services" in html
+    assert "All four" not in html
+    assert "3.33333" not in html
+    zh = webmap.render_web_map(data, lang="zh")
+    assert "<title>10分钟社区生活圈：toy</title>" in zh
+    assert "2类设施（取最远者）" in zh
+
+
+def test_residents_without_a_street_are_unreachable_in_every_category() -> None:
+    res = _toy_residents(3)
+    res["dist_school_m"] = [100.0, 100.0, 100.0]
+    res["status"] = ["ok", "unsnapped", "ok"]
+    feats, _ = webmap.resident_points(_toy_data(res))
+    props = [json.loads(f)["properties"] for f in feats]
+    assert [p["b"] for p in props] == [[0, 0], [6, 6], [0, 0]]
+    assert props[1]["m"] == [None, None]
+    assert props[0]["m"] == [1.5, 1.5]  # 100 m at 4 km/h
+
+
+def test_a_unit_partly_outside_the_analysed_area_says_how_much_was_analysed() -> None:
+    # unit A (0..1000 m) has 250 m of its width analysed, unit B lies wholly inside
+    units = gpd.GeoDataFrame(
+        {"zone": ["A", "B"]},
+        geometry=[
+            shapely.box(357000, 3456000, 358000, 3457000),
+            shapely.box(358200, 3456000, 358400, 3456100),
+        ],
+        crs="EPSG:32651",
+    )
+    extent = gpd.GeoDataFrame(
+        geometry=[shapely.box(357750, 3455000, 359000, 3458000)], crs="EPSG:32651"
+    ).to_crs(4326)
+    assert webmap.analysed_shares(units, extent) == pytest.approx([0.25, 1.0], abs=1e-4)
+    assert webmap.analysed_shares(units, None) == [None, None]
+    data = _toy_data(_toy_residents(3), units=units, extent=extent)
+    props = [json.loads(f)["properties"] for f in webmap.unit_features(data)]
+    assert [p["share"] for p in props] == pytest.approx([0.25, 1.0], abs=1e-4)
+
+
+def test_an_area_without_units_offers_no_units_layer(browser: Any, tmp_path: Path) -> None:
+    # a --bbox run outside any registry district has no 街道/镇 units: neither the layer control
+    # nor the legend may list them
+    page = tmp_path / "no_units.html"
+    page.write_text(webmap.render_web_map(_toy_data(_toy_residents(20))), "utf-8")
+    _open(browser, page)
+    control = browser.find_element("css selector", ".leaflet-control-layers").text
+    legend = browser.find_element("css selector", ".lc-legend").text
+    assert "Residents" in control
+    assert "Sub-districts / towns" not in control
+    assert "Sub-districts / towns" not in legend
+    assert browser.execute_script("return lifecircleMap.map.hasLayer(lifecircleMap.units)")
