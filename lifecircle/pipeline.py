@@ -48,6 +48,7 @@ from lifecircle.facilities import (
     change_facilities,
     change_facility_access,
 )
+from lifecircle.i18n import Lang
 from lifecircle.isochrones import DEFAULT_BUFFER_M, facility_isochrones
 from lifecircle.network import WalkNetwork
 from lifecircle.prepare import (
@@ -59,6 +60,7 @@ from lifecircle.prepare import (
     check_nonempty,
     prepare_area,
 )
+from lifecircle.progress import step, track
 from lifecircle.snapping import (
     DEFAULT_FRAGMENT_MAX_M,
     DEFAULT_MAX_SNAP_M,
@@ -113,7 +115,8 @@ class CoverageResult:
 
 def run_fetch(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
     """Build or reuse the processed cache of an area (the ``fetch`` step)."""
-    prepared = prepare_area(req, rebuild=rebuild)
+    with step("preparing the area (reading OSM, building the walking network)"):
+        prepared = prepare_area(req, rebuild=rebuild)
     check_nonempty(prepared)
     return prepared
 
@@ -348,21 +351,25 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
     net = prepared.network
     facilities = prepared.facilities.loc[prepared.facilities["category"].isin(categories)]
     access = facility_access_layer(facilities, prepared.facility_access)
-    snapped = snap_area(
-        net,
-        prepared.residents,
-        access,
-        max_snap_m=options.max_snap_m,
-        fragment_max_m=options.fragment_max_m,
-        facility_max_snap_m=options.facility_max_snap_m,
-    )
+    with step("snapping residents and facilities to the streets"):
+        snapped = snap_area(
+            net,
+            prepared.residents,
+            access,
+            max_snap_m=options.max_snap_m,
+            fragment_max_m=options.fragment_max_m,
+            facility_max_snap_m=options.facility_max_snap_m,
+        )
     margin_m = float(prepared.manifest.get("parameters", {}).get("margin_m", DEFAULT_MARGIN_M))
     limit, notes = search_limit(options, targets, margin_m)
     groups = _target_groups(facilities, snapped.access, targets, categories)
     optional = {t.column for t in targets if not t.required}  # reported only: no 0% warning
     warn = _missing_warnings({c: m for c, m in groups.items() if c not in optional})
-    router = Router.from_network(net)
-    distances = nearest_distances(router, snapped.residents, snapped.access, groups, limit_m=limit)
+    with step("routing: walking distance to the nearest facilities"):
+        router = Router.from_network(net)
+        distances = nearest_distances(
+            router, snapped.residents, snapped.access, groups, limit_m=limit
+        )
     residents = resident_table(prepared.residents, snapped, distances, net)
     covered = covered_frame(residents, targets)
     for col in covered.columns:
@@ -373,11 +380,12 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
         warn.append(note)
     warn += long_leg_warning(fac_table)
     zones_out = _zone_coverage(prepared, residents, covered, options)
-    isochrones = (
-        _isochrones(router, facilities, snapped, targets, options.isochrone_buffer_m)
-        if options.isochrones
-        else None
-    )
+    isochrones = None
+    if options.isochrones:
+        with step("isochrones"):
+            isochrones = _isochrones(
+                router, facilities, snapped, targets, options.isochrone_buffer_m
+            )
     summary = coverage_summary(
         prepared,
         options,
@@ -626,13 +634,7 @@ def run_coverage(
             )
             files.append(io.save_gdf(cat_iso, out.path("category_isochrones.gpkg")))
         if options.make_map:
-            from lifecircle.plot import plot_coverage_map
-
-            fig, _ = plot_coverage_map(prepared, residents, cat_iso, summary)
-            files.append(io.save_figure(fig, out.path("coverage_map.png")))
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+            files += _save_figures(coverage_figures(prepared, frames, cat_iso), out)
         summary["outputs"] = [p.name for p in files] + ["coverage.json"]
         io.save_json(summary, out.path("coverage.json"))
     files = out.files
@@ -645,6 +647,42 @@ def run_coverage(
         files=files,
         prepared=prepared,
     )
+
+
+def coverage_figures(
+    prepared: PreparedArea,
+    frames: CoverageFrames,
+    category_isochrones: gpd.GeoDataFrame | None,
+    *,
+    lang: Lang = "en",
+) -> dict[str, Any]:
+    """Return the maps and charts of a coverage run by file name (not saved).
+
+    ``coverage_map.png`` (one panel per category), ``coverage_by_category.png``
+    and ``accessibility_curves.png``.
+    """
+    from lifecircle.charts import coverage_charts
+    from lifecircle.plot import plot_coverage_small_multiples
+
+    with step("coverage maps and charts"):
+        fig, _ = plot_coverage_small_multiples(
+            prepared, frames.residents, category_isochrones, frames.summary, lang=lang
+        )
+        return {
+            "coverage_map.png": fig,
+            **coverage_charts(frames.summary, frames.residents, lang=lang),
+        }
+
+
+def _save_figures(figures: dict[str, Any], out: io.OutputSet) -> list[Path]:
+    """Save figures under their file names in the output set, and close them."""
+    import matplotlib.pyplot as plt
+
+    files = []
+    for name, fig in track(figures.items(), "saving figures", total=len(figures)):
+        files.append(io.save_figure(fig, out.path(name)))
+        plt.close(fig)
+    return files
 
 
 def options_dict(options: CoverageOptions) -> dict[str, Any]:
@@ -803,7 +841,7 @@ def run_gaps(
 
     from lifecircle import zones
     from lifecircle.plot import plot_gap_map
-    from lifecircle.report import gap_report_sections, render_html, render_markdown
+    from lifecircle.report import Section, gap_report_sections, render_html, render_markdown
 
     options = options or CoverageOptions()
     gap_options = gap_options or GapOptions()
@@ -838,7 +876,7 @@ def run_gaps(
         figures: list[tuple[str, str]] = []
         images: dict[str, bytes] = {}
         categories = check_categories(options.categories)
-        for cat in [*categories, "all_categories"]:
+        for cat in track([*categories, "all_categories"], "gap maps"):
             rt = result.tables["rings"]
             cov = rt.loc[rt["category"] == cat].set_index("zone")["coverage"]
             rings = ring_polys.assign(coverage=ring_polys["zone"].map(cov))
@@ -858,7 +896,11 @@ def run_gaps(
             plt.close(fig)
             figures.append((f"Gaps in {cat.replace('_', ' ')} coverage", png.name))
             images[png.name] = png.read_bytes()
+        charts = _save_figures(gap_figures(result, prepared, options), out)
+        files += charts
+        images.update({p.name: p.read_bytes() for p in charts})
         sections = gap_report_sections(result.summary, result.tables, clusters, figures)
+        sections.insert(min(1, len(sections)), Section("Charts", figures=_chart_captions(charts)))
         title = f"15-minute life circle gaps: {prepared.key}"
         files.append(io.save_text(render_markdown(title, sections), out.path("gaps_report.md")))
         files.append(
@@ -869,6 +911,48 @@ def run_gaps(
     files = out.files
     result.files = files
     return result
+
+
+def gap_figures(
+    result: GapResult, prepared: PreparedArea, options: CoverageOptions, *, lang: Lang = "en"
+) -> dict[str, Any]:
+    """Return the charts of a gap run by file name (not saved).
+
+    The coverage charts (by category, cumulative accessibility curves) of
+    the run's residents, the ring gradient, and coverage by 街道/镇 per
+    category when the area has administrative units.
+    """
+    from lifecircle.charts import coverage_charts, gap_charts
+
+    cov = result.summary["coverage"]
+    with step("gap charts"):
+        return {
+            **coverage_charts(cov, result.residents, lang=lang),
+            **gap_charts(
+                result.tables,
+                target=options.target,
+                units_without_residents=result.summary.get("admin_units_without_residents", []),
+                lang=lang,
+            ),
+        }
+
+
+CHART_CAPTIONS = {
+    "coverage_by_category.png": "Coverage by category against the target",
+    "accessibility_curves.png": "Cumulative accessibility: share of residents within t minutes",
+    "ring_gradient.png": "Coverage by distance ring from the district core",
+}
+
+
+def _chart_captions(files: list[Path]) -> list[tuple[str, str]]:
+    out = []
+    for p in files:
+        caption = CHART_CAPTIONS.get(p.name)
+        if caption is None and p.name.startswith("unit_coverage_"):
+            cat = p.stem.removeprefix("unit_coverage_").replace("_", " ")
+            caption = f"Coverage of {cat} by sub-district / town (街道/镇), sorted"
+        out.append((caption or p.stem, p.name))
+    return out
 
 
 # --------------------------------------------------------------------------- plan
