@@ -193,6 +193,7 @@ def main(verbose: int, quiet: int) -> None:
 
         console = Console(stderr=True)
         progress.enable(console)
+        click.get_current_context().call_on_close(progress.disable)
         # log lines (downloads: lifecircle.progress) print above the bars, not through them
         handlers = [RichHandler(console=console, show_time=False, show_path=False)]
     else:

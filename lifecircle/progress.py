@@ -77,9 +77,12 @@ def wanted(*, quiet: bool, stream: object = None) -> bool:
     >>> wanted(quiet=False, stream=io.StringIO())
     False
     """
-    stream = sys.stderr if stream is None else stream
+    return not quiet and _isatty(sys.stderr if stream is None else stream)
+
+
+def _isatty(stream: object) -> bool:
     isatty = getattr(stream, "isatty", None)
-    return not quiet and callable(isatty) and bool(isatty())
+    return callable(isatty) and bool(isatty())
 
 
 @contextlib.contextmanager
