@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -459,7 +461,7 @@ def plot_coverage_small_multiples(
     fig, axes
         The figure and the array of its axes (unused panels hidden).
     """
-    from lifecircle.i18n import category_label, text
+    from lifecircle.i18n import text
 
     cats = list(summary["categories"])
     ncols = 2 if len(cats) <= 4 else 3
@@ -471,43 +473,9 @@ def plot_coverage_small_multiples(
     _, edges = network_to_gdfs(prepared.network)
     iso = category_isochrones if category_isochrones is not None else None
     params = summary["parameters"]
-    for ax, cat in zip(axes.flat, cats, strict=False):
-        color = CATEGORY_COLORS.get(cat, "grey")
-        edges.plot(ax=ax, color="#bbbbbb", linewidth=0.35, zorder=1)
-        if iso is not None:
-            sub_iso = iso.loc[iso["category"] == cat]
-            if len(sub_iso):
-                sub_iso.plot(
-                    ax=ax, color=color, alpha=0.3, edgecolor=color, linewidth=0.8, zorder=2
-                )
-        fac = prepared.facilities.loc[prepared.facilities["category"] == cat]
-        if len(fac):
-            fac.plot(
-                ax=ax,
-                color=color,
-                marker="^",
-                markersize=40,
-                edgecolor="black",
-                linewidth=0.5,
-                zorder=4,
-            )
-        col = f"covered_{cat}"
-        if col in residents.columns:
-            left = residents.loc[~residents[col].to_numpy(dtype=bool)]
-            if len(left):
-                left.plot(ax=ax, color="black", markersize=4, zorder=3)
-        add_outlines_and_view(ax, prepared, [])
-        ax.set_xlabel("")
-        ax.set_ylabel("")
-        add_scale_bar(ax)
-        share = summary["categories"][cat]["coverage"]
-        pct = "–" if share is None else f"{share * 100:.1f}%"
-        title = text("small_multiple_title", lang).format(
-            category=category_label(cat, lang), pct=pct, minutes=f"{params['minutes']:g}"
-        )
-        if not len(fac):
-            title += f" ({text('no_facility', lang)})"
-        ax.set_title(title, color=color, fontweight="bold", **_font_kw(font, 12))
+    with deferred_drawing(fig):
+        for ax, cat in zip(axes.flat, cats, strict=False):
+            _coverage_panel(ax, cat, prepared, residents, edges, iso, summary, font, lang)
     for ax in axes.flat[len(cats) :]:
         ax.set_visible(False)
     _small_multiples_legend(fig, font, lang)
@@ -519,8 +487,74 @@ def plot_coverage_small_multiples(
         ),
         **_font_kw(font, 14),
     )
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97), h_pad=2.5)
     return fig, axes
+
+
+@contextlib.contextmanager
+def deferred_drawing(fig: Figure) -> Iterator[None]:
+    """Skip the full redraw geopandas asks for after every layer; draw once when shown or saved.
+
+    ``GeoDataFrame.plot`` calls ``canvas.draw_idle()``, which on the Agg
+    canvas renders the whole figure: a map of n layers rendered n times.
+    """
+    canvas = fig.canvas
+    canvas.draw_idle = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del canvas.draw_idle  # back to the class's method
+
+
+def _coverage_panel(
+    ax: Axes,
+    cat: str,
+    prepared: PreparedArea,
+    residents: gpd.GeoDataFrame,
+    edges: gpd.GeoDataFrame,
+    iso: gpd.GeoDataFrame | None,
+    summary: dict[str, Any],
+    font: FontProperties | None,
+    lang: Lang,
+) -> None:
+    """Draw one category's panel of :func:`plot_coverage_small_multiples`."""
+    from lifecircle.i18n import category_label, text
+
+    params = summary["parameters"]
+    color = CATEGORY_COLORS.get(cat, "grey")
+    edges.plot(ax=ax, color="#bbbbbb", linewidth=0.35, zorder=1)
+    if iso is not None:
+        sub_iso = iso.loc[iso["category"] == cat]
+        if len(sub_iso):
+            sub_iso.plot(ax=ax, color=color, alpha=0.3, edgecolor=color, linewidth=0.8, zorder=2)
+    fac = prepared.facilities.loc[prepared.facilities["category"] == cat]
+    if len(fac):
+        fac.plot(
+            ax=ax,
+            color=color,
+            marker="^",
+            markersize=40,
+            edgecolor="black",
+            linewidth=0.5,
+            zorder=4,
+        )
+    col = f"covered_{cat}"
+    if col in residents.columns:
+        left = residents.loc[~residents[col].to_numpy(dtype=bool)]
+        if len(left):
+            left.plot(ax=ax, color="black", markersize=4, zorder=3)
+    add_outlines_and_view(ax, prepared, [])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    add_scale_bar(ax)
+    share = summary["categories"][cat]["coverage"]
+    pct = "–" if share is None else f"{share * 100:.1f}%"
+    title = text("small_multiple_title", lang).format(
+        category=category_label(cat, lang), pct=pct, minutes=f"{params['minutes']:g}"
+    )
+    if not len(fac):
+        title += f" ({text('no_facility', lang)})"
+    ax.set_title(title, color=color, fontweight="bold", **_font_kw(font, 12))
 
 
 def _font_kw(font: FontProperties | None, size: float) -> dict[str, Any]:
