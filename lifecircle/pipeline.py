@@ -840,7 +840,7 @@ def run_gaps(
     import matplotlib.pyplot as plt
 
     from lifecircle import zones
-    from lifecircle.plot import plot_gap_map
+    from lifecircle.plot import deferred_drawing, new_axes, plot_gap_map
     from lifecircle.report import Section, gap_report_sections, render_html, render_markdown
 
     options = options or CoverageOptions()
@@ -888,7 +888,9 @@ def run_gaps(
                         at.loc[at["category"] == cat].set_index("zone")["coverage"]
                     )
                 )
-            fig, _ = plot_gap_map(prepared, result.residents, rings, clusters, cat, admin=adm)
+            fig, ax = new_axes(None, (10, 10))
+            with deferred_drawing(fig):  # rendered once, when saved
+                plot_gap_map(prepared, result.residents, rings, clusters, cat, admin=adm, ax=ax)
             png = out.path(f"gap_map_{cat}.png")
             files.append(io.save_figure(fig, png))
             if gap_options.pdf:
