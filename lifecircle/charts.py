@@ -568,3 +568,18 @@ def gap_charts(
                 lang=lang,
             )[0]
     return figs
+
+
+def chart_caption(file_name: str, lang: Lang = "en") -> str:
+    """Return the report caption of a chart file of :func:`coverage_charts` or :func:`gap_charts`.
+
+    Examples
+    --------
+    >>> chart_caption("unit_coverage_elderly_care.png", "zh")
+    '养老：各街道/镇覆盖率（排序）'
+    """
+    stem = file_name.removesuffix(".png")
+    if stem.startswith("unit_coverage_"):
+        cat = _label(stem.removeprefix("unit_coverage_"), lang)
+        return text("caption_unit_coverage", lang).format(category=cat)
+    return text(f"caption_{stem}", lang)

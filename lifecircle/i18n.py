@@ -116,6 +116,26 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "{area}：各类设施{minutes}分钟步行覆盖（目标 {target}）",
     },
     "no_facility": {"en": "no facility in the data", "zh": "数据中无此类设施"},
+    "caption_coverage_by_category": {
+        "en": "Coverage by category against the target",
+        "zh": "各类设施覆盖率与目标",
+    },
+    "caption_accessibility_curves": {
+        "en": "Cumulative accessibility: share of residents within t minutes",
+        "zh": "累积可达性：t分钟内可达的居民比例",
+    },
+    "caption_ring_gradient": {
+        "en": "Coverage by distance ring from the district core",
+        "zh": "各距离圈层的覆盖率",
+    },
+    "caption_unit_coverage": {
+        "en": "{category}: coverage by sub-district / town (街道/镇), sorted",
+        "zh": "{category}：各街道/镇覆盖率（排序）",
+    },
+    "caption_coverage_map": {
+        "en": "Coverage map, one panel per category",
+        "zh": "覆盖地图（每类设施一幅）",
+    },
 }
 
 

@@ -939,22 +939,10 @@ def gap_figures(
         }
 
 
-CHART_CAPTIONS = {
-    "coverage_by_category.png": "Coverage by category against the target",
-    "accessibility_curves.png": "Cumulative accessibility: share of residents within t minutes",
-    "ring_gradient.png": "Coverage by distance ring from the district core",
-}
+def _chart_captions(files: list[Path], lang: Lang = "en") -> list[tuple[str, str]]:
+    from lifecircle.charts import chart_caption
 
-
-def _chart_captions(files: list[Path]) -> list[tuple[str, str]]:
-    out = []
-    for p in files:
-        caption = CHART_CAPTIONS.get(p.name)
-        if caption is None and p.name.startswith("unit_coverage_"):
-            cat = p.stem.removeprefix("unit_coverage_").replace("_", " ")
-            caption = f"Coverage of {cat} by sub-district / town (街道/镇), sorted"
-        out.append((caption or p.stem, p.name))
-    return out
+    return [(chart_caption(p.name, lang), p.name) for p in files]
 
 
 # --------------------------------------------------------------------------- plan
