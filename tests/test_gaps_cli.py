@@ -104,7 +104,7 @@ def test_gaps_outputs(gap_run: Path) -> None:
     assert "## Gap clusters" in md
     assert "![" in md
     html = (gap_run / "gaps_report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 13  # 5 gap maps + 8 charts
     assert "© OpenStreetMap contributors" in html
 
 
@@ -134,7 +134,7 @@ def test_html_report_renders_in_headless_chromium(gap_run: Path, tmp_path: Path)
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth]);"
         )
-        assert len(images) == 5
+        assert len(images) == 13  # 5 gap maps + 8 charts
         assert all(done and width > 100 for done, width in images), images
         assert "Gap clusters" in driver.find_element("tag name", "body").text
         shot = tmp_path / "report.png"
