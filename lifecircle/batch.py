@@ -386,6 +386,7 @@ def job_task(
     its jobs with that error. `run_settings` apply to this task alone.
     """
     start = time.perf_counter()
+    settings.use_file_backend()  # a worker writes maps to files; it never opens windows
     with settings.using(run_settings):
         if isinstance(prepared, Failure):
             fault: Failure | None = prepared

@@ -183,9 +183,26 @@ def _area_request(kw: dict[str, Any]) -> Any:
 @click.option("-q", "--quiet", count=True, help="Less output.")
 def main(verbose: int, quiet: int) -> None:
     """Measure 15-minute community life circle coverage from OpenStreetMap."""
+    from lifecircle import progress, settings
+
+    settings.use_file_backend()  # the CLI writes files only; never opens windows
     level = logging.WARNING - 10 * verbose + 10 * quiet
+    handlers: list[logging.Handler] | None = None
+    if progress.wanted(quiet=bool(quiet)):  # bars on an interactive terminal only
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        console = Console(stderr=True)
+        progress.enable(console)
+        click.get_current_context().call_on_close(progress.disable)
+        # log lines (downloads: lifecircle.progress) print above the bars, not through them
+        handlers = [RichHandler(console=console, show_time=False, show_path=False)]
+    else:
+        progress.disable()
     logging.basicConfig(
-        level=max(logging.DEBUG, level), format="%(levelname)s %(name)s: %(message)s"
+        level=max(logging.DEBUG, level),
+        format="%(levelname)s %(name)s: %(message)s" if handlers is None else "%(message)s",
+        handlers=handlers,
     )
     if not quiet:  # long downloads show one line per piece by default
         logging.getLogger("lifecircle.progress").setLevel(min(level, logging.INFO))
@@ -632,11 +649,12 @@ def plan(**kw: Any) -> None:
 def batch(spec: Path, out: Path, scheduler: str | None, workers: int | None) -> None:
     """Run every area x scenario of a TOML/YAML spec on Dask (resumable)."""
     from lifecircle.batch import load_spec, run_batch
+    from lifecircle.progress import step
 
     areas, scenarios = load_spec(spec)
-    with click.progressbar(length=len(areas) * len(scenarios), label="jobs", show_pos=True) as bar:
+    with step("batch jobs", total=len(areas) * len(scenarios)) as advance:
         result = run_batch(
-            spec, out, scheduler=scheduler, workers=workers, progress=lambda row: bar.update(1)
+            spec, out, scheduler=scheduler, workers=workers, progress=lambda row: advance(1)
         )
     s = result.summary
     click.echo(

@@ -456,6 +456,74 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "The analysed area covers {share} of this unit: its figures describe that part only.",
         "zh": "分析范围仅占本单元面积的 {share}，数据仅反映该部分。",
     },
+    # charts (lifecircle.charts) and the small-multiple coverage map
+    "share_residents_pct": {
+        "en": "share of estimated residents (%)",
+        "zh": "估算常住人口占比（%）",
+    },
+    "target_line": {"en": "target {pct}", "zh": "目标 {pct}"},
+    "threshold_line": {"en": "{minutes}-minute threshold", "zh": "{minutes}分钟阈值"},
+    "chart_category_title": {
+        "en": "Residents with each service within {threshold}",
+        "zh": "各类设施步行可达的居民比例（{threshold}）",
+    },
+    "chart_curve_title": {
+        "en": "Cumulative accessibility: residents within t minutes' walk",
+        "zh": "累积可达性：t分钟步行内可达的居民比例",
+    },
+    "chart_units_title": {
+        "en": "{category}: coverage by sub-district / town",
+        "zh": "{category}：各街道/镇覆盖率",
+    },
+    "units_no_residents": {
+        "en": "{n} more units hold no residents in the analysed area (no walking network there)",
+        "zh": "另有{n}个街道/镇在分析范围内无居民（无步行路网数据）",
+    },
+    "chart_rings_title": {
+        "en": "Coverage by distance from the district core",
+        "zh": "覆盖率随距区中心距离的变化",
+    },
+    "ring_midpoint_km": {
+        "en": "distance from the core, ring midpoint (km)",
+        "zh": "距区中心距离（圈层中点，公里）",
+    },
+    "one_ring_note": {
+        "en": "residents in one ring only: no gradient to show",
+        "zh": "居民仅分布在一个圈层：无法显示梯度",
+    },
+    "walkable_streets": {"en": "walkable streets", "zh": "步行道路"},
+    "analysed_extent": {"en": "analysed extent", "zh": "分析范围"},
+    "district_boundary": {"en": "district boundary", "zh": "区界"},
+    "small_multiple_title": {
+        "en": "{category}: {pct} within {minutes} min",
+        "zh": "{category}：{minutes}分钟内 {pct}",
+    },
+    "small_multiples_title": {
+        "en": "{area}: residents within a {minutes}-minute walk, by service (target {target})",
+        "zh": "{area}：各类设施{minutes}分钟步行覆盖（目标 {target}）",
+    },
+    "no_facility": {"en": "no facility in the data", "zh": "数据中无此类设施"},
+    "caption_coverage_by_category": {
+        "en": "Coverage by category against the target",
+        "zh": "各类设施覆盖率与目标",
+    },
+    "caption_accessibility_curves": {
+        "en": "Cumulative accessibility: share of residents within t minutes",
+        "zh": "累积可达性：t分钟内可达的居民比例",
+    },
+    "caption_ring_gradient": {
+        "en": "Coverage by distance ring from the district core",
+        "zh": "各距离圈层的覆盖率",
+    },
+    "caption_unit_coverage": {
+        "en": "{category}: coverage by sub-district / town (街道/镇), sorted",
+        "zh": "{category}：各街道/镇覆盖率（排序）",
+    },
+    "caption_coverage_map": {
+        "en": "Coverage map, one panel per category",
+        "zh": "覆盖地图（每类设施一幅）",
+    },
+    "charts_section": {"en": "Charts", "zh": "图表"},
 }
 
 

@@ -61,6 +61,7 @@ from lifecircle.prepare import (
     check_nonempty,
     prepare_area,
 )
+from lifecircle.progress import step, track
 from lifecircle.snapping import (
     DEFAULT_FRAGMENT_MAX_M,
     DEFAULT_MAX_SNAP_M,
@@ -119,7 +120,8 @@ class CoverageResult:
 
 def run_fetch(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
     """Build or reuse the processed cache of an area (the ``fetch`` step)."""
-    prepared = prepare_area(req, rebuild=rebuild)
+    with step("preparing the area (reading OSM, building the walking network)"):
+        prepared = prepare_area(req, rebuild=rebuild)
     check_nonempty(prepared)
     return prepared
 
@@ -354,21 +356,25 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
     net = prepared.network
     facilities = prepared.facilities.loc[prepared.facilities["category"].isin(categories)]
     access = facility_access_layer(facilities, prepared.facility_access)
-    snapped = snap_area(
-        net,
-        prepared.residents,
-        access,
-        max_snap_m=options.max_snap_m,
-        fragment_max_m=options.fragment_max_m,
-        facility_max_snap_m=options.facility_max_snap_m,
-    )
+    with step("snapping residents and facilities to the streets"):
+        snapped = snap_area(
+            net,
+            prepared.residents,
+            access,
+            max_snap_m=options.max_snap_m,
+            fragment_max_m=options.fragment_max_m,
+            facility_max_snap_m=options.facility_max_snap_m,
+        )
     margin_m = float(prepared.manifest.get("parameters", {}).get("margin_m", DEFAULT_MARGIN_M))
     limit, notes = search_limit(options, targets, margin_m)
     groups = _target_groups(facilities, snapped.access, targets, categories)
     optional = {t.column for t in targets if not t.required}  # reported only: no 0% warning
     warn = _missing_warnings({c: m for c, m in groups.items() if c not in optional})
-    router = Router.from_network(net)
-    distances = nearest_distances(router, snapped.residents, snapped.access, groups, limit_m=limit)
+    with step("routing: walking distance to the nearest facilities"):
+        router = Router.from_network(net)
+        distances = nearest_distances(
+            router, snapped.residents, snapped.access, groups, limit_m=limit
+        )
     with_persons = _with_persons(prepared.residents, options, warn)
     residents = resident_table(with_persons, snapped, distances, net)
     covered = covered_frame(residents, targets)
@@ -380,11 +386,12 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
         warn.append(note)
     warn += long_leg_warning(fac_table)
     zones_out = _zone_coverage(prepared, residents, covered, options)
-    isochrones = (
-        _isochrones(router, facilities, snapped, targets, options.isochrone_buffer_m)
-        if options.isochrones
-        else None
-    )
+    isochrones = None
+    if options.isochrones:
+        with step("isochrones"):
+            isochrones = _isochrones(
+                router, facilities, snapped, targets, options.isochrone_buffer_m
+            )
     summary = coverage_summary(
         prepared,
         options,
@@ -652,17 +659,12 @@ def run_coverage(
             )
             files.append(io.save_gdf(cat_iso, out.path("category_isochrones.gpkg")))
         if options.make_map:
-            from lifecircle.plot import plot_coverage_map
-
-            fig, _ = plot_coverage_map(prepared, residents, cat_iso, summary)
-            files.append(io.save_figure(fig, out.path("coverage_map.png")))
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
             from lifecircle.report import report_file_name
             from lifecircle.webmap import area_name, coverage_web_map
 
             for lang in _langs(options):
+                figs = coverage_figures(prepared, frames, cat_iso, lang=lang)
+                files += _save_figures({_lang_file(n, lang): f for n, f in figs.items()}, out)
                 page = coverage_web_map(
                     summary,
                     residents,
@@ -688,6 +690,42 @@ def run_coverage(
         prepared=prepared,
         facilities=frames.facilities,
     )
+
+
+def coverage_figures(
+    prepared: PreparedArea,
+    frames: CoverageFrames,
+    category_isochrones: gpd.GeoDataFrame | None,
+    *,
+    lang: Lang = "en",
+) -> dict[str, Any]:
+    """Return the maps and charts of a coverage run by file name (not saved).
+
+    ``coverage_map.png`` (one panel per category), ``coverage_by_category.png``
+    and ``accessibility_curves.png``.
+    """
+    from lifecircle.charts import coverage_charts
+    from lifecircle.plot import plot_coverage_small_multiples
+
+    with step("coverage maps and charts"):
+        fig, _ = plot_coverage_small_multiples(
+            prepared, frames.residents, category_isochrones, frames.summary, lang=lang
+        )
+        return {
+            "coverage_map.png": fig,
+            **coverage_charts(frames.summary, frames.residents, lang=lang),
+        }
+
+
+def _save_figures(figures: dict[str, Any], out: io.OutputSet) -> list[Path]:
+    """Save figures under their file names in the output set, and close them."""
+    import matplotlib.pyplot as plt
+
+    files = []
+    for name, fig in track(figures.items(), "saving figures", total=len(figures)):
+        files.append(io.save_figure(fig, out.path(name)))
+        plt.close(fig)
+    return files
 
 
 def options_dict(options: CoverageOptions) -> dict[str, Any]:
@@ -1000,19 +1038,21 @@ def _gap_reports(
     images: dict[str, bytes],
     out: io.OutputSet,
     tier_figures: list[tuple[str, str]],
+    charts: dict[str, list[tuple[str, str]]],
 ) -> list[Path]:
     """Write ``gaps_report.html``/``.md`` per language (``gaps_report.zh.html`` for Chinese)."""
     from lifecircle import gaps
     from lifecircle.i18n import check_lang, text
     from lifecircle.report import (
-        category_display as _display,
-    )
-    from lifecircle.report import (
+        Section,
         gap_report_sections,
         hierarchy_sections,
         render_html,
         render_markdown,
         report_file_name,
+    )
+    from lifecircle.report import (
+        category_display as _display,
     )
 
     files = []
@@ -1040,6 +1080,9 @@ def _gap_reports(
         if "hierarchy" in result.summary:
             tiers = hierarchy_sections(result.summary["hierarchy"], tier_figures, lang=lang)
             sections[-1:-1] = tiers
+        if charts.get(lang):
+            charts_section = Section(text("charts_section", lang), figures=charts[lang])
+            sections.insert(min(1, len(sections)), charts_section)
         title = text("gaps_title", lang).format(area=area_title(prepared, lang))
         md, page = (
             report_file_name("gaps_report", "md", lang),
@@ -1119,7 +1162,7 @@ def run_gaps(
     import matplotlib.pyplot as plt
 
     from lifecircle import zones
-    from lifecircle.plot import plot_gap_map
+    from lifecircle.plot import deferred_drawing, new_axes, plot_gap_map
 
     options = options or CoverageOptions()
     gap_options = gap_options or GapOptions()
@@ -1155,7 +1198,7 @@ def run_gaps(
         figures: list[tuple[str, str]] = []
         images: dict[str, bytes] = {}
         categories = check_categories(options.categories)
-        for cat in [*categories, "all_categories"]:
+        for cat in track([*categories, "all_categories"], "gap maps"):
             rt = result.tables["rings"]
             cov = rt.loc[rt["category"] == cat].set_index("zone")["coverage"]
             rings = ring_polys.assign(coverage=ring_polys["zone"].map(cov))
@@ -1167,7 +1210,9 @@ def run_gaps(
                         at.loc[at["category"] == cat].set_index("zone")["coverage"]
                     )
                 )
-            fig, _ = plot_gap_map(prepared, result.residents, rings, clusters, cat, admin=adm)
+            fig, ax = new_axes(None, (10, 10))
+            with deferred_drawing(fig):  # rendered once, when saved
+                plot_gap_map(prepared, result.residents, rings, clusters, cat, admin=adm, ax=ax)
             png = out.path(f"gap_map_{cat}.png")
             files.append(io.save_figure(fig, png))
             if gap_options.pdf:
@@ -1176,8 +1221,15 @@ def run_gaps(
             figures.append((cat, png.name))
             images[png.name] = png.read_bytes()
         tier_figures = _hierarchy_outputs(prepared, result, out, files, images, pdf=gap_options.pdf)
+        charts: dict[str, list[tuple[str, str]]] = {}
+        for lang in _langs(options):
+            figs = gap_figures(result, prepared, options, lang=lang)
+            saved = _save_figures({_lang_file(n, lang): f for n, f in figs.items()}, out)
+            files += saved
+            images.update({p.name: p.read_bytes() for p in saved})
+            charts[lang] = _chart_captions(list(figs), lang)
         files += _gap_reports(
-            result, options, gap_options, prepared, figures, images, out, tier_figures
+            result, options, gap_options, prepared, figures, images, out, tier_figures, charts
         )
         from lifecircle.report import report_file_name
 
@@ -1197,6 +1249,49 @@ def _gaps_web_map(result: GapResult, prepared: PreparedArea, lang: Lang) -> str:
 
     result.prepared = prepared
     return gaps_result_map(result, lang=lang)
+
+
+def gap_figures(
+    result: GapResult, prepared: PreparedArea, options: CoverageOptions, *, lang: Lang = "en"
+) -> dict[str, Any]:
+    """Return the charts of a gap run by file name (not saved).
+
+    The coverage charts (by category, cumulative accessibility curves) of
+    the run's residents, the ring gradient, and coverage by 街道/镇 per
+    category when the area has administrative units.
+    """
+    from lifecircle.charts import coverage_charts, gap_charts
+
+    cov = result.summary["coverage"]
+    with step("gap charts"):
+        return {
+            **coverage_charts(cov, result.residents, lang=lang),
+            **gap_charts(
+                result.tables,
+                target=options.target,
+                units_without_residents=result.summary.get("admin_units_without_residents", []),
+                lang=lang,
+            ),
+        }
+
+
+def _chart_captions(names: list[str], lang: Lang = "en") -> list[tuple[str, str]]:
+    """``(caption, file name)`` of charts named in English, saved under :func:`_lang_file`."""
+    from lifecircle.charts import chart_caption
+
+    return [(chart_caption(name, lang), _lang_file(name, lang)) for name in names]
+
+
+def _lang_file(name: str, lang: Lang) -> str:
+    """Name a figure by language: ``chart.png`` in English, ``chart.zh.png`` in Chinese.
+
+    Examples
+    --------
+    >>> _lang_file("coverage_map.png", "zh"), _lang_file("coverage_map.png", "en")
+    ('coverage_map.zh.png', 'coverage_map.png')
+    """
+    stem, suffix = name.rsplit(".", 1)
+    return stem + "." + suffix if lang == "en" else f"{stem}.{lang}.{suffix}"
 
 
 # --------------------------------------------------------------------------- plan

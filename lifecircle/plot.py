@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import numpy.typing as npt
 import shapely
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -20,6 +20,7 @@ from matplotlib.patches import Patch
 from lifecircle.network import network_to_gdfs
 
 if TYPE_CHECKING:
+    from lifecircle.i18n import Lang
     from lifecircle.prepare import PreparedArea
 
 CATEGORY_COLORS = {
@@ -422,3 +423,184 @@ def plot_plan_map(
     ax.set_title(f"{prepared.key}: proposed {category.replace('_', ' ')} sites", fontsize=11)
     add_map_furniture(ax, handles)
     return fig, ax
+
+
+def plot_coverage_small_multiples(
+    prepared: PreparedArea,
+    residents: gpd.GeoDataFrame,
+    category_isochrones: gpd.GeoDataFrame | None,
+    summary: dict[str, Any],
+    *,
+    lang: Lang = "en",
+    panel_in: float = 6.5,
+) -> tuple[Figure, npt.NDArray[Any]]:
+    """Map coverage as one panel per category (small multiples).
+
+    Each panel shows that category's walking reach (its dissolved isochrone),
+    its facilities and the residents it leaves uncovered, on the same streets,
+    outlines and view, so the panels compare at a glance (four translucent
+    layers on one map mix into grey).
+
+    Parameters
+    ----------
+    prepared
+        The prepared area.
+    residents
+        Residents with ``covered_<category>`` columns.
+    category_isochrones
+        Dissolved reach per category (``category``, geometry), or None.
+    summary
+        The ``coverage.json`` dict (categories, coverage, parameters).
+    lang
+        ``"en"`` or ``"zh"``.
+    panel_in
+        Width of one panel in inches.
+
+    Returns
+    -------
+    fig, axes
+        The figure and the array of its axes (unused panels hidden).
+    """
+    from lifecircle.i18n import text
+
+    cats = list(summary["categories"])
+    ncols = 2 if len(cats) <= 4 else 3
+    nrows = max(1, -(-len(cats) // ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(panel_in * ncols, panel_in * nrows + 0.8), squeeze=False
+    )
+    font = cjk_font() if lang == "zh" else None
+    _, edges = network_to_gdfs(prepared.network)
+    iso = category_isochrones if category_isochrones is not None else None
+    params = summary["parameters"]
+    with deferred_drawing(fig):
+        for ax, cat in zip(axes.flat, cats, strict=False):
+            _coverage_panel(ax, cat, prepared, residents, edges, iso, summary, font, lang)
+    for ax in axes.flat[len(cats) :]:
+        ax.set_visible(False)
+    _small_multiples_legend(fig, font, lang)
+    fig.suptitle(
+        text("small_multiples_title", lang).format(
+            area=prepared.key,
+            minutes=f"{params['minutes']:g}",
+            target=f"{params['target'] * 100:g}%",
+        ),
+        **_font_kw(font, 14),
+    )
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97), h_pad=2.5)
+    return fig, axes
+
+
+@contextlib.contextmanager
+def deferred_drawing(fig: Figure) -> Iterator[None]:
+    """Skip the full redraw geopandas asks for after every layer; draw once when shown or saved.
+
+    ``GeoDataFrame.plot`` calls ``canvas.draw_idle()``, which on the Agg
+    canvas renders the whole figure: a map of n layers rendered n times.
+    """
+    canvas = fig.canvas
+    canvas.draw_idle = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del canvas.draw_idle  # back to the class's method
+
+
+def _coverage_panel(
+    ax: Axes,
+    cat: str,
+    prepared: PreparedArea,
+    residents: gpd.GeoDataFrame,
+    edges: gpd.GeoDataFrame,
+    iso: gpd.GeoDataFrame | None,
+    summary: dict[str, Any],
+    font: FontProperties | None,
+    lang: Lang,
+) -> None:
+    """Draw one category's panel of :func:`plot_coverage_small_multiples`."""
+    from lifecircle.i18n import category_label, text
+
+    params = summary["parameters"]
+    color = CATEGORY_COLORS.get(cat, "grey")
+    edges.plot(ax=ax, color="#bbbbbb", linewidth=0.35, zorder=1)
+    if iso is not None:
+        sub_iso = iso.loc[iso["category"] == cat]
+        if len(sub_iso):
+            sub_iso.plot(ax=ax, color=color, alpha=0.3, edgecolor=color, linewidth=0.8, zorder=2)
+    fac = prepared.facilities.loc[prepared.facilities["category"] == cat]
+    if len(fac):
+        fac.plot(
+            ax=ax,
+            color=color,
+            marker="^",
+            markersize=40,
+            edgecolor="black",
+            linewidth=0.5,
+            zorder=4,
+        )
+    col = f"covered_{cat}"
+    if col in residents.columns:
+        left = residents.loc[~residents[col].to_numpy(dtype=bool)]
+        if len(left):
+            left.plot(ax=ax, color="black", markersize=4, zorder=3)
+    add_outlines_and_view(ax, prepared, [])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    add_scale_bar(ax)
+    share = summary["categories"][cat]["coverage"]
+    pct = "–" if share is None else f"{share * 100:.1f}%"
+    title = text("small_multiple_title", lang).format(
+        category=category_label(cat, lang), pct=pct, minutes=f"{params['minutes']:g}"
+    )
+    if not len(fac):
+        title += f" ({text('no_facility', lang)})"
+    ax.set_title(title, color=color, fontweight="bold", **_font_kw(font, 12))
+
+
+def _font_kw(font: FontProperties | None, size: float) -> dict[str, Any]:
+    if font is None:
+        return {"fontsize": size}
+    fp = font.copy()
+    fp.set_size(size)
+    return {"fontproperties": fp}
+
+
+def _small_multiples_legend(fig: Figure, font: FontProperties | None, lang: Lang) -> None:
+    from lifecircle.i18n import text
+
+    handles = [
+        Line2D([], [], color="#bbbbbb", label=text("walkable_streets", lang)),
+        Patch(facecolor="#999999", alpha=0.4, label=text("isochrone", lang)),
+        Line2D(
+            [],
+            [],
+            marker="^",
+            color="#999999",
+            markeredgecolor="black",
+            linestyle="",
+            markersize=8,
+            label=text("facilities", lang),
+        ),
+        Line2D(
+            [],
+            [],
+            marker="o",
+            color="black",
+            linestyle="",
+            markersize=3,
+            label=text("uncovered_residents", lang),
+        ),
+        Line2D([], [], color="black", label=text("district_boundary", lang)),
+        Line2D([], [], color="orange", linestyle="--", label=text("analysed_extent", lang)),
+    ]
+    kw = _font_kw(font, 10)
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.012),
+        ncol=len(handles),
+        frameon=False,
+        prop=kw.get("fontproperties"),
+        fontsize=None if font else 10,
+    )
+    fig.text(0.99, 0.0, ATTRIBUTION, ha="right", va="bottom", fontsize=8)

@@ -192,3 +192,26 @@ def overpass_max_area_km2() -> float:
         msg = f"LIFECIRCLE_OVERPASS_MAX_KM2 must be a positive number of km², got {value!r}"
         raise InputError(msg)
     return limit
+
+
+FILE_BACKENDS = frozenset({"agg", "pdf", "svg", "ps", "pgf", "cairo"})
+
+
+def use_file_backend() -> None:
+    """Select matplotlib's Agg backend for runs that only write files (CLI, batch jobs).
+
+    Importing :mod:`lifecircle.plot` leaves the backend alone, so notebooks keep
+    their inline figures; the CLI and batch jobs call this instead. A backend
+    chosen already for files or inline display (``module://...``) is kept; an
+    unchosen one (matplotlib would pick a window toolkit when a display is
+    present, and none on a headless server) or a window toolkit becomes Agg.
+    """
+    import matplotlib
+
+    # the backend chosen so far, without resolving one (None: not chosen yet)
+    getter = getattr(matplotlib.rcParams, "_get_backend_or_none", None)
+    chosen = getter() if getter is not None else None
+    name = str(chosen or "").lower()
+    if name in FILE_BACKENDS or name.startswith("module://"):
+        return
+    matplotlib.use("Agg")

@@ -107,7 +107,7 @@ def test_gaps_outputs(gap_run: Path) -> None:
     assert "## Gap clusters" in md
     assert "![" in md
     html = (gap_run / "gaps_report.html").read_text()
-    assert html.count("data:image/png;base64,") == 7  # 5 gap maps, the tier map and chart
+    assert html.count("data:image/png;base64,") == 15  # 5 gap maps, 8 charts, tier map and chart
     assert "© OpenStreetMap contributors" in html
 
 
@@ -137,7 +137,7 @@ def test_html_report_renders_in_headless_chromium(gap_run: Path, tmp_path: Path)
         images = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth]);"
         )
-        assert len(images) == 7  # 5 gap maps, the tier map and chart
+        assert len(images) == 15  # 5 gap maps, 8 charts, the tier map and chart
         assert all(done and width > 100 for done, width in images), images
         assert "Gap clusters" in driver.find_element("tag name", "body").text
         shot = tmp_path / "report.png"
@@ -305,7 +305,11 @@ def test_chinese_report(gap_run: Path) -> None:
     assert "<html lang='zh-CN'>" in html
     assert md.splitlines()[0].startswith("# 15分钟社区生活圈缺口分析")
     assert "目标为 99%" in md
-    assert html.count("data:image/png;base64,") == 7
+    assert html.count("data:image/png;base64,") == 15  # 5 gap maps, 8 charts, tier map and chart
+    # the Chinese report shows the charts drawn in Chinese, the English one the English charts
+    assert "coverage_by_category.zh.png" in md
+    assert "](coverage_by_category.png)" not in md
+    assert "coverage_by_category.zh.png" not in (gap_run / "gaps_report.md").read_text()
 
 
 def test_caveats_appear_only_when_they_apply(gap_run: Path) -> None:

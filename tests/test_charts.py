@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.lines import Line2D
+
+from lifecircle import charts
+from lifecircle.coverage import Target
+from lifecircle.i18n import category_label
+from lifecircle.pipeline import CoverageOptions, GapOptions, run_gaps, scenario_area
+from lifecircle.plot import cjk_font, plot_coverage_small_multiples
+from lifecircle.prepare import AreaRequest, prepare_area
+from tests.conftest import DATA_DIR, _session_cache, care_home
+
+CATS = ("school", "health", "elderly_care", "culture")
+
+
+REQ = AreaRequest(district="pudong", offline=True)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory, data_dir: Path):  # type: ignore[no-untyped-def]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIFECIRCLE_DATA_DIR", str(DATA_DIR))
+        mp.setenv("LIFECIRCLE_CACHE_DIR", str(_session_cache(tmp_path_factory)))
+        return scenario_area(prepare_area(REQ), add=care_home())  # Lujiazui maps no care home
+
+
+@pytest.fixture(scope="module")
+def gap_run(tmp_path_factory: pytest.TempPathFactory, prepared):  # type: ignore[no-untyped-def]
+    options = CoverageOptions(ring_edges_km=(0, 0.5, 1, 1.5, 2, 3))
+    out = tmp_path_factory.mktemp("charts")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIFECIRCLE_DATA_DIR", str(DATA_DIR))
+        mp.setenv("LIFECIRCLE_CACHE_DIR", str(_session_cache(tmp_path_factory)))
+        return run_gaps(REQ, options, GapOptions(pdf=False), out_dir=out, prepared=prepared)
+
+
+def _shares_within(res: pd.DataFrame, limit_m: float) -> dict[str, float]:
+    """Weighted share of residents whose distance to each category is <= limit (by hand)."""
+    w = res["weight"].to_numpy(dtype=float)
+    ok = res["status"].to_numpy() == "ok"
+    out, all_ok = {}, ok.copy()
+    for cat in CATS:
+        d = res[f"dist_{cat}_m"].to_numpy(dtype=float)
+        met = ok & (np.nan_to_num(d, nan=np.inf) <= limit_m)
+        out[cat] = w[met].sum() / w.sum()
+        all_ok &= met
+    out["all_categories"] = w[all_ok].sum() / w.sum()
+    return out
+
+
+def test_curve_at_15_minutes_equals_the_coverage(gap_run) -> None:  # type: ignore[no-untyped-def]
+    res = gap_run.residents
+    cov = gap_run.summary["coverage"]
+    curve = charts.accessibility_curve(res, charts.targets_from_summary(cov))
+    expected = _shares_within(res, 1000.0)  # 15 min at 4 km/h
+    for cat, share in expected.items():
+        assert curve.loc[15.0, cat] == pytest.approx(share, abs=1e-12), cat
+        reported = cov["all_categories" if cat == "all_categories" else "categories"]
+        reported = reported if cat == "all_categories" else reported[cat]
+        assert curve.loc[15.0, cat] == pytest.approx(reported["coverage"], abs=1e-6), cat
+    # the real Lujiazui figures (care home added): schools nearly all, health about half
+    assert 0.9 < curve.loc[15.0, "school"] < 1.0
+    assert 0.3 < curve.loc[15.0, "health"] < 0.7
+
+
+def test_curve_is_monotone_and_ends_at_the_reachable_share(gap_run) -> None:  # type: ignore[no-untyped-def]
+    res = gap_run.residents
+    targets = charts.targets_from_summary(gap_run.summary["coverage"])
+    curve = charts.accessibility_curve(res, targets)
+    assert list(curve.index[:3]) == [0.0, 0.5, 1.0]
+    assert curve.index[-1] == 30.0
+    assert (np.diff(curve.to_numpy(), axis=0) >= -1e-15).all()
+    at_30 = _shares_within(res, 2000.0)  # 30 min at 4 km/h
+    for cat, share in at_30.items():
+        assert curve.loc[30.0, cat] == pytest.approx(share, abs=1e-12), cat
+    # far past the search limit: the share that reaches the category at all
+    far = charts.accessibility_curve(res, targets, minutes=[10_000.0])
+    w = res["weight"].to_numpy(dtype=float)
+    ok = res["status"].to_numpy() == "ok"
+    for cat in CATS:
+        reach = ok & np.isfinite(res[f"dist_{cat}_m"].to_numpy(dtype=float))
+        assert far.iloc[0][cat] == pytest.approx(w[reach].sum() / w.sum(), abs=1e-12)
+
+
+def test_curve_on_a_hand_solved_toy() -> None:
+    # weights 1, 2, 3, 4; distances 0, 500, 1000 m and one unreachable resident
+    res = pd.DataFrame(
+        {
+            "weight": [1.0, 2.0, 3.0, 4.0],
+            "status": ["ok", "ok", "ok", "unreachable"],
+            "dist_school_m": [0.0, 500.0, 1000.0, 100.0],
+        }
+    )
+    targets = [Target("school", "any", ("*",), 15.0, 4.0, "test")]
+    curve = charts.accessibility_curve(res, targets, minutes=[0, 7.0, 7.5, 14.9, 15, 100])
+    # 500 m = 7.5 min, 1000 m = 15 min; the unreachable 4 never arrive
+    assert curve["school"].tolist() == pytest.approx([0.1, 0.1, 0.3, 0.3, 0.6, 0.6])
+
+
+def test_unit_chart_bars_follow_the_units_sorted_by_coverage(gap_run) -> None:  # type: ignore[no-untyped-def]
+    gaps = json.loads((gap_run.out_dir / "gaps.json").read_text())
+    admin = pd.DataFrame(gaps["zones"]["admin"])
+    for cat in [*CATS, "all_categories"]:
+        rows = [
+            r for r in gaps["zones"]["admin"] if r["category"] == cat and r["coverage"] is not None
+        ]
+        expected = [r["zone"] for r in sorted(rows, key=lambda r: -r["coverage"])]
+        _, ax = charts.plot_unit_coverage(admin, cat, target=0.99)
+        ticks = sorted(zip(ax.get_yticks(), ax.get_yticklabels(), strict=True), key=lambda t: -t[0])
+        assert [label.get_text() for _, label in ticks] == expected
+        bars = sorted(ax.patches, key=lambda p: -p.get_y())
+        values = {r["zone"]: r["coverage"] * 100 for r in rows}
+        assert [b.get_width() for b in bars] == pytest.approx([values[z] for z in expected])
+    assert len(expected) >= 2  # 陆家嘴街道 and 潍坊新村街道 hold the extract's residents
+
+
+def test_unit_chart_sorts_a_toy_table() -> None:
+    table = pd.DataFrame(
+        {
+            "zone": ["a", "b", "c", "d", "e"],
+            "category": ["school"] * 5,
+            "coverage": [0.5, 0.9, None, 0.1, 0.995],
+        }
+    )
+    assert charts.unit_order(table, "school") == ["e", "b", "a", "d"]
+    _, ax = charts.plot_unit_coverage(table, "school", target=0.99, units_without_residents=["c"])
+    ticks = sorted(zip(ax.get_yticks(), ax.get_yticklabels(), strict=True), key=lambda t: -t[0])
+    top_down = [label.get_text() for _, label in ticks]
+    assert top_down == ["e", "b", "a", "d"]
+    # only e meets the 99% target: green, the others orange
+    colors = [p.get_facecolor()[:3] for p in sorted(ax.patches, key=lambda p: -p.get_y())]
+    assert colors[0] != colors[1]
+    assert colors[1] == colors[2] == colors[3]
+
+
+def _target_line(ax) -> Line2D:  # type: ignore[no-untyped-def]
+    lines = [ln for ln in ax.get_lines() if str(ln.get_label()).startswith(("target", "目标"))]
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_target_line_and_value_labels(gap_run) -> None:  # type: ignore[no-untyped-def]
+    cov = gap_run.summary["coverage"]
+    _, ax = charts.plot_coverage_by_category(cov)
+    assert list(_target_line(ax).get_ydata()) == [99.0, 99.0]
+    shares = [cov["categories"][c]["coverage"] for c in CATS] + [cov["all_categories"]["coverage"]]
+    labels = [t.get_text() for t in ax.texts]
+    assert labels == [f"{s * 100:.1f}%" for s in shares]
+    assert [p.get_height() for p in ax.patches] == pytest.approx([s * 100 for s in shares])
+    rings = gap_run.tables["rings"]
+    _, ax = charts.plot_ring_gradient(rings, target=0.8)
+    assert list(_target_line(ax).get_ydata()) == [80.0, 80.0]
+    school = next(ln for ln in ax.get_lines() if ln.get_label() == "School")
+    sub = rings.loc[(rings["category"] == "school") & rings["coverage"].notna()]
+    mids = sorted(charts.ring_midpoints_km(sub["zone"]))
+    assert list(school.get_xdata()) == mids  # ring midpoints, 0.25 km for "0-0.5 km"
+    assert mids[0] == 0.25
+    _, ax = charts.plot_unit_coverage(gap_run.tables["admin"], "school", target=0.95)
+    assert list(_target_line(ax).get_xdata()) == [95.0, 95.0]
+
+
+def test_curve_chart_marks_the_threshold(gap_run) -> None:  # type: ignore[no-untyped-def]
+    cov = gap_run.summary["coverage"]
+    curve = charts.accessibility_curve(gap_run.residents, charts.targets_from_summary(cov))
+    _, ax = charts.plot_accessibility_curves(curve, threshold_min=15.0)
+    vertical = [ln for ln in ax.get_lines() if list(ln.get_xdata()) == [15.0, 15.0]]
+    assert len(vertical) == 1
+    school = next(ln for ln in ax.get_lines() if str(ln.get_label()).startswith("School"))
+    assert school.get_label() == f"School ({curve.loc[15.0, 'school'] * 100:.1f}%)"
+
+
+def test_chinese_chart_has_chinese_labels_in_a_cjk_font(gap_run) -> None:  # type: ignore[no-untyped-def]
+    if cjk_font() is None:
+        pytest.skip("no CJK font installed (apt install fonts-noto-cjk)")
+    _, ax = charts.plot_coverage_by_category(gap_run.summary["coverage"], lang="zh")
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["学校", "医疗卫生", "养老", "文化", "四类设施均可达"]
+    assert "CJK" in ax.get_xticklabels()[0].get_fontproperties().get_file()
+    assert "居民" in ax.get_title()
+    assert "CJK" in ax.title.get_fontproperties().get_file()
+    assert _target_line(ax).get_label() == "目标 99%"
+
+
+def test_gap_run_writes_the_charts_into_the_report(gap_run) -> None:  # type: ignore[no-untyped-def]
+    names = {p.name for p in gap_run.files}
+    expected = {
+        "coverage_by_category.png",
+        "accessibility_curves.png",
+        "ring_gradient.png",
+        *(f"unit_coverage_{c}.png" for c in [*CATS, "all_categories"]),
+    }
+    assert expected <= names
+    html = (gap_run.out_dir / "gaps_report.html").read_text(encoding="utf-8")
+    md = (gap_run.out_dir / "gaps_report.md").read_text(encoding="utf-8")
+    for name in expected:
+        assert (gap_run.out_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert name in md
+    # + the 5 gap maps, the tier map and the tier chart
+    assert html.count("data:image/png;base64,") == len(expected) + 7
+
+
+def test_small_multiples_show_each_category_alone(gap_run, prepared) -> None:  # type: ignore[no-untyped-def]
+    cov = gap_run.summary["coverage"]
+    res = gap_run.residents
+    _fig, axes = plot_coverage_small_multiples(prepared, res, None, cov)
+    assert axes.shape == (2, 2)
+    fac = prepared.facilities
+    for ax, cat in zip(axes.flat, CATS, strict=True):
+        assert ax.get_title().startswith(f"{category_label(cat)}: ")
+        assert f"{cov['categories'][cat]['coverage'] * 100:.1f}%" in ax.get_title()
+        # the panel's black dots are exactly the residents this category leaves uncovered,
+        # and its triangles exactly this category's facilities
+        sizes = {}
+        for coll in ax.collections:
+            n = len(coll.get_offsets()) if hasattr(coll, "get_offsets") else 0
+            face = coll.get_facecolor()
+            color = tuple(np.round(face[0][:3], 3)) if len(face) else None
+            sizes[color] = sizes.get(color, 0) + n
+        left = int((~res[f"covered_{cat}"].to_numpy(dtype=bool)).sum())
+        assert sizes.get((0.0, 0.0, 0.0), 0) == left, cat
+        assert sum(v for k, v in sizes.items() if k not in {(0.0, 0.0, 0.0), None}) == int(
+            (fac["category"] == cat).sum()
+        ), cat
