@@ -1297,6 +1297,17 @@ def load_gdf(path: Path) -> gpd.GeoDataFrame:
         raise DataError(msg) from exc
 
 
+def load_table(path: Path) -> pd.DataFrame:
+    """Read a Parquet table written by :func:`save_table`."""
+    path = Path(path)
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError, RuntimeError) as exc:  # pyarrow errors subclass these
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = f"cannot read cached table {path}: {first}"
+        raise DataError(msg) from exc
+
+
 def save_json(data: dict[str, Any], path: Path) -> Path:
     """Write a strict JSON document atomically (UTF-8, indented).
 

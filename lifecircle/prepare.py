@@ -60,15 +60,16 @@ from lifecircle.network import (
     WalkNetwork,
     analysed_extent,
     build_walk_network,
-    network_from_gdfs,
-    network_to_gdfs,
+    network_from_tables,
+    network_tables,
     summarize_network,
 )
 from lifecircle.residents import build_residents, summarize_residents
 
 logger = logging.getLogger(__name__)
 
-PROCESSING_VERSION = "2"  # 2: standard categories, facility_access, landuse infill, levels_source
+PROCESSING_VERSION = "3"  # 2: standard categories, facility_access, landuse infill, levels_source
+# 3: network as plain Parquet tables (no edge geometry), residents as GeoParquet (issue 12)
 DEFAULT_MARGIN_M = settings.DEFAULT_MARGIN_M
 MANIFEST = "manifest.json"
 CACHE_FILES = frozenset(
@@ -79,7 +80,7 @@ CACHE_FILES = frozenset(
         "network_edges.parquet",
         "facilities.gpkg",
         "facility_access.gpkg",
-        "residents.gpkg",
+        "residents.parquet",
         "extent.gpkg",
         "zones.gpkg",
     }
@@ -661,18 +662,19 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         "zones": zones is not None,
         **info,
     }
-    nodes, edges = network_to_gdfs(net)
+    nodes, edges = network_tables(net)
+    tables = {"network_nodes.parquet": nodes, "network_edges.parquet": edges}
     layers = {
         "boundary.gpkg": boundary,
-        "network_nodes.parquet": nodes,
-        "network_edges.parquet": edges,
         "facilities.gpkg": facilities,
         "facility_access.gpkg": access,
-        "residents.gpkg": residents,
+        "residents.parquet": residents,
         "extent.gpkg": extent,
         **({"zones.gpkg": zones} if zones is not None else {}),
     }
     with io.replaced_dir(folder) as staging:  # all or nothing: see the module docstring
+        for name, table in tables.items():
+            io.save_table(table, staging / name)
         for name, layer in layers.items():
             io.save_gdf(layer, staging / name)
         io.save_json(manifest, staging / MANIFEST)
@@ -695,10 +697,12 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
 def _load(
     folder: Path, key: str, crs: str, manifest: dict[str, Any], district: District | None
 ) -> PreparedArea:
-    net = network_from_gdfs(
-        io.load_gdf(folder / "network_nodes.parquet"), io.load_gdf(folder / "network_edges.parquet")
+    net = network_from_tables(
+        io.load_table(folder / "network_nodes.parquet"),
+        io.load_table(folder / "network_edges.parquet"),
+        crs=crs,
     )
-    residents = io.load_gdf(folder / "residents.gpkg")
+    residents = io.load_gdf(folder / "residents.parquet")
     if "resident_id" in residents.columns:
         residents = residents.set_index("resident_id")
     residents.attrs["weight_unit"] = manifest["residents"]["weight_unit"]

@@ -31,8 +31,8 @@ BENCH_PBF = (
 )
 
 
-def tile_pbf(src: Path, dst: Path, n: int = 3) -> None:
-    """Write n x n translated copies of an OSM extract into one PBF."""
+def tile_pbf(src: Path, dst: Path, n: int = 3) -> tuple[float, float]:
+    """Write n x n translated copies of an OSM extract into one PBF; return the (lon, lat) step."""
     import osmium
 
     nodes, ways = [], []
@@ -65,6 +65,55 @@ def tile_pbf(src: Path, dst: Path, n: int = 3) -> None:
                 )
     finally:
         writer.close()
+    return float(width), float(height)
+
+
+AMAP_TYPES = {  # one Amap type (and name) per category, classified by the packaged amap mapping
+    "school": ("科教文化服务;学校;小学", "小学"),
+    "health": ("医疗保健服务;综合医院;卫生院", "卫生院"),
+    "elderly_care": ("生活服务;养老院;养老院", "养老院"),
+    "culture": ("科教文化服务;图书馆;图书馆", "图书馆"),
+}
+
+
+def random_pois_csv(
+    src: Path, dst: Path, steps: tuple[float, float], n: int, per_category: int, seed: int = 7
+) -> int:
+    """Write an Amap-style POI CSV (name,type,lon,lat) of random facilities on the n x n tiling.
+
+    Each facility lies on a random highway segment of a random copy, a few metres off the line.
+    """
+    import pandas as pd
+
+    from lifecircle.io import read_osm
+
+    ways = read_osm(src).ways
+    rng = np.random.default_rng(seed)
+    same_way = np.ones(len(ways.node_ids), dtype=bool)
+    same_way[ways.offsets[1:] - 1] = False  # the last node of a way starts no segment
+    seg = np.flatnonzero(same_way)
+    rows = []
+    for cat, (amap_type, name) in AMAP_TYPES.items():
+        s = rng.choice(seg, per_category)
+        f = rng.uniform(0, 1, per_category)
+        tile = rng.integers(0, n * n, per_category)
+        lon = ways.lon[s] + f * (ways.lon[s + 1] - ways.lon[s]) + rng.normal(0, 5e-5, per_category)
+        lat = ways.lat[s] + f * (ways.lat[s + 1] - ways.lat[s]) + rng.normal(0, 5e-5, per_category)
+        lon += (tile % n) * steps[0]
+        lat += (tile // n) * steps[1]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "name": [f"{name}{i}" for i in range(per_category)],
+                    "type": amap_type,
+                    "lon": lon,
+                    "lat": lat,
+                }
+            )
+        )
+    table = pd.concat(rows, ignore_index=True)
+    table.to_csv(dst, index=False, float_format="%.7f")
+    return len(table)
 
 
 def run_with_peak_rss(cmd: list[str], env: dict[str, str]) -> tuple[int, int]:

@@ -360,17 +360,17 @@ def test_gap_clusters_outside_every_ring(tmp_path: Path) -> None:
 
 
 def test_damaged_cache_layer_is_rebuilt(private_cache: Path, tmp_path: Path) -> None:
-    """(8) A damaged GeoPackage in the processed cache: rebuilt, same answer, no traceback."""
+    """(8) A damaged layer in the processed cache: rebuilt, same answer, no traceback."""
     args = [*PUDONG, "--category", "school"]
     _, before = _coverage_json(args, tmp_path / "a")
-    damaged = list((private_cache / "processed").glob("*/residents.gpkg"))
+    damaged = list((private_cache / "processed").glob("*/residents.parquet"))
     assert damaged
     for path in damaged:
-        path.write_bytes(b"not a GeoPackage")
+        path.write_bytes(b"not a GeoParquet file")
     result, after = _coverage_json(args, tmp_path / "b")
     assert "Traceback" not in result.output
     assert _shares(after) == _shares(before)
-    assert all(gpd.read_file(p).shape[0] > 0 for p in damaged)
+    assert all(gpd.read_parquet(p).shape[0] > 0 for p in damaged)
 
 
 def test_run_killed_after_first_write_leaves_previous_outputs(tmp_path: Path) -> None:
