@@ -199,6 +199,11 @@ def read_osm(path: Path) -> OSMData:
         .with_locations()
         .with_areas(osmium.filter.KeyFilter(*FEATURE_KEYS))
         .with_filter(osmium.filter.EmptyTagFilter())
+        # only nodes that can be a facility or an entrance reach Python (locations are kept
+        # for every node by with_locations, which runs before the filters)
+        .with_filter(
+            osmium.filter.KeyFilter(*FEATURE_KEYS, ENTRANCE_KEY).enable_for(osmium.osm.NODE)
+        )
     )
     try:
         for item in processor:
@@ -209,14 +214,8 @@ def read_osm(path: Path) -> OSMData:
                 if "highway" not in obj.tags:
                     continue
                 tags = dict(obj.tags)
-                piece: list[tuple[int, float, float]] = []
-                for nd in obj.nodes:
-                    if nd.location.valid():
-                        piece.append((nd.ref, nd.lon, nd.lat))
-                        continue
+                for piece in _located_runs(obj.nodes):
                     _flush_way(obj.id, piece, tags, way_ids, offsets, refs, lons, lats, way_tags)
-                    piece = []
-                _flush_way(obj.id, piece, tags, way_ids, offsets, refs, lons, lats, way_tags)
             elif obj.is_area():
                 try:
                     wkb = factory.create_multipolygon(obj)
@@ -289,6 +288,23 @@ def _add_node(
         feature_lists[3].append(factory.create_point(obj.location))
 
 
+def _located_runs(nodes: Any) -> list[list[tuple[int, float, float]]]:
+    """Split a way's nodes into runs of located nodes: ``(ref, lon, lat)`` each."""
+    import osmium
+
+    try:  # the usual case, every node located: one list, no per-node validity test
+        return [[(nd.ref, nd.lon, nd.lat) for nd in nodes]]
+    except osmium.InvalidLocationError:
+        pass
+    runs: list[list[tuple[int, float, float]]] = [[]]
+    for nd in nodes:
+        if nd.location.valid():
+            runs[-1].append((nd.ref, nd.lon, nd.lat))
+        elif runs[-1]:
+            runs.append([])
+    return runs
+
+
 def _flush_way(
     way_id: int,
     piece: list[tuple[int, float, float]],
@@ -304,10 +320,10 @@ def _flush_way(
     if len(piece) < 2:
         return
     way_ids.append(way_id)
-    for ref, lon, lat in piece:
-        refs.append(ref)
-        lons.append(lon)
-        lats.append(lat)
+    ref_run, lon_run, lat_run = zip(*piece, strict=True)
+    refs.extend(ref_run)
+    lons.extend(lon_run)
+    lats.extend(lat_run)
     offsets.append(len(refs))
     way_tags.append(tags)
 

@@ -93,7 +93,7 @@ def random_pois_csv(
     same_way[ways.offsets[1:] - 1] = False  # the last node of a way starts no segment
     seg = np.flatnonzero(same_way)
     rows = []
-    for cat, (amap_type, name) in AMAP_TYPES.items():
+    for amap_type, name in AMAP_TYPES.values():
         s = rng.choice(seg, per_category)
         f = rng.uniform(0, 1, per_category)
         tile = rng.integers(0, n * n, per_category)
