@@ -116,6 +116,95 @@ def random_pois_csv(
     return len(table)
 
 
+def tiled_bbox(src: Path, steps: tuple[float, float], n: int, crs: str) -> str:
+    """W,S,E,N (WGS-84) of the walking nodes of the n x n tiling, from the untiled extract."""
+    import geopandas as gpd
+    import shapely
+
+    from lifecircle.io import read_osm
+    from lifecircle.network import build_walk_network
+
+    net = build_walk_network(read_osm(src).ways, crs=crs)
+    b = gpd.GeoSeries(shapely.points(net.x, net.y), crs=crs).to_crs(4326).total_bounds
+    b[2] += (n - 1) * steps[0]
+    b[3] += (n - 1) * steps[1]
+    return ",".join(f"{v:.5f}" for v in b)
+
+
+def command_runs(
+    work: Path, n: int, per_category: int, repeat: int, crs: str
+) -> dict[str, float | int]:
+    """Time `coverage` (first run, then from the cache) and `gaps` on the n x n tiling.
+
+    Each command runs in its own process (peak RSS polled every 20 ms) with an
+    Amap-style POI CSV of 4 x `per_category` random facilities. Returns seconds,
+    MiB and the counts read from the processed cache's manifest.
+    """
+    import json
+
+    work = work / f"commands_{n}x{n}"
+    work.mkdir(parents=True, exist_ok=True)
+    tiled = work / f"porto_alegre_{n}x{n}.osm.pbf"
+    steps = tile_pbf(BENCH_PBF, tiled, n)
+    pois = work / f"pois_{n}x{n}.csv"
+    random_pois_csv(BENCH_PBF, pois, steps, n, per_category)
+    cache = work / f"cache{n}x{n}"
+    env = {**os.environ, "LIFECIRCLE_CACHE_DIR": str(cache)}
+    base = [sys.executable, "-m", "lifecircle.cli", "-q"]
+    area = ["--bbox", tiled_bbox(BENCH_PBF, steps, n, crs), "--name", f"poa{n}x{n}"]
+    area += ["--osm-file", str(tiled), "--pois", str(pois), "--margin-m", "0", "--overwrite"]
+    cov = [*base, "coverage", *area, "--no-map", "--no-isochrones", "--out", str(work / "c")]
+
+    def run(cmd: list[str]) -> tuple[float, float]:
+        t0 = time.perf_counter()
+        peak, code = run_with_peak_rss(cmd, env)
+        if code != 0:
+            msg = f"{' '.join(cmd[3:5])} failed with exit code {code}"
+            raise SystemExit(msg)
+        return time.perf_counter() - t0, peak / 2**20
+
+    out: dict[str, float | int] = {}
+    out["first_s"], out["first_mib"] = run(cov)  # builds the processed cache
+    cached = [run(cov) for _ in range(repeat)]
+    out["cached_s"] = statistics.median(t for t, _ in cached)
+    out["cached_mib"] = max(m for _, m in cached)
+    gaps = [*base, "gaps", *area, "--no-pdf", "--out", str(work / "g")]
+    out["gaps_s"], out["gaps_mib"] = run(gaps)
+    manifest = json.loads(next(cache.glob("processed/*/manifest.json")).read_text())
+    out["nodes"] = manifest["network"]["nodes"]
+    out["edges"] = manifest["network"]["edges"]
+    out["facilities"] = sum(
+        int(v["total"]) for v in manifest["facilities"].values() if isinstance(v, dict)
+    )
+    out["residents"] = manifest["residents"]["count"]
+    return out
+
+
+def command_rows(r: dict[str, float | int], label: str) -> list[str]:
+    """Markdown table rows for :func:`command_runs` output."""
+    counts = (
+        f"{r['nodes']:,} nodes, {r['edges']:,} edges, {r['facilities']:,} facilities, "
+        f"{r['residents']:,} residents"
+    )
+
+    def ok(value: float, limit: float) -> str:
+        return "yes" if value <= limit else "no"
+
+    gib = 2048.0
+    return [
+        f"| {label}: `coverage` first run (.osm.pbf -> processed cache -> coverage, "
+        f"`--no-isochrones --no-map`; {counts}) | {r['first_s']:.1f} s, "
+        f"{r['first_mib']:,.0f} MiB peak | <= 25 s, <= 2 GiB | "
+        f"{ok(r['first_s'], 25)}, {ok(r['first_mib'], gib)} |",
+        f"| {label}: `coverage` from the processed cache (same counts) | "
+        f"{r['cached_s']:.1f} s, {r['cached_mib']:,.0f} MiB peak | <= 8 s, <= 2 GiB | "
+        f"{ok(r['cached_s'], 8)}, {ok(r['cached_mib'], gib)} |",
+        f"| {label}: `gaps --no-pdf` from the cache (coverage, rings, clusters, gap map) | "
+        f"{r['gaps_s']:.1f} s, {r['gaps_mib']:,.0f} MiB peak | <= 30 s | "
+        f"{ok(r['gaps_s'], 30)} |",
+    ]
+
+
 def run_with_peak_rss(cmd: list[str], env: dict[str, str]) -> tuple[int, int]:
     """Run a command, polling its resident memory every 20 ms; return (peak bytes, exit code).
 
@@ -290,47 +379,9 @@ def main() -> None:
         iso_s=t_iso, iso_exact_20_s=t_exact, iou_min=min(ratios), iou_mean=float(np.mean(ratios))
     )
 
-    # the whole coverage command from the processed cache, at the tiled size, in a subprocess
-    env = {**os.environ, "LIFECIRCLE_CACHE_DIR": str(work / "cache")}
-    bbox = ",".join(
-        f"{v:.5f}"
-        for v in gpd.GeoSeries(shapely.points(net.x, net.y), crs=crs).to_crs(4326).total_bounds
-    )
-    base = [
-        sys.executable,
-        "-m",
-        "lifecircle.cli",
-        "-q",
-        "coverage",
-        "--bbox",
-        bbox,
-        "--name",
-        "poa3x3",
-        "--osm-file",
-        str(tiled),
-        "--no-map",
-        "--no-isochrones",
-        "--margin-m",
-        "0",
-    ]
-    t0 = time.perf_counter()
-    subprocess.run(base, env=env, check=True, capture_output=True)
-    t_first = time.perf_counter() - t0
-    cov_times = []
-    peak_bytes = 0
-    for _ in range(args.repeat):
-        t0 = time.perf_counter()
-        peak, code = run_with_peak_rss(base, env)
-        cov_times.append(time.perf_counter() - t0)
-        if code != 0:
-            msg = f"coverage run failed with exit code {code}"
-            raise SystemExit(msg)
-        peak_bytes = max(peak_bytes, peak)
-    results.update(
-        coverage_first_s=t_first,
-        coverage_cached_s=statistics.median(cov_times),
-        coverage_peak_mib=peak_bytes / 2**20,
-    )
+    # the commands themselves, in subprocesses, on the 3 x 3 and 7 x 7 tilings with random
+    # Amap-style POIs at the same density (2,000 per category at 7 x 7, issue 12)
+    runs = {n: command_runs(work, n, round(2000 * n * n / 49), args.repeat, crs) for n in (3, 7)}
 
     # batch: N scenarios on one area (Lujiazui, real data folder) with 1 and 2 local workers
     from lifecircle.batch import run_batch
@@ -396,11 +447,8 @@ def main() -> None:
         f"| networkx on a plain undirected `nx.Graph` of the same edges (1 run; lower bound) | "
         f"{r['networkx_graph_s']:.2f} s ({speedup_graph:.1f}x) | | |",
         f"| pandana | {r['pandana']} | | |",
-        f"| `lifecircle coverage` first run (builds the cache) | {r['coverage_first_s']:.1f} s | | |",
-        f"| `lifecircle coverage` from the processed cache | {r['coverage_cached_s']:.1f} s | <= 30 s | "
-        f"{'yes' if r['coverage_cached_s'] <= 30 else 'no'} |",
-        f"| its peak memory (RSS polled every 20 ms) | {r['coverage_peak_mib']:.0f} MiB | < 2 GiB | "
-        f"{'yes' if r['coverage_peak_mib'] < 2048 else 'no'} |",
+        *command_rows(runs[3], "3 x 3"),
+        *command_rows(runs[7], "7 x 7"),
         f"| 500 facility isochrones, untiled city ({net1.n_nodes:,} nodes), 1,000 m, 25 m buffer, fast | "
         f"{r['iso_s']:.1f} s | <= 10 s | {'yes' if r['iso_s'] <= 10 else 'no'} |",
         f"| exact method (per-segment buffer + union), 20 of them (1 run) | {r['iso_exact_20_s']:.1f} s "
@@ -419,7 +467,20 @@ def main() -> None:
         "The coverage command runs without isochrones and map here (`--no-isochrones --no-map`): those are "
         "measured separately above. Origins for the distance benchmark are all network nodes "
         "(every node snapped as a point on its edge).",
+        "",
+        "Command rows: each command runs in its own process, peak RSS polled every 20 ms; "
+        "facilities are random street positions given as an Amap-style POI CSV (`--pois`, "
+        "2,000 per category at 7 x 7, the same density at 3 x 3); residents are the grid points "
+        "the command builds without a population layer. The first run builds the processed "
+        "cache from the .osm.pbf; 'from the cache' rows are medians of the repeats. `gaps` "
+        "includes its gap map (PNG).",
     ]
+    try:  # the isochrone and map benchmarks (issue 12), written by another change
+        from bench_iso import markdown_section as iso_section
+    except ImportError:
+        iso_section = None
+    if iso_section is not None:
+        lines += ["", iso_section()]
     from bench_plan import markdown_section  # the siting benchmarks (issue 10), same folder
 
     lines += ["", markdown_section()]
