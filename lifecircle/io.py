@@ -194,6 +194,8 @@ def read_osm(path: Path) -> OSMData:
     e_tags: list[dict[str, str]] = []
     e_xy: list[tuple[float, float]] = []
     factory = WKBFactory()
+    node_filter = osmium.filter.KeyFilter(*FEATURE_KEYS, ENTRANCE_KEY)
+    node_filter.enable_for(osmium.osm.NODE)  # ways, relations and areas pass unfiltered
     processor = (
         osmium.FileProcessor(str(path))
         .with_locations()
@@ -201,9 +203,7 @@ def read_osm(path: Path) -> OSMData:
         .with_filter(osmium.filter.EmptyTagFilter())
         # only nodes that can be a facility or an entrance reach Python (locations are kept
         # for every node by with_locations, which runs before the filters)
-        .with_filter(
-            osmium.filter.KeyFilter(*FEATURE_KEYS, ENTRANCE_KEY).enable_for(osmium.osm.NODE)
-        )
+        .with_filter(node_filter)
     )
     try:
         for item in processor:

@@ -208,7 +208,8 @@ def network_csr(net: WalkNetwork) -> sp.csr_matrix:
     indptr = np.zeros(net.n_nodes + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=net.n_nodes), out=indptr[1:])
     csr = sp.csr_matrix((weights, cols, indptr), shape=(net.n_nodes, net.n_nodes))
-    return _remember(net, "csr", csr)
+    _remember(net, "csr", csr)
+    return csr
 
 
 def _derived(net: WalkNetwork, name: str) -> Any:
