@@ -161,7 +161,9 @@ def command_runs(
         if code != 0:
             msg = f"{' '.join(cmd[3:5])} failed with exit code {code}"
             raise SystemExit(msg)
-        return time.perf_counter() - t0, peak / 2**20
+        seconds = time.perf_counter() - t0
+        print(f"{n}x{n} {cmd[4]}: {seconds:.1f} s, {peak / 2**20:,.0f} MiB", flush=True)
+        return seconds, peak / 2**20
 
     out: dict[str, float | int] = {}
     out["first_s"], out["first_mib"] = run(cov)  # builds the processed cache
