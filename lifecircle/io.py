@@ -39,7 +39,7 @@ from shapely.geometry.base import BaseGeometry
 
 from lifecircle import settings
 from lifecircle.errors import CRSError, DataError, InputError, OutputError
-from lifecircle.network import walk_overpass_filter
+from lifecircle.network import WALK_EXCLUDE, walk_overpass_filter
 from lifecircle.osmdata import ENTRANCE_KEY, FEATURE_KEYS, HighwayWays, OSMData
 
 logger = logging.getLogger(__name__)
@@ -194,6 +194,8 @@ def read_osm(path: Path) -> OSMData:
     e_tags: list[dict[str, str]] = []
     e_xy: list[tuple[float, float]] = []
     factory = WKBFactory()
+    way_keys = frozenset(WALK_EXCLUDE) | {"highway"}
+    shared_tags: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
     node_filter = osmium.filter.KeyFilter(*FEATURE_KEYS, ENTRANCE_KEY)
     node_filter.enable_for(osmium.osm.NODE)  # ways, relations and areas pass unfiltered
     processor = (
@@ -213,7 +215,7 @@ def read_osm(path: Path) -> OSMData:
             elif obj.is_way():
                 if "highway" not in obj.tags:
                     continue
-                tags = dict(obj.tags)
+                tags = _way_tags(obj.tags, way_keys, shared_tags)
                 for piece in _located_runs(obj.nodes):
                     _flush_way(obj.id, piece, tags, way_ids, offsets, refs, lons, lats, way_tags)
             elif obj.is_area():
@@ -286,6 +288,18 @@ def _add_node(
         feature_lists[1].append(obj.id)
         feature_lists[2].append(dict(obj.tags))
         feature_lists[3].append(factory.create_point(obj.location))
+
+
+def _way_tags(
+    tags: Any, keys: frozenset[str], shared: dict[tuple[tuple[str, str], ...], dict[str, str]]
+) -> dict[str, str]:
+    """Return the tags of a highway way that the walking network reads (filter, ``highway``).
+
+    Ways with the same such tags share one dict: two million ways hold a few hundred
+    distinct combinations, so this keeps hundreds of MB of tag dicts out of memory.
+    """
+    kept = {k: v for k, v in tags if k in keys}
+    return shared.setdefault(tuple(sorted(kept.items())), kept)
 
 
 def _located_runs(nodes: Any) -> list[list[tuple[int, float, float]]]:
