@@ -668,13 +668,18 @@ def coverage_by_zone(
 
 
 def ring_labels(distance_km: npt.NDArray[np.float64], edges_km: tuple[float, ...]) -> pd.Series:
-    """Label distances with rings ``"a-b km"``; beyond the last edge: NaN.
+    """Label distances with rings ``"a-b km"``, and ``"b+ km"`` beyond the last edge.
+
+    The open outer ring makes the rings cover every resident (issue 12): a city larger
+    than the rings (e.g. 90 km across, rings to 25 km) used to leave most residents in no
+    ring, so the ring table, the gradient and the gap-cluster zones ignored them. Only
+    distances below the first edge (when it is above 0) stay unlabelled (NaN).
 
     Examples
     --------
     >>> import numpy as np
     >>> ring_labels(np.array([1.0, 4.0, 30.0]), (0, 3, 6, 10)).tolist()
-    ['0-3 km', '3-6 km', nan]
+    ['0-3 km', '3-6 km', '10+ km']
     """
     edges = np.asarray(edges_km, dtype=float)
     if len(edges) < 2 or np.any(np.diff(edges) <= 0):
@@ -682,5 +687,6 @@ def ring_labels(distance_km: npt.NDArray[np.float64], edges_km: tuple[float, ...
         raise InputError(msg)
     idx = np.searchsorted(edges, distance_km, side="right") - 1
     names = [f"{edges[i]:g}-{edges[i + 1]:g} km" for i in range(len(edges) - 1)]
+    names.append(f"{edges[-1]:g}+ km")  # open outer ring: beyond the last edge
     labels = [names[i] if 0 <= i < len(names) else np.nan for i in idx]
     return pd.Series(labels, dtype=object)

@@ -198,11 +198,39 @@ def network_csr(net: WalkNetwork) -> sp.csr_matrix:
     stay explicit entries, which scipy's csgraph routines treat as edges.
 
     """
+    cached = _derived(net, "csr")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     rows = np.concatenate([net.u, net.v])
     cols = np.concatenate([net.v, net.u])
     weights = np.concatenate([net.length_m, net.length_m])
     rows, cols, weights = min_per_pair(rows, cols, weights)
-    return sp.csr_matrix((weights, (rows, cols)), shape=(net.n_nodes, net.n_nodes))
+    indptr = np.zeros(net.n_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=net.n_nodes), out=indptr[1:])
+    csr = sp.csr_matrix((weights, cols, indptr), shape=(net.n_nodes, net.n_nodes))
+    _remember(net, "csr", csr)
+    return csr
+
+
+def _derived(net: WalkNetwork, name: str) -> Any:
+    """Return what :func:`_remember` stored on `net` under `name`, if its arrays are unchanged.
+
+    The CSR matrix and the component labels are needed by several stages (snapping,
+    routing, the network summary); at two million nodes each costs seconds, so they are
+    computed once per network object. The stored value is tied to the identity of the
+    ``u``, ``v`` and ``length_m`` arrays: a network with replaced arrays recomputes it.
+    """
+    store = net.__dict__.get("_derived", {})
+    hit = store.get(name)
+    if hit is None or hit[0] != (id(net.u), id(net.v), id(net.length_m), net.n_nodes):
+        return None
+    return hit[1]
+
+
+def _remember(net: WalkNetwork, name: str, value: Any) -> Any:
+    store = net.__dict__.setdefault("_derived", {})
+    store[name] = ((id(net.u), id(net.v), id(net.length_m), net.n_nodes), value)
+    return value
 
 
 def min_per_pair(
@@ -216,7 +244,14 @@ def min_per_pair(
     >>> r.tolist(), c.tolist(), w.tolist()
     ([0, 1], [1, 0], [3.0, 2.0])
     """
-    order = np.lexsort((weights, cols, rows))
+    if len(rows) == 0:
+        return rows, cols, weights
+    n_cols = int(cols.max()) + 1
+    if int(rows.max()) < np.iinfo(np.int64).max // n_cols:  # one int64 key: one sort, not three
+        key = rows.astype(np.int64) * n_cols + cols
+        order = np.lexsort((weights, key))
+    else:  # pragma: no cover - ids beyond 3e9 x 3e9
+        order = np.lexsort((weights, cols, rows))
     rows, cols, weights = rows[order], cols[order], weights[order]
     first = np.ones(len(rows), dtype=bool)
     first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
@@ -225,11 +260,14 @@ def min_per_pair(
 
 def component_labels(net: WalkNetwork) -> IntArray:
     """Return the connected-component label of every node (0 = the longest component)."""
+    cached = _derived(net, "components")
+    if cached is not None:
+        return cached.copy()  # type: ignore[no-any-return]
     _, labels = connected_components(network_csr(net), directed=False)
     length_by_label = np.bincount(labels[net.u], weights=net.length_m)
     rank = np.empty(len(length_by_label), dtype=np.int64)
     rank[np.argsort(-length_by_label, kind="stable")] = np.arange(len(length_by_label))
-    return rank[labels]
+    return _remember(net, "components", rank[labels]).copy()  # type: ignore[no-any-return]
 
 
 def component_lengths_m(net: WalkNetwork, labels: IntArray) -> FloatArray:
@@ -276,7 +314,14 @@ def analysed_extent(net: WalkNetwork, *, cell_m: float = 200.0) -> gpd.GeoDataFr
     """
     px = np.concatenate([net.x, (net.x[net.u] + net.x[net.v]) / 2])
     py = np.concatenate([net.y, (net.y[net.u] + net.y[net.v]) / 2])
-    cells = np.unique(np.column_stack([np.floor(px / cell_m), np.floor(py / cell_m)]), axis=0)
+    cx, cy = np.floor(px / cell_m).astype(np.int64), np.floor(py / cell_m).astype(np.int64)
+    span = int(cy.max() - cy.min()) + 1 if len(cy) else 1
+    key = np.unique(
+        (cx - (cx.min() if len(cx) else 0)) * span + (cy - (cy.min() if len(cy) else 0))
+    )
+    cells = np.column_stack(  # the same cells, sorted by x then y, as np.unique(axis=0) gives
+        [key // span + (cx.min() if len(cx) else 0), key % span + (cy.min() if len(cy) else 0)]
+    ).astype(np.float64)
     boxes = shapely.box(
         cells[:, 0] * cell_m,
         cells[:, 1] * cell_m,
@@ -324,6 +369,55 @@ def network_to_gdfs(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFram
         crs=net.crs,
     )
     return nodes, edges
+
+
+def network_tables(net: WalkNetwork) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Convert the network to plain node and edge tables (the cached form, no geometry).
+
+    Returns
+    -------
+    nodes, edges
+        ``nodes`` (sorted by ``osmid``) with ``osmid``, ``x``, ``y`` (metres, float64);
+        ``edges`` with ``u``, ``v`` (node positions, int32), ``osmid`` (way id),
+        ``highway`` (categorical) and ``length_m`` (float64). Nothing is rounded:
+        :func:`network_from_tables` gives back the same arrays.
+    """
+    pos_type = np.int32 if net.n_nodes < np.iinfo(np.int32).max else np.int64
+    nodes = pd.DataFrame({"osmid": net.node_osmid, "x": net.x, "y": net.y})
+    edges = pd.DataFrame(
+        {
+            "u": net.u.astype(pos_type),
+            "v": net.v.astype(pos_type),
+            "osmid": net.way_id,
+            "highway": pd.Categorical(net.highway.astype(str)),
+            "length_m": net.length_m,
+        }
+    )
+    return nodes, edges
+
+
+def network_from_tables(nodes: pd.DataFrame, edges: pd.DataFrame, *, crs: str) -> WalkNetwork:
+    """Rebuild a :class:`WalkNetwork` from :func:`network_tables` output."""
+    node_osmid = nodes["osmid"].to_numpy(dtype=np.int64)
+    if len(node_osmid) > 1 and np.any(np.diff(node_osmid) <= 0):
+        msg = "cached network nodes are not sorted by OSM id: rebuild the cache (--rebuild)"
+        raise NoDataError(msg)
+    u = edges["u"].to_numpy(dtype=np.int64)
+    v = edges["v"].to_numpy(dtype=np.int64)
+    if len(u) and (min(u.min(), v.min()) < 0 or max(u.max(), v.max()) >= len(node_osmid)):
+        msg = "cached network edges name nodes that do not exist: rebuild the cache (--rebuild)"
+        raise NoDataError(msg)
+    return WalkNetwork(
+        node_osmid=node_osmid,
+        x=nodes["x"].to_numpy(dtype=np.float64),
+        y=nodes["y"].to_numpy(dtype=np.float64),
+        u=u,
+        v=v,
+        length_m=edges["length_m"].to_numpy(dtype=np.float64),
+        way_id=edges["osmid"].to_numpy(dtype=np.int64),
+        highway=np.asarray(edges["highway"].astype(object).to_numpy(), dtype=object),
+        crs=crs,
+    )
 
 
 def network_from_gdfs(nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame) -> WalkNetwork:

@@ -44,6 +44,8 @@ class HighwayWays:
     lon: npt.NDArray[np.float64]
     lat: npt.NDArray[np.float64]
     tags: list[dict[str, str]]
+    """Per way, the tags the walking network reads (``highway`` and the keys of
+    ``network.WALK_EXCLUDE``); ways with equal such tags share one dict (read-only)."""
 
     def __len__(self) -> int:
         """Return the number of ways."""

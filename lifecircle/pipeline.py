@@ -364,6 +364,7 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
             max_snap_m=options.max_snap_m,
             fragment_max_m=options.fragment_max_m,
             facility_max_snap_m=options.facility_max_snap_m,
+            resident_snap=prepared.resident_snap_for(options.max_snap_m, options.fragment_max_m),
         )
     margin_m = float(prepared.manifest.get("parameters", {}).get("margin_m", DEFAULT_MARGIN_M))
     limit, notes = search_limit(options, targets, margin_m)

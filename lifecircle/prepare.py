@@ -32,6 +32,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -60,17 +61,20 @@ from lifecircle.network import (
     WalkNetwork,
     analysed_extent,
     build_walk_network,
-    network_from_gdfs,
-    network_to_gdfs,
+    network_from_tables,
+    network_tables,
     summarize_network,
 )
 from lifecircle.residents import build_residents, summarize_residents
+from lifecircle.snapping import DEFAULT_FRAGMENT_MAX_M, DEFAULT_MAX_SNAP_M, snap_residents
 
 logger = logging.getLogger(__name__)
 
-PROCESSING_VERSION = "2"  # 2: standard categories, facility_access, landuse infill, levels_source
+PROCESSING_VERSION = "3"  # 2: standard categories, facility_access, landuse infill, levels_source
+# 3: network as plain Parquet tables (no edge geometry), residents as GeoParquet (issue 12)
 DEFAULT_MARGIN_M = settings.DEFAULT_MARGIN_M
 MANIFEST = "manifest.json"
+RESIDENT_SNAP = "residents_snap.parquet"
 CACHE_FILES = frozenset(
     {
         MANIFEST,
@@ -79,7 +83,8 @@ CACHE_FILES = frozenset(
         "network_edges.parquet",
         "facilities.gpkg",
         "facility_access.gpkg",
-        "residents.gpkg",
+        "residents.parquet",
+        "residents_snap.parquet",
         "extent.gpkg",
         "zones.gpkg",
     }
@@ -136,6 +141,19 @@ class PreparedArea:
     facility_access: gpd.GeoDataFrame | None = None
     """Where each facility is reached (``facilities.facility_access``): metric CRS,
     one row per point, entrance or polygon outline, keyed by ``facility_id``."""
+    resident_snap: pd.DataFrame | None = None
+    """The residents snapped with the default limits (:func:`snapping.snap_residents`),
+    kept in the cache; see :meth:`resident_snap_for`."""
+
+    def resident_snap_for(self, max_snap_m: float, fragment_max_m: float) -> pd.DataFrame | None:
+        """Return the cached resident snap when it was made with these limits, else None."""
+        params = self.manifest.get("resident_snap")
+        if self.resident_snap is None or params != {
+            "max_snap_m": float(max_snap_m),
+            "fragment_max_m": float(fragment_max_m),
+        }:
+            return None
+        return self.resident_snap
 
     @property
     def boundary_m(self) -> BaseGeometry:
@@ -649,6 +667,7 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     info["warnings"] = notes
     zones = _zones_layer(district, crs)
+    resident_snap = snap_residents(net, residents)  # default limits; reused from the cache
     manifest = {
         "lifecircle_version": __version__,
         "key": key,
@@ -659,20 +678,29 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         "inputs": inputs,
         "parameters": params,
         "zones": zones is not None,
+        "resident_snap": {
+            "max_snap_m": float(DEFAULT_MAX_SNAP_M),
+            "fragment_max_m": float(DEFAULT_FRAGMENT_MAX_M),
+        },
         **info,
     }
-    nodes, edges = network_to_gdfs(net)
-    layers = {
-        "boundary.gpkg": boundary,
+    nodes, edges = network_tables(net)
+    tables = {
         "network_nodes.parquet": nodes,
         "network_edges.parquet": edges,
+        RESIDENT_SNAP: resident_snap.reset_index(names="resident_id"),
+    }
+    layers = {
+        "boundary.gpkg": boundary,
         "facilities.gpkg": facilities,
         "facility_access.gpkg": access,
-        "residents.gpkg": residents,
+        "residents.parquet": residents,
         "extent.gpkg": extent,
         **({"zones.gpkg": zones} if zones is not None else {}),
     }
     with io.replaced_dir(folder) as staging:  # all or nothing: see the module docstring
+        for name, table in tables.items():
+            io.save_table(table, staging / name)
         for name, layer in layers.items():
             io.save_gdf(layer, staging / name)
         io.save_json(manifest, staging / MANIFEST)
@@ -689,16 +717,19 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         district=district,
         zones=zones,
         facility_access=access,
+        resident_snap=resident_snap,
     )
 
 
 def _load(
     folder: Path, key: str, crs: str, manifest: dict[str, Any], district: District | None
 ) -> PreparedArea:
-    net = network_from_gdfs(
-        io.load_gdf(folder / "network_nodes.parquet"), io.load_gdf(folder / "network_edges.parquet")
+    net = network_from_tables(
+        io.load_table(folder / "network_nodes.parquet"),
+        io.load_table(folder / "network_edges.parquet"),
+        crs=crs,
     )
-    residents = io.load_gdf(folder / "residents.gpkg")
+    residents = io.load_gdf(folder / "residents.parquet")
     if "resident_id" in residents.columns:
         residents = residents.set_index("resident_id")
     residents.attrs["weight_unit"] = manifest["residents"]["weight_unit"]
@@ -707,6 +738,10 @@ def _load(
         facilities = facilities.set_index("facility_id")
     zones = io.load_gdf(folder / "zones.gpkg") if manifest.get("zones") else None
     access = io.load_gdf(folder / "facility_access.gpkg")
+    snap = None
+    if manifest.get("resident_snap") is not None:
+        snap = io.load_table(folder / RESIDENT_SNAP).set_index("resident_id")
+        snap.index = residents.index if len(snap) == len(residents) else snap.index
     return PreparedArea(
         key=key,
         folder=folder,
@@ -720,6 +755,7 @@ def _load(
         district=district,
         zones=zones,
         facility_access=access,
+        resident_snap=snap,
     )
 
 

@@ -45,9 +45,19 @@ class EdgeIndex:
     tree: shapely.STRtree
 
     @classmethod
-    def build(cls, net: WalkNetwork, mask: npt.NDArray[np.bool_] | None = None) -> EdgeIndex:
-        """Index the edges where `mask` is True (all edges by default)."""
-        lines = edge_lines(net)
+    def build(
+        cls,
+        net: WalkNetwork,
+        mask: npt.NDArray[np.bool_] | None = None,
+        *,
+        lines: npt.NDArray[np.object_] | None = None,
+    ) -> EdgeIndex:
+        """Index the edges where `mask` is True (all edges by default).
+
+        `lines` are the network's :func:`edge_lines` when the caller has them already
+        (building two million LineStrings costs seconds; two indexes can share them).
+        """
+        lines = edge_lines(net) if lines is None else lines
         positions = np.arange(net.n_edges, dtype=np.int64)
         if mask is not None:
             positions = positions[mask]
@@ -332,6 +342,29 @@ class SnappedArea:
     routable: npt.NDArray[np.bool_]
 
 
+def snap_residents(
+    net: WalkNetwork,
+    residents: gpd.GeoDataFrame,
+    *,
+    routable: npt.NDArray[np.bool_] | None = None,
+    max_snap_m: float = DEFAULT_MAX_SNAP_M,
+    fragment_max_m: float = DEFAULT_FRAGMENT_MAX_M,
+    indexes: tuple[EdgeIndex, EdgeIndex] | None = None,
+) -> pd.DataFrame:
+    """Snap residents to the routable network: :func:`snap_to_routable` plus ``status``.
+
+    This is the residents' part of :func:`snap_area`; the processed cache stores its
+    result for the default limits so that a run from the cache skips it.
+    """
+    if routable is None:
+        routable = routable_edges(net, fragment_max_m=fragment_max_m)
+    res = snap_to_routable(
+        residents, net, routable=routable, max_snap_m=max_snap_m, indexes=indexes
+    )
+    res["status"] = np.where(res["edge"].to_numpy() >= 0, STATUS_OK, STATUS_UNREACHABLE)
+    return res
+
+
 def snap_area(
     net: WalkNetwork,
     residents: gpd.GeoDataFrame,
@@ -340,6 +373,7 @@ def snap_area(
     max_snap_m: float = DEFAULT_MAX_SNAP_M,
     fragment_max_m: float = DEFAULT_FRAGMENT_MAX_M,
     facility_max_snap_m: float | None = None,
+    resident_snap: pd.DataFrame | None = None,
 ) -> SnappedArea:
     """Snap residents and facility access geometries to the routable network.
 
@@ -360,17 +394,27 @@ def snap_area(
         Components with less street than this are fragments (never snapped to).
     facility_max_snap_m
         Snap limit of the facilities (default: `max_snap_m`).
+    resident_snap
+        The residents' snap computed before with the same network, residents,
+        `max_snap_m` and `fragment_max_m` (:func:`snap_residents`, kept in the
+        processed cache): used as it is instead of searching two million edges again.
 
     Returns
     -------
     SnappedArea
     """
     routable = routable_edges(net, fragment_max_m=fragment_max_m)
-    indexes = (EdgeIndex.build(net, routable), EdgeIndex.build(net, ~routable))
-    res = snap_to_routable(
-        residents, net, routable=routable, max_snap_m=max_snap_m, indexes=indexes
+    lines = edge_lines(net)  # built once, shared by the routable and the fragment index
+    indexes = (
+        EdgeIndex.build(net, routable, lines=lines),
+        EdgeIndex.build(net, ~routable, lines=lines),
     )
-    res["status"] = np.where(res["edge"].to_numpy() >= 0, STATUS_OK, STATUS_UNREACHABLE)
+    if resident_snap is not None and resident_snap.index.equals(residents.index):
+        res = resident_snap.copy()
+    else:
+        res = snap_residents(
+            net, residents, routable=routable, max_snap_m=max_snap_m, indexes=indexes
+        )
     fac_limit = max_snap_m if facility_max_snap_m is None else facility_max_snap_m
     acc = snap_to_routable(access, net, routable=routable, max_snap_m=fac_limit, indexes=indexes)
     acc["facility_id"] = access["facility_id"].to_numpy()

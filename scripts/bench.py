@@ -31,8 +31,8 @@ BENCH_PBF = (
 )
 
 
-def tile_pbf(src: Path, dst: Path, n: int = 3) -> None:
-    """Write n x n translated copies of an OSM extract into one PBF."""
+def tile_pbf(src: Path, dst: Path, n: int = 3) -> tuple[float, float]:
+    """Write n x n translated copies of an OSM extract into one PBF; return the (lon, lat) step."""
     import osmium
 
     nodes, ways = [], []
@@ -65,26 +65,174 @@ def tile_pbf(src: Path, dst: Path, n: int = 3) -> None:
                 )
     finally:
         writer.close()
+    return float(width), float(height)
 
 
-def run_with_peak_rss(cmd: list[str], env: dict[str, str]) -> tuple[int, int]:
-    """Run a command, polling its resident memory every 20 ms; return (peak bytes, exit code).
+AMAP_TYPES = {  # one Amap type (and name) per category, classified by the packaged amap mapping
+    "school": ("科教文化服务;学校;小学", "小学"),
+    "health": ("医疗保健服务;综合医院;卫生院", "卫生院"),
+    "elderly_care": ("生活服务;养老院;养老院", "养老院"),
+    "culture": ("科教文化服务;图书馆;图书馆", "图书馆"),
+}
+
+
+def random_pois_csv(
+    src: Path, dst: Path, steps: tuple[float, float], n: int, per_category: int, seed: int = 7
+) -> int:
+    """Write an Amap-style POI CSV (name,type,lon,lat) of random facilities on the n x n tiling.
+
+    Each facility lies on a random highway segment of a random copy, a few metres off the line.
+    """
+    import pandas as pd
+
+    from lifecircle.io import read_osm
+
+    ways = read_osm(src).ways
+    rng = np.random.default_rng(seed)
+    same_way = np.ones(len(ways.node_ids), dtype=bool)
+    same_way[ways.offsets[1:] - 1] = False  # the last node of a way starts no segment
+    seg = np.flatnonzero(same_way)
+    rows = []
+    for amap_type, name in AMAP_TYPES.values():
+        s = rng.choice(seg, per_category)
+        f = rng.uniform(0, 1, per_category)
+        tile = rng.integers(0, n * n, per_category)
+        lon = ways.lon[s] + f * (ways.lon[s + 1] - ways.lon[s]) + rng.normal(0, 5e-5, per_category)
+        lat = ways.lat[s] + f * (ways.lat[s + 1] - ways.lat[s]) + rng.normal(0, 5e-5, per_category)
+        lon += (tile % n) * steps[0]
+        lat += (tile // n) * steps[1]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "name": [f"{name}{i}" for i in range(per_category)],
+                    "type": amap_type,
+                    "lon": lon,
+                    "lat": lat,
+                }
+            )
+        )
+    table = pd.concat(rows, ignore_index=True)
+    table.to_csv(dst, index=False, float_format="%.7f")
+    return len(table)
+
+
+def tiled_bbox(src: Path, steps: tuple[float, float], n: int, crs: str) -> str:
+    """W,S,E,N (WGS-84) of the walking nodes of the n x n tiling, from the untiled extract."""
+    import geopandas as gpd
+    import shapely
+
+    from lifecircle.io import read_osm
+    from lifecircle.network import build_walk_network
+
+    net = build_walk_network(read_osm(src).ways, crs=crs)
+    b = gpd.GeoSeries(shapely.points(net.x, net.y), crs=crs).to_crs(4326).total_bounds
+    b[2] += (n - 1) * steps[0]
+    b[3] += (n - 1) * steps[1]
+    return ",".join(f"{v:.5f}" for v in b)
+
+
+def command_runs(
+    work: Path, n: int, per_category: int, repeat: int, crs: str
+) -> dict[str, float | int]:
+    """Time `coverage` (first run, then from the cache) and `gaps` on the n x n tiling.
+
+    Each command runs in its own process (peak RSS polled every 20 ms) with an
+    Amap-style POI CSV of 4 x `per_category` random facilities. Returns seconds,
+    MiB and the counts read from the processed cache's manifest.
+    """
+    import json
+
+    work = work / f"commands_{n}x{n}"
+    work.mkdir(parents=True, exist_ok=True)
+    tiled = work / f"porto_alegre_{n}x{n}.osm.pbf"
+    steps = tile_pbf(BENCH_PBF, tiled, n)
+    pois = work / f"pois_{n}x{n}.csv"
+    random_pois_csv(BENCH_PBF, pois, steps, n, per_category)
+    cache = work / f"cache{n}x{n}"
+    env = {**os.environ, "LIFECIRCLE_CACHE_DIR": str(cache)}
+    base = [sys.executable, "-m", "lifecircle.cli", "-q"]
+    area = ["--bbox", tiled_bbox(BENCH_PBF, steps, n, crs), "--name", f"poa{n}x{n}"]
+    area += ["--osm-file", str(tiled), "--pois", str(pois), "--margin-m", "0", "--overwrite"]
+    cov = [*base, "coverage", *area, "--no-map", "--no-isochrones", "--out", str(work / "c")]
+
+    def run(cmd: list[str]) -> tuple[float, float, float]:
+        t0 = time.perf_counter()
+        peak, code, cpu = run_with_peak_rss(cmd, env)
+        if code != 0:
+            msg = f"{' '.join(cmd[3:5])} failed with exit code {code}"
+            raise SystemExit(msg)
+        seconds = time.perf_counter() - t0
+        print(f"{n}x{n} {cmd[4]}: {seconds:.1f} s, {cpu:.1f} CPU s, {peak / 2**20:,.0f} MiB")
+        sys.stdout.flush()
+        return seconds, peak / 2**20, cpu
+
+    out: dict[str, float | int] = {}
+    out["first_s"], out["first_mib"], out["first_cpu_s"] = run(cov)  # builds the cache
+    cached = [run(cov) for _ in range(repeat)]
+    out["cached_s"] = statistics.median(t for t, _, _ in cached)
+    out["cached_mib"] = max(m for _, m, _ in cached)
+    out["cached_cpu_s"] = statistics.median(c for _, _, c in cached)
+    gaps = [*base, "gaps", *area, "--no-pdf", "--out", str(work / "g")]
+    out["gaps_s"], out["gaps_mib"], out["gaps_cpu_s"] = run(gaps)
+    manifest = json.loads(next(cache.glob("processed/*/manifest.json")).read_text())
+    out["nodes"] = manifest["network"]["nodes"]
+    out["edges"] = manifest["network"]["edges"]
+    out["facilities"] = sum(
+        int(v["total"]) for v in manifest["facilities"].values() if isinstance(v, dict)
+    )
+    out["residents"] = manifest["residents"]["count"]
+    return out
+
+
+def command_rows(r: dict[str, float | int], label: str) -> list[str]:
+    """Markdown table rows for :func:`command_runs` output."""
+    counts = (
+        f"{r['nodes']:,} nodes, {r['edges']:,} edges, {r['facilities']:,} facilities, "
+        f"{r['residents']:,} residents"
+    )
+
+    def ok(value: float, limit: float) -> str:
+        return "yes" if value <= limit else "no"
+
+    gib = 2048.0
+    return [
+        f"| {label}: `coverage` first run (.osm.pbf -> processed cache -> coverage, "
+        f"`--no-isochrones --no-map`; {counts}) | {r['first_s']:.1f} s "
+        f"({r['first_cpu_s']:.1f} CPU s), {r['first_mib']:,.0f} MiB peak | <= 25 s, <= 2 GiB | "
+        f"{ok(r['first_s'], 25)}, {ok(r['first_mib'], gib)} |",
+        f"| {label}: `coverage` from the processed cache (same counts) | "
+        f"{r['cached_s']:.1f} s ({r['cached_cpu_s']:.1f} CPU s), {r['cached_mib']:,.0f} MiB peak "
+        "| <= 8 s, <= 2 GiB | "
+        f"{ok(r['cached_s'], 8)}, {ok(r['cached_mib'], gib)} |",
+        f"| {label}: `gaps --no-pdf` from the cache (coverage, rings, clusters, gap map) | "
+        f"{r['gaps_s']:.1f} s ({r['gaps_cpu_s']:.1f} CPU s), {r['gaps_mib']:,.0f} MiB peak "
+        "| <= 30 s | "
+        f"{ok(r['gaps_s'], 30)} |",
+    ]
+
+
+def run_with_peak_rss(cmd: list[str], env: dict[str, str]) -> tuple[int, int, float]:
+    """Run a command, polling it every 20 ms; return (peak RSS bytes, exit code, CPU seconds).
 
     (``ru_maxrss`` of a child forked from this large process would include the
-    parent's pages, so it is not used.)
+    parent's pages, so it is not used.) CPU seconds (user + system, as of the last
+    poll) tell the work done when the shared machine is loaded and wall time is not.
     """
     import psutil
 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ps = psutil.Process(proc.pid)
     peak = 0
+    cpu = 0.0
     while proc.poll() is None:
         try:
             peak = max(peak, ps.memory_info().rss)
+            t = ps.cpu_times()
+            cpu = t.user + t.system
         except psutil.Error:
             break
         time.sleep(0.02)
-    return peak, proc.wait()
+    return peak, proc.wait(), cpu
 
 
 def timed(fn, repeat: int):  # type: ignore[no-untyped-def]
@@ -114,6 +262,7 @@ def main() -> None:
     from lifecircle.snapping import snap_points
 
     lines: list[str] = []
+    load_start = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="lifecircle-bench-"))
     tiled = work / "porto_alegre_3x3.osm.pbf"
     tile_pbf(BENCH_PBF, tiled)
@@ -241,47 +390,9 @@ def main() -> None:
         iso_s=t_iso, iso_exact_20_s=t_exact, iou_min=min(ratios), iou_mean=float(np.mean(ratios))
     )
 
-    # the whole coverage command from the processed cache, at the tiled size, in a subprocess
-    env = {**os.environ, "LIFECIRCLE_CACHE_DIR": str(work / "cache")}
-    bbox = ",".join(
-        f"{v:.5f}"
-        for v in gpd.GeoSeries(shapely.points(net.x, net.y), crs=crs).to_crs(4326).total_bounds
-    )
-    base = [
-        sys.executable,
-        "-m",
-        "lifecircle.cli",
-        "-q",
-        "coverage",
-        "--bbox",
-        bbox,
-        "--name",
-        "poa3x3",
-        "--osm-file",
-        str(tiled),
-        "--no-map",
-        "--no-isochrones",
-        "--margin-m",
-        "0",
-    ]
-    t0 = time.perf_counter()
-    subprocess.run(base, env=env, check=True, capture_output=True)
-    t_first = time.perf_counter() - t0
-    cov_times = []
-    peak_bytes = 0
-    for _ in range(args.repeat):
-        t0 = time.perf_counter()
-        peak, code = run_with_peak_rss(base, env)
-        cov_times.append(time.perf_counter() - t0)
-        if code != 0:
-            msg = f"coverage run failed with exit code {code}"
-            raise SystemExit(msg)
-        peak_bytes = max(peak_bytes, peak)
-    results.update(
-        coverage_first_s=t_first,
-        coverage_cached_s=statistics.median(cov_times),
-        coverage_peak_mib=peak_bytes / 2**20,
-    )
+    # the commands themselves, in subprocesses, on the 3 x 3 and 7 x 7 tilings with random
+    # Amap-style POIs at the same density (2,000 per category at 7 x 7, issue 12)
+    runs = {n: command_runs(work, n, round(2000 * n * n / 49), args.repeat, crs) for n in (3, 7)}
 
     # batch: N scenarios on one area (Lujiazui, real data folder) with 1 and 2 local workers
     from lifecircle.batch import run_batch
@@ -325,7 +436,8 @@ def main() -> None:
         f"Written by `make bench` (`scripts/bench.py`) on {dt.date.today().isoformat()}.",
         f"Machine: {os.cpu_count()} cores ({model}), "
         f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB RAM, "
-        f"Python {platform.python_version()}, {platform.system()}.",
+        f"Python {platform.python_version()}, {platform.system()}; load average "
+        f"{load_start:.1f} at the start and {os.getloadavg()[0]:.1f} at the end (shared machine).",
         "",
         "Data: the real OSM extract of central Porto Alegre (`../shared/data/bench/porto_alegre_r5r_sample.osm.pbf`, "
         "r5r sample data, ODbL), **tiled 3 x 3** (translated copies with offset ids) into one .osm.pbf "
@@ -347,11 +459,8 @@ def main() -> None:
         f"| networkx on a plain undirected `nx.Graph` of the same edges (1 run; lower bound) | "
         f"{r['networkx_graph_s']:.2f} s ({speedup_graph:.1f}x) | | |",
         f"| pandana | {r['pandana']} | | |",
-        f"| `lifecircle coverage` first run (builds the cache) | {r['coverage_first_s']:.1f} s | | |",
-        f"| `lifecircle coverage` from the processed cache | {r['coverage_cached_s']:.1f} s | <= 30 s | "
-        f"{'yes' if r['coverage_cached_s'] <= 30 else 'no'} |",
-        f"| its peak memory (RSS polled every 20 ms) | {r['coverage_peak_mib']:.0f} MiB | < 2 GiB | "
-        f"{'yes' if r['coverage_peak_mib'] < 2048 else 'no'} |",
+        *command_rows(runs[3], "3 x 3"),
+        *command_rows(runs[7], "7 x 7"),
         f"| 500 facility isochrones, untiled city ({net1.n_nodes:,} nodes), 1,000 m, 25 m buffer, fast | "
         f"{r['iso_s']:.1f} s | <= 10 s | {'yes' if r['iso_s'] <= 10 else 'no'} |",
         f"| exact method (per-segment buffer + union), 20 of them (1 run) | {r['iso_exact_20_s']:.1f} s "
@@ -370,7 +479,21 @@ def main() -> None:
         "The coverage command runs without isochrones and map here (`--no-isochrones --no-map`): those are "
         "measured separately above. Origins for the distance benchmark are all network nodes "
         "(every node snapped as a point on its edge).",
+        "",
+        "Command rows: each command runs in its own process, peak RSS polled every 20 ms; "
+        "facilities are random street positions given as an Amap-style POI CSV (`--pois`, "
+        "2,000 per category at 7 x 7, the same density at 3 x 3); residents are the grid points "
+        "the command builds without a population layer. The first run builds the processed "
+        "cache from the .osm.pbf; 'from the cache' rows are medians of the repeats. `gaps` "
+        "includes its gap map (PNG). CPU s = user + system time of the command's process: on "
+        "a shared machine (load average noted above) wall time exceeds it by the waiting.",
     ]
+    try:  # the isochrone and map benchmarks (issue 12), written by another change
+        from bench_iso import markdown_section as iso_section
+    except ImportError:
+        iso_section = None
+    if iso_section is not None:
+        lines += ["", iso_section()]
     from bench_plan import markdown_section  # the siting benchmarks (issue 10), same folder
 
     lines += ["", markdown_section()]

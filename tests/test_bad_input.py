@@ -341,7 +341,7 @@ def test_json_boundary_crs_member_is_honoured(tmp_path: Path) -> None:
 
 
 def test_gap_clusters_outside_every_ring(tmp_path: Path) -> None:
-    """(7) Rings of 0-0.1 km: every gap cluster lies beyond them and is labelled so.
+    """(7) Rings of 0-0.1 km: every gap cluster lies beyond them, in the open ring "0.1+ km".
 
     Lujiazui maps no elderly care, so every resident is uncovered for all categories and the
     clusters partition all resident points (counted by an elderly-care-only coverage run).
@@ -353,24 +353,24 @@ def test_gap_clusters_outside_every_ring(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     clusters = gpd.read_file(out / "gap_clusters.gpkg")
     assert len(clusters) >= 1
-    assert set(clusters["zone"]) == {"outside the rings"}
+    assert set(clusters["zone"]) == {"0.1+ km"}
     _, summary = _coverage_json([*PUDONG, "--category", "elderly_care"], tmp_path / "c")
     assert summary["categories"]["elderly_care"]["coverage"] == 0
     assert clusters["points"].sum() == summary["data"]["residents"]["count"]
 
 
 def test_damaged_cache_layer_is_rebuilt(private_cache: Path, tmp_path: Path) -> None:
-    """(8) A damaged GeoPackage in the processed cache: rebuilt, same answer, no traceback."""
+    """(8) A damaged layer in the processed cache: rebuilt, same answer, no traceback."""
     args = [*PUDONG, "--category", "school"]
     _, before = _coverage_json(args, tmp_path / "a")
-    damaged = list((private_cache / "processed").glob("*/residents.gpkg"))
+    damaged = list((private_cache / "processed").glob("*/residents.parquet"))
     assert damaged
     for path in damaged:
-        path.write_bytes(b"not a GeoPackage")
+        path.write_bytes(b"not a GeoParquet file")
     result, after = _coverage_json(args, tmp_path / "b")
     assert "Traceback" not in result.output
     assert _shares(after) == _shares(before)
-    assert all(gpd.read_file(p).shape[0] > 0 for p in damaged)
+    assert all(gpd.read_parquet(p).shape[0] > 0 for p in damaged)
 
 
 def test_run_killed_after_first_write_leaves_previous_outputs(tmp_path: Path) -> None:

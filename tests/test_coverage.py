@@ -82,8 +82,8 @@ def test_target_mask_compound_subtypes() -> None:
 def test_weighted_share_and_rings() -> None:
     assert weighted_share(np.array([True, True, False]), np.array([1.0, 1.0, 2.0])) == 0.5
     labels = ring_labels(np.array([0.0, 2.99, 3.0, 24.0, 26.0]), (0, 3, 6, 10, 15, 25))
-    assert labels.tolist()[:4] == ["0-3 km", "0-3 km", "3-6 km", "15-25 km"]
-    assert pd.isna(labels.iloc[4])
+    assert labels.tolist() == ["0-3 km", "0-3 km", "3-6 km", "15-25 km", "25+ km"]
+    assert pd.isna(ring_labels(np.array([0.5]), (1, 3)).iloc[0])  # below the first edge
 
 
 # ---------------------------------------------------------------- tiers (issue 8 point 3)

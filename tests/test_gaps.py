@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import shapely
 
+from lifecircle.coverage import ring_labels
 from lifecircle.gaps import (
     flags,
     gap_clusters,
@@ -198,3 +199,73 @@ def test_gaps_json_with_a_category_without_facilities_is_strict(tmp_path: Path) 
     ring_rows = [z for z in data["zones"]["rings"] if z["category"] == "elderly_care"]
     assert ring_rows
     assert all(z["p90_m"] is None and z["p90_beyond_search_limit"] for z in ring_rows)
+
+
+def _city(n: int, seed: int) -> gpd.GeoDataFrame:
+    """Random residents over a 60 km wide city, core at the origin, rings to 25 km."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(-30000, 30000, n), rng.uniform(-30000, 30000, n)
+    dist_km = np.hypot(x, y) / 1000
+    res = gpd.GeoDataFrame(
+        {
+            "weight": rng.integers(1, 5, n).astype(float),
+            "covered_school": rng.random(n) < 0.3,
+            "covered_health": rng.random(n) < 0.6,
+            "dist_school_m": np.where(rng.random(n) < 0.2, np.inf, rng.uniform(0, 2000, n)),
+            "dist_health_m": rng.uniform(0, 2000, n),
+            "ring": ring_labels(dist_km, (0, 3, 6, 10, 15, 25)).to_numpy(),
+        },
+        geometry=gpd.points_from_xy(x, y),
+        crs="EPSG:32651",
+    )
+    res["covered_all_categories"] = res["covered_school"] & res["covered_health"]
+    return res
+
+
+def test_rings_hold_every_resident_of_a_city_larger_than_the_rings() -> None:
+    """Issue 12: residents beyond the last ring edge (25 km) are in the open ring "25+ km".
+
+    Before, they had no ring: the ring table left out most of a 60 km city and its gap
+    clusters there were labelled "outside the rings".
+    """
+    res = _city(3000, 1)
+    beyond = np.hypot(res.geometry.x, res.geometry.y).to_numpy() > 25000
+    assert beyond.sum() > 300  # the corners of the square lie beyond 25 km
+    table = zone_measures(res, res["ring"], ["school", "health"], kind="ring")
+    school = table.loc[table["category"] == "school"].set_index("zone")
+    assert school["residents"].sum() == pytest.approx(res["weight"].sum())
+    assert school.loc["25+ km", "residents"] == pytest.approx(res["weight"][beyond].sum())
+    grad = gradient(table)
+    assert grad["school"]["rings"][-1] == "25+ km"
+    clusters = gap_clusters(res.loc[beyond], ["school", "health"], eps_m=800)
+    assert set(clusters["zone"]) == {"25+ km"}
+
+
+def test_gap_clusters_match_a_cluster_by_cluster_brute_force() -> None:
+    """The sliced cluster loop gives what selecting each DBSCAN cluster's rows gives."""
+    from sklearn.cluster import DBSCAN
+
+    from lifecircle.stats import weighted_quantile
+
+    res = _city(4000, 2)
+    cats = ["school", "health"]
+    got = gap_clusters(res, cats, eps_m=700)
+    gaps_ = res.loc[~res["covered_all_categories"]]
+    xy = np.column_stack([gaps_.geometry.x, gaps_.geometry.y])
+    labels = DBSCAN(eps=700, min_samples=1).fit_predict(xy)
+    want = []
+    for lab in np.unique(labels):
+        m = gaps_.loc[labels == lab]
+        w = m["weight"].to_numpy()
+        zone = pd.Series(w, index=m["ring"].to_numpy()).groupby(level=0).sum().idxmax()
+        miss = [c for c in cats if w[~m[f"covered_{c}"].to_numpy()].sum() / w.sum() > 0.5]
+        d = weighted_quantile(m["dist_school_m"].to_numpy(), w, 0.5)
+        want.append((len(m), w.sum(), ",".join(miss), zone, d if np.isfinite(d) else np.nan))
+    want_df = pd.DataFrame(want, columns=["points", "residents", "missing", "zone", "d"])
+    want_df = want_df.sort_values(["residents", "points"], ascending=False, kind="stable")
+    assert len(got) == len(want_df) > 50
+    assert got["points"].tolist() == want_df["points"].tolist()
+    assert got["residents"].tolist() == want_df["residents"].tolist()
+    assert got["missing"].tolist() == want_df["missing"].tolist()
+    assert got["zone"].tolist() == want_df["zone"].tolist()
+    np.testing.assert_array_equal(got["dist_school_m"].to_numpy(), want_df["d"].to_numpy())

@@ -75,7 +75,7 @@ def test_outputs_never_take_a_cache_layer_name(tmp_path: Path) -> None:
         pytest.raises(ValueError, match="cache layer"),
         io.output_set(tmp_path / "o", "run.json", keep=CACHE_FILES) as out,
     ):
-        out.path("residents.gpkg")
+        out.path("residents.parquet")
     (tmp_path / "f").write_text("x")
     with pytest.raises(OutputError, match="writable folder"):
         io.check_writable_dir(tmp_path / "f" / "sub")
@@ -90,7 +90,7 @@ def test_gaps_rerun_replaces_its_own_files_in_the_cache_folder(private_cache: Pa
     cov = run_coverage(req, opts)
     folder = cov.out_dir
     layers = {n: (folder / n).read_bytes() for n in CACHE_FILES if (folder / n).exists()}
-    assert {"manifest.json", "facilities.gpkg", "residents.gpkg"} <= set(layers)
+    assert {"manifest.json", "facilities.gpkg", "residents.parquet"} <= set(layers)
     run_gaps(req, opts, GapOptions(pdf=False), prepared=cov.prepared)
     assert (folder / "gap_map_school.png").is_file()
     assert (folder / "gap_map_culture.png").is_file()

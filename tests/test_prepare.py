@@ -6,6 +6,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
@@ -84,14 +85,20 @@ def _fail_on(monkeypatch: pytest.MonkeyPatch, layer: str) -> None:
     """Make the cache writer die when it reaches `layer` (the layers before it are written)."""
     from lifecircle import io
 
-    real = io.save_gdf
+    real, real_table = io.save_gdf, io.save_table
 
     def dying(gdf: gpd.GeoDataFrame, path: Path, **kw: object) -> Path:
         if Path(path).name == layer:
             raise KeyboardInterrupt  # the user pressed Ctrl-C, or the machine went down
         return real(gdf, path, **kw)  # type: ignore[arg-type]
 
+    def dying_table(table: pd.DataFrame, path: Path) -> Path:
+        if Path(path).name == layer:
+            raise KeyboardInterrupt
+        return real_table(table, path)
+
     monkeypatch.setattr(io, "save_gdf", dying)
+    monkeypatch.setattr(io, "save_table", dying_table)
 
 
 def test_interrupted_rebuild_with_pois_is_never_reused(
@@ -110,7 +117,7 @@ def test_interrupted_rebuild_with_pois_is_never_reused(
     # the OSM-only count, by hand: facilities whose source is OSM, none imported
     assert n_osm == int((first.facilities["source"] == "osm").sum())
     with pytest.MonkeyPatch.context() as mp:
-        _fail_on(mp, "residents.gpkg")  # facilities.gpkg with the 1,500+ POIs is already written
+        _fail_on(mp, "residents.parquet")  # facilities.gpkg with the 1,500+ POIs is already written
         with pytest.raises(KeyboardInterrupt):
             prepare_area(with_pois)
     stamp = _build_stamp(first)
@@ -145,7 +152,7 @@ def test_interrupted_rebuild_in_the_same_folder_keeps_the_old_cache(
     full_table = resources.files("lifecircle").joinpath("data/facility_tags.csv").read_text("utf-8")
     assert any(r.category == "health" for r in default_tag_rules())
     tags.write_text(full_table)
-    for layer in ("network_nodes.parquet", "residents.gpkg", "extent.gpkg"):
+    for layer in ("network_nodes.parquet", "residents.parquet", "extent.gpkg"):
         with pytest.MonkeyPatch.context() as mp:
             _fail_on(mp, layer)
             with pytest.raises(KeyboardInterrupt):
