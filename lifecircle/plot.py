@@ -129,8 +129,9 @@ def street_raster(
 ) -> npt.NDArray[np.bool_]:
     """Return a boolean image (row 0 = north) with ink on every pixel a street passes through.
 
-    Each edge is sampled every half pixel, ends included, so a street never
-    skips a pixel it crosses.
+    Each edge is sampled at most half a pixel apart, ends included, and the
+    pixels of the samples are inked: a street is a line of 8-connected pixels
+    without gaps (like a one-pixel-wide line drawn by a renderer).
     """
     minx, miny, maxx, maxy = bounds
     n_cols = max(1, int(np.ceil((maxx - minx) / pixel_m)))
