@@ -195,9 +195,16 @@ def stage_maps(work: Path) -> dict:  # type: ignore[type-arg]
     from lifecircle.plot import plot_coverage_map, plot_gap_map
 
     net = load_network("7", work)
-    with (work / "iso_7.pkl").open("rb") as f:
-        iso = pickle.load(f)
-    fac, layers = iso["fac"], iso["layers"]
+    if (work / "iso_7.pkl").exists():
+        with (work / "iso_7.pkl").open("rb") as f:
+            iso = pickle.load(f)
+        fac, layers, stand_in = iso["fac"], iso["layers"], False
+    else:  # stand-in layers (1 km discs per facility) when the isochrone stage has not run
+        fac = random_facilities(net, 2000, CATEGORIES)
+        discs = shapely.buffer(fac.geometry.to_numpy(), THRESHOLD_M, quad_segs=8)
+        cats = fac["category"].to_numpy()
+        layers = [shapely.union_all(discs[cats == c]) for c in CATEGORIES]
+        stand_in = True
     rng = np.random.default_rng(3)
     n_res = 567_000
     e = rng.choice(net.n_edges, n_res)
@@ -227,11 +234,16 @@ def stage_maps(work: Path) -> dict:  # type: ignore[type-arg]
         "parameters": {"threshold_label": "15 min", "target": 0.99},
     }
     cat_iso = gpd.GeoDataFrame({"category": CATEGORIES}, geometry=layers, crs=CRS)
-    out = {"residents": n_res, "uncovered": int((~residents["covered_all_categories"]).sum())}
-    t0 = time.perf_counter()
+    out = {
+        "residents": n_res,
+        "uncovered": int((~residents["covered_all_categories"]).sum()),
+        "stand_in_layers": stand_in,
+    }
+    t0, c0 = time.perf_counter(), time.process_time()
     fig, _ = plot_coverage_map(prepared, residents, cat_iso, summary)  # type: ignore[arg-type]
     save_figure(fig, work / "coverage_map.png")
     out["coverage_map_s"] = time.perf_counter() - t0
+    out["coverage_map_cpu_s"] = time.process_time() - c0
     center = box.centroid
     rings = gpd.GeoDataFrame(
         {"coverage": [0.9, 0.6, 0.3]},
@@ -241,10 +253,11 @@ def stage_maps(work: Path) -> dict:  # type: ignore[type-arg]
         crs=CRS,
     )
     clusters = gpd.GeoDataFrame({"rank": pd.Series([], dtype=int)}, geometry=[], crs=CRS)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fig, _ = plot_gap_map(prepared, residents, rings, clusters, "school")  # type: ignore[arg-type]
     save_figure(fig, work / "gap_map_school.png")
     out["gap_map_s"] = time.perf_counter() - t0
+    out["gap_map_cpu_s"] = time.process_time() - c0
     out["uncovered_school"] = int((~residents["covered_school"]).sum())
     return out
 
@@ -345,11 +358,14 @@ def markdown_section(work: Path | None = None) -> str:
             f"| overlap fast vs exact (per-segment buffer + union), {ex['n']} facilities | "
             f"min {ex['iou_min']:.4f}, mean {ex['iou_mean']:.4f} | >= 0.98 | "
             f"{'yes' if ex['iou_min'] >= 0.98 else 'no'} |",
-            f"| coverage map, 7 x 7 tiling ({i7['edges']:,} street edges, 4 category layers, "
+            f"| coverage map, 7 x 7 tiling ({i7['edges']:,} street edges, 4 category layers"
+            f"{' (stand-in: 1 km discs)' if mp['stand_in_layers'] else ''}, "
             f"{mp['uncovered']:,} uncovered of {mp['residents']:,} residents), PNG | "
-            f"{mp['coverage_map_s']:.1f} s | <= 15 s | {ok(mp['coverage_map_s'], 15)} |",
+            f"{mp['coverage_map_s']:.1f} s wall, {mp['coverage_map_cpu_s']:.1f} s CPU | <= 15 s | "
+            f"{ok(mp['coverage_map_s'], 15)} |",
             f"| gap map (school; {mp['uncovered_school']:,} uncovered residents), PNG | "
-            f"{mp['gap_map_s']:.1f} s | <= 15 s | {ok(mp['gap_map_s'], 15)} |",
+            f"{mp['gap_map_s']:.1f} s wall, {mp['gap_map_cpu_s']:.1f} s CPU | <= 15 s | "
+            f"{ok(mp['gap_map_s'], 15)} |",
             f"| peak RSS of the map process | {mp['peak_mib']:.0f} MiB | | |",
             "",
         ]
