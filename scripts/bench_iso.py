@@ -318,6 +318,9 @@ def markdown_section(work: Path | None = None) -> str:
     def ok(v: float, lim: float) -> str:
         return "yes" if v <= lim else "no"
 
+    for res in (i1, i7):  # CPU seconds of the stage (a run by hand may only have the process total)
+        res.setdefault("iso_cpu_s", float("nan"))
+        res.setdefault("layers_cpu_s", float("nan"))
     per1 = i1["iso_cpu_s"] / i1["facilities"] * 1e3
     per7 = i7["iso_cpu_s"] / i7["facilities"] * 1e3
     return "\n".join(
