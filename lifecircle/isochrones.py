@@ -9,6 +9,13 @@ access leg counts too. The reachable lines are buffered by a documented
 width (default :data:`DEFAULT_BUFFER_M`) to become polygons; no convex hulls,
 which spill over rivers and blocks.
 
+Locality: each facility is searched on the nodes within ``threshold x
+stretch`` metres (straight line) of its snapped position, found in a grid
+of 250 m cells built once per network (:func:`build_node_grid`), and only
+the edges at reached nodes are scanned (:func:`local_reach`): the same
+pieces as a whole-network search, at a cost that depends on what the
+facility reaches, not on the size of the city.
+
 Speed: the reachable segments of one facility are first merged into one
 polyline set per OSM way (``line_merge``) and simplified by 1 m, then
 buffered with 3 segments per quarter circle and unioned; shapely releases the GIL, so
