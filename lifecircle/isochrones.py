@@ -9,6 +9,13 @@ access leg counts too. The reachable lines are buffered by a documented
 width (default :data:`DEFAULT_BUFFER_M`) to become polygons; no convex hulls,
 which spill over rivers and blocks.
 
+Locality: each facility is searched on the nodes within ``threshold x
+stretch`` metres (straight line) of its snapped position, found in a grid
+of 250 m cells built once per network (:func:`build_node_grid`), and only
+the edges at reached nodes are scanned (:func:`local_reach`): the same
+pieces as a whole-network search, at a cost that depends on what the
+facility reaches, not on the size of the city.
+
 Speed: the reachable segments of one facility are first merged into one
 polyline set per OSM way (``line_merge``) and simplified by 1 m, then
 buffered with 3 segments per quarter circle and unioned; shapely releases the GIL, so
@@ -21,12 +28,14 @@ benchmark compares against).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import dijkstra
 
@@ -36,6 +45,8 @@ from lifecircle.network import WalkNetwork
 DEFAULT_BUFFER_M = 25.0
 FAST_QUAD_SEGS = 3
 FAST_SIMPLIFY_M = 1.0
+DEFAULT_CELL_M = 250.0
+MAX_GRID_SIDE = 4000
 FloatArray = npt.NDArray[np.float64]
 Method = Literal["fast", "exact"]
 
@@ -58,7 +69,10 @@ def reachable_segments(
     sources: pd.DataFrame,
     source_points: npt.NDArray[np.object_] | None = None,
 ) -> Reach:
-    """Return the reachable pieces of streets.
+    """Return the reachable pieces of streets, scanning every edge of the network.
+
+    The reference form of :func:`edge_pieces` (used by the tests; searches
+    use the local form, which scans only the edges at reached nodes).
 
     Parameters
     ----------
@@ -73,52 +87,58 @@ def reachable_segments(
     source_points
         The sources' original points, to add the access legs.
     """
-    du, dv, L = node_dist[net.u], node_dist[net.v], net.length_m
+    edges = np.arange(net.n_edges)
+    return edge_pieces(
+        net, edges, node_dist[net.u], node_dist[net.v], threshold_m, sources, source_points
+    )
+
+
+def edge_pieces(
+    net: WalkNetwork,
+    edges: npt.NDArray[np.int64],
+    du: FloatArray,
+    dv: FloatArray,
+    threshold_m: float,
+    sources: pd.DataFrame,
+    source_points: npt.NDArray[np.object_] | None = None,
+) -> Reach:
+    """Return the reachable pieces of the given edges (sorted ids) from their end distances.
+
+    Edges left out must have both ends unreached; the sources' own edges are
+    added from the snapped points whether listed or not.
+    """
+    L_all = net.length_m
+    L = L_all[edges]
     reach_u = np.clip(threshold_m - du, 0.0, None)
     reach_v = np.clip(threshold_m - dv, 0.0, None)
     full = (du + dv + L) / 2.0 <= threshold_m
-    starts: list[FloatArray] = []
-    ends: list[FloatArray] = []
-    edges: list[npt.NDArray[np.int64]] = []
-    idx = np.flatnonzero(full)
-    starts.append(np.zeros(len(idx)))
-    ends.append(L[idx])
-    edges.append(idx)
-    part_u = np.flatnonzero(~full & (reach_u > 0))
-    starts.append(np.zeros(len(part_u)))
-    ends.append(np.minimum(reach_u[part_u], L[part_u]))
-    edges.append(part_u)
-    part_v = np.flatnonzero(~full & (reach_v > 0))
-    starts.append(np.maximum(L[part_v] - reach_v[part_v], 0.0))
-    ends.append(L[part_v])
-    edges.append(part_v)
+    part_u = ~full & (reach_u > 0)
+    part_v = ~full & (reach_v > 0)
     ok = sources["edge"].to_numpy() >= 0
     se = sources["edge"].to_numpy()[ok]
     along = sources["along_m"].to_numpy()[ok]
     left = np.clip(threshold_m - sources["offset_m"].to_numpy()[ok], 0.0, None)
-    starts.append(np.clip(along - left, 0.0, None))
-    ends.append(np.minimum(along + left, L[se]))
-    edges.append(se)
-    e = np.concatenate(edges)
-    s = np.concatenate(starts)
-    t = np.concatenate(ends)
-    frac_s = np.where(L[e] > 0, s / np.where(L[e] > 0, L[e], 1.0), 0.0)
-    frac_t = np.where(L[e] > 0, t / np.where(L[e] > 0, L[e], 1.0), 0.0)
-    ax, ay = net.x[net.u[e]], net.y[net.u[e]]
-    dx, dy = net.x[net.v[e]] - ax, net.y[net.v[e]] - ay
-    edge = e
-    segs = np.stack(
+    e = np.concatenate([edges[full], edges[part_u], edges[part_v], se])
+    s = np.concatenate(
         [
-            np.column_stack([ax + frac_s * dx, ay + frac_s * dy]),
-            np.column_stack([ax + frac_t * dx, ay + frac_t * dy]),
-        ],
-        axis=1,
+            np.zeros(int(full.sum()) + int(part_u.sum())),
+            np.maximum(L[part_v] - reach_v[part_v], 0.0),
+            np.clip(along - left, 0.0, None),
+        ]
     )
+    t = np.concatenate(
+        [
+            L[full],
+            np.minimum(reach_u[part_u], L[part_u]),
+            L[part_v],
+            np.minimum(along + left, L_all[se]),
+        ]
+    )
+    segs = _pieces_coords(net, e, s, t)
+    edge = e
     if source_points is not None and len(source_points):
+        sx, sy = _position(net, se, along)
         pts = source_points[ok]
-        f = np.where(L[se] > 0, along / np.where(L[se] > 0, L[se], 1.0), 0.0)
-        sx = net.x[net.u[se]] + f * (net.x[net.v[se]] - net.x[net.u[se]])
-        sy = net.y[net.u[se]] + f * (net.y[net.v[se]] - net.y[net.u[se]])
         legs = np.stack(
             [np.column_stack([shapely.get_x(pts), shapely.get_y(pts)]), np.column_stack([sx, sy])],
             axis=1,
@@ -126,6 +146,25 @@ def reachable_segments(
         segs = np.concatenate([segs, legs])
         edge = np.concatenate([edge, np.full(len(legs), -1, dtype=np.int64)])
     return Reach(np.asarray(segs, dtype=np.float64), edge)
+
+
+def _position(
+    net: WalkNetwork, edge: npt.NDArray[np.int64], along_m: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Coordinates of the points `along_m` metres from ``u`` along `edge`."""
+    L = net.length_m[edge]
+    f = np.where(L > 0, along_m / np.where(L > 0, L, 1.0), 0.0)
+    x0, y0 = net.x[net.u[edge]], net.y[net.u[edge]]
+    return x0 + f * (net.x[net.v[edge]] - x0), y0 + f * (net.y[net.v[edge]] - y0)
+
+
+def _pieces_coords(
+    net: WalkNetwork, e: npt.NDArray[np.int64], s: FloatArray, t: FloatArray
+) -> FloatArray:
+    """``(k, 2, 2)`` coordinates of the pieces ``[s, t]`` metres along edges `e`."""
+    x0, y0 = _position(net, e, s)
+    x1, y1 = _position(net, e, t)
+    return np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y1])], axis=1)
 
 
 def segments_to_polygon(
@@ -159,6 +198,190 @@ def segments_to_polygon(
     return shapely.union_all(shapely.buffer(merged, buffer_m, quad_segs=FAST_QUAD_SEGS))
 
 
+@dataclass(frozen=True)
+class NodeGrid:
+    """Network nodes bucketed in square cells, and the edges at each node.
+
+    Built once per network (:func:`build_node_grid`); lets a search pick the
+    nodes within a straight-line radius and the edges at reached nodes
+    without touching the rest of the network.
+    """
+
+    cell_m: float
+    x0: float
+    y0: float
+    n_cols: int
+    n_rows: int
+    order: npt.NDArray[np.int64]
+    cell_ptr: npt.NDArray[np.int64]
+    edge_ptr: npt.NDArray[np.int64]
+    edge_ids: npt.NDArray[np.int64]
+    stretch: float
+
+
+def build_node_grid(net: WalkNetwork, *, cell_m: float = DEFAULT_CELL_M) -> NodeGrid:
+    """Bucket the nodes of `net` in cells of `cell_m` metres and index the edges at each node.
+
+    ``stretch`` is the largest ratio of an edge's straight-line span to its
+    length (1.0 when lengths are straight-line distances, as
+    :func:`lifecircle.network.build_walk_network` makes them): a node at
+    network distance ``d`` then lies within ``d * stretch`` in a straight
+    line, so a search radius scaled by it loses nothing.
+    """
+    span = np.hypot(net.x[net.u] - net.x[net.v], net.y[net.u] - net.y[net.v])
+    L = net.length_m
+    if np.any((L <= 0) & (span > 0)):
+        stretch = np.inf  # a zero-length edge joins distinct points: no radius is safe
+    else:
+        pos = L > 0
+        stretch = float(max(1.0, (span[pos] / L[pos]).max(initial=1.0)))
+    has_nodes = net.n_nodes > 0
+    x0 = float(net.x.min()) if has_nodes else 0.0
+    y0 = float(net.y.min()) if has_nodes else 0.0
+    extent = max(float(net.x.max()) - x0, float(net.y.max()) - y0) if has_nodes else 0.0
+    cell_m = max(cell_m, extent / MAX_GRID_SIDE)
+    col = ((net.x - x0) // cell_m).astype(np.int64)
+    row = ((net.y - y0) // cell_m).astype(np.int64)
+    n_cols, n_rows = int(col.max(initial=0)) + 1, int(row.max(initial=0)) + 1
+    key = col * n_rows + row
+    counts = np.bincount(key, minlength=n_cols * n_rows)
+    ends = np.concatenate([net.u, net.v])
+    by_node = np.argsort(ends, kind="stable")
+    return NodeGrid(
+        cell_m=cell_m,
+        x0=x0,
+        y0=y0,
+        n_cols=n_cols,
+        n_rows=n_rows,
+        order=np.argsort(key, kind="stable"),
+        cell_ptr=np.concatenate([[0], np.cumsum(counts)]),
+        edge_ptr=np.concatenate([[0], np.cumsum(np.bincount(ends, minlength=net.n_nodes))]),
+        edge_ids=np.concatenate([np.arange(net.n_edges), np.arange(net.n_edges)])[by_node],
+        stretch=stretch,
+    )
+
+
+def _ranges(starts: npt.NDArray[np.int64], stops: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Concatenate ``arange(starts[i], stops[i])`` for all ``i`` (vectorised)."""
+    counts = stops - starts
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    return np.asarray(shift + np.arange(total), dtype=np.int64)
+
+
+def nodes_within(
+    grid: NodeGrid, net: WalkNetwork, x: float, y: float, radius_m: float
+) -> npt.NDArray[np.int64]:
+    """Return the nodes within `radius_m` metres (straight line) of ``(x, y)``."""
+    if not np.isfinite(radius_m):
+        return np.arange(net.n_nodes)
+    c = grid.cell_m
+    c0 = max(0, int((x - radius_m - grid.x0) // c))
+    c1 = min(grid.n_cols - 1, int((x + radius_m - grid.x0) // c))
+    r0 = max(0, int((y - radius_m - grid.y0) // c))
+    r1 = min(grid.n_rows - 1, int((y + radius_m - grid.y0) // c))
+    if c1 < c0 or r1 < r0:
+        return np.zeros(0, dtype=np.int64)
+    cols = np.arange(c0, c1 + 1) * grid.n_rows
+    nodes = grid.order[_ranges(grid.cell_ptr[cols + r0], grid.cell_ptr[cols + r1 + 1])]
+    near = np.hypot(net.x[nodes] - x, net.y[nodes] - y) <= radius_m
+    return nodes[near]
+
+
+def local_reach(
+    router: Router,
+    grid: NodeGrid,
+    source: pd.DataFrame,
+    threshold_m: float,
+    source_points: npt.NDArray[np.object_] | None = None,
+    *,
+    scratch: npt.NDArray[np.int64] | None = None,
+) -> Reach:
+    """Return one source's reachable street pieces, touching only the nodes near it.
+
+    Exactly :func:`reachable_segments` of a whole-network search (same
+    pieces, same order): every node within `threshold_m` of walking lies
+    within ``threshold_m * stretch`` in a straight line of the source's
+    snapped position, and so does every node on its shortest path, so the
+    search runs on the sub-network of those nodes, and only the edges at
+    reached nodes are scanned.
+
+    Parameters
+    ----------
+    router
+        Prepared network.
+    grid
+        Its :func:`build_node_grid`.
+    source
+        One snapped source (``edge >= 0``, ``along_m``, ``offset_m``).
+    threshold_m
+        Walking threshold.
+    source_points
+        The source's original point, for its access leg.
+    scratch
+        A ``-1``-filled int array of ``n_nodes`` to reuse between calls
+        (left ``-1``-filled on return).
+    """
+    net, csr = router.net, router.csr
+    e = int(source["edge"].iloc[0])
+    along = float(source["along_m"].iloc[0])
+    offset = float(source["offset_m"].iloc[0])
+    loc = np.full(net.n_nodes, -1, dtype=np.int64) if scratch is None else scratch
+    sx, sy = _position(net, np.array([e]), np.array([along]))
+    radius = threshold_m * grid.stretch * (1 + 1e-9) + 1e-6
+    nodes = nodes_within(grid, net, float(sx[0]), float(sy[0]), radius)
+    m = len(nodes)
+    loc[nodes] = np.arange(m)
+    try:
+        dist = _sub_search(csr, loc, nodes, e, along, offset, net, threshold_m)
+        reached = nodes[np.isfinite(dist[:m])]
+        edges = np.unique(
+            grid.edge_ids[_ranges(grid.edge_ptr[reached], grid.edge_ptr[reached + 1])]
+        )
+        lu, lv = loc[net.u[edges]], loc[net.v[edges]]
+        du = np.where(lu >= 0, dist[lu], np.inf)
+        dv = np.where(lv >= 0, dist[lv], np.inf)
+    finally:
+        loc[nodes] = -1
+    return edge_pieces(net, edges, du, dv, threshold_m, source, source_points)
+
+
+def _sub_search(
+    csr: sp.csr_matrix,
+    loc: npt.NDArray[np.int64],
+    nodes: npt.NDArray[np.int64],
+    e: int,
+    along: float,
+    offset: float,
+    net: WalkNetwork,
+    threshold_m: float,
+) -> FloatArray:
+    """Bounded Dijkstra on the sub-network of `nodes` plus a virtual source (last index)."""
+    m = len(nodes)
+    counts = csr.indptr[nodes + 1] - csr.indptr[nodes]
+    pos = _ranges(csr.indptr[nodes].astype(np.int64), csr.indptr[nodes + 1].astype(np.int64))
+    cols = loc[csr.indices[pos]]
+    keep = cols >= 0
+    rows = np.repeat(np.arange(m), counts)[keep]
+    # the virtual source joins both ends of its edge (the shorter way if they coincide)
+    ends = np.array([loc[net.u[e]], loc[net.v[e]]])
+    w = np.array([offset + along, offset + (net.length_m[e] - along)])
+    if ends[0] == ends[1]:
+        ends, w = ends[:1], w.min(keepdims=True)
+    ends, w = ends[ends >= 0], w[ends >= 0]
+    indptr = np.concatenate(
+        [[0], np.cumsum(np.bincount(rows, minlength=m)), [keep.sum() + len(ends)]]
+    )
+    sub = sp.csr_matrix(
+        (np.concatenate([csr.data[pos][keep], w]), np.concatenate([cols[keep], ends]), indptr),
+        shape=(m + 1, m + 1),
+    )
+    dist = dijkstra(sub, directed=True, indices=m, limit=threshold_m)  # type: ignore[call-overload]
+    return np.asarray(dist, dtype=np.float64)
+
+
 def facility_isochrones(
     router: Router,
     facilities: gpd.GeoDataFrame,
@@ -167,10 +390,14 @@ def facility_isochrones(
     threshold_m: float,
     buffer_m: float = DEFAULT_BUFFER_M,
     method: Method = "fast",
-    chunk: int = 64,
     threads: int = 2,
+    grid: NodeGrid | None = None,
 ) -> gpd.GeoDataFrame:
     """Return one isochrone polygon per reachable facility.
+
+    Each facility is searched on its own neighbourhood (:func:`local_reach`),
+    so the work per facility depends on what it reaches, not on the size of
+    the network.
 
     Parameters
     ----------
@@ -186,10 +413,10 @@ def facility_isochrones(
         Half-width of the polygon around reachable streets.
     method
         ``"fast"`` (default) or ``"exact"`` (reference).
-    chunk
-        Facilities per shortest-path batch (bounds memory: chunk x nodes floats).
     threads
         Threads for buffering.
+    grid
+        The network's :func:`build_node_grid` (built here when not given).
 
     Returns
     -------
@@ -200,28 +427,26 @@ def facility_isochrones(
     net = router.net
     snapped = snapped.reset_index(drop=True)
     ok = np.flatnonzero(snapped["edge"].to_numpy() >= 0)
-    n = net.n_nodes
     points = facilities.geometry.to_numpy()
+    grid = build_node_grid(net) if grid is None else grid
+    scratch = np.full(net.n_nodes, -1, dtype=np.int64)
 
     def _poly(reach: Reach) -> shapely.Geometry:
         return segments_to_polygon(
             reach.coords, buffer_m=buffer_m, method=method, groups=_way_groups(net, reach)
         )
 
-    # polygons are built on the pool while the next batch of searches runs
-    futures = []
+    # polygons are built on the pool while the next searches run
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for lo in range(0, len(ok), chunk):
-            part = ok[lo : lo + chunk]
-            graph = router.with_sources(snapped.iloc[part], separate=True)
-            dist = dijkstra(
-                graph, directed=True, indices=n + np.arange(len(part)), limit=threshold_m
+        futures = [
+            pool.submit(
+                _poly,
+                local_reach(
+                    router, grid, snapped[fi : fi + 1], threshold_m, points[[fi]], scratch=scratch
+                ),
             )
-            for j, fi in enumerate(part):
-                reach = reachable_segments(
-                    net, dist[j, :n], threshold_m, snapped[fi : fi + 1], points[[fi]]
-                )
-                futures.append(pool.submit(_poly, reach))
+            for fi in ok
+        ]
         polys = [f.result() for f in futures]
     sub = facilities.iloc[ok]
     return gpd.GeoDataFrame(
@@ -244,15 +469,27 @@ def category_isochrone(
     *,
     threshold_m: float,
     buffer_m: float = DEFAULT_BUFFER_M,
+    grid: NodeGrid | None = None,
 ) -> shapely.Geometry:
-    """Return the dissolved isochrone of a set of facilities (one multi-source search)."""
+    """Return the dissolved isochrone of a set of facilities (one multi-source search).
+
+    Only the edges at reached nodes are scanned.
+    """
+    net = router.net
+    grid = build_node_grid(net) if grid is None else grid
     node_dist = router.node_distances(snapped, limit_m=threshold_m)
-    reach = reachable_segments(
-        router.net, node_dist, threshold_m, snapped, facilities.geometry.to_numpy()
+    reached = np.flatnonzero(np.isfinite(node_dist))
+    edges = np.unique(grid.edge_ids[_ranges(grid.edge_ptr[reached], grid.edge_ptr[reached + 1])])
+    reach = edge_pieces(
+        net,
+        edges,
+        node_dist[net.u[edges]],
+        node_dist[net.v[edges]],
+        threshold_m,
+        snapped,
+        facilities.geometry.to_numpy(),
     )
-    return segments_to_polygon(
-        reach.coords, buffer_m=buffer_m, groups=_way_groups(router.net, reach)
-    )
+    return segments_to_polygon(reach.coords, buffer_m=buffer_m, groups=_way_groups(net, reach))
 
 
 def _way_groups(net: WalkNetwork, reach: Reach) -> npt.NDArray[np.int64]:
