@@ -50,7 +50,7 @@ from lifecircle.facilities import (
 )
 from lifecircle.hierarchy import HierarchyOptions
 from lifecircle.i18n import Lang, check_lang
-from lifecircle.isochrones import DEFAULT_BUFFER_M, facility_isochrones
+from lifecircle.isochrones import DEFAULT_BUFFER_M, build_node_grid, facility_isochrones
 from lifecircle.network import WalkNetwork
 from lifecircle.prepare import (
     CACHE_FILES,
@@ -288,10 +288,16 @@ def _isochrones(
         crs=facilities.crs,
     )
     parts = []
+    grid = build_node_grid(router.net)  # once: each facility then searches its neighbourhood
     for value in np.unique(thresholds[np.isfinite(thresholds)]):
         sel = thresholds == value
         iso = facility_isochrones(
-            router, legs.loc[sel], acc.loc[sel], threshold_m=float(value), buffer_m=buffer_m
+            router,
+            legs.loc[sel],
+            acc.loc[sel],
+            threshold_m=float(value),
+            buffer_m=buffer_m,
+            grid=grid,
         )
         parts.append(iso.assign(facility_id=acc["facility_id"].to_numpy()[iso.index]))
     if not parts:

@@ -572,12 +572,11 @@ def plot_coverage_small_multiples(
         nrows, ncols, figsize=(panel_in * ncols, panel_in * nrows + 0.8), squeeze=False
     )
     font = cjk_font() if lang == "zh" else None
-    _, edges = network_to_gdfs(prepared.network)
     iso = category_isochrones if category_isochrones is not None else None
     params = summary["parameters"]
     with deferred_drawing(fig):
         for ax, cat in zip(axes.flat, cats, strict=False):
-            _coverage_panel(ax, cat, prepared, residents, edges, iso, summary, font, lang)
+            _coverage_panel(ax, cat, prepared, residents, iso, summary, font, lang)
     for ax in axes.flat[len(cats) :]:
         ax.set_visible(False)
     _small_multiples_legend(fig, font, lang)
@@ -613,7 +612,6 @@ def _coverage_panel(
     cat: str,
     prepared: PreparedArea,
     residents: gpd.GeoDataFrame,
-    edges: gpd.GeoDataFrame,
     iso: gpd.GeoDataFrame | None,
     summary: dict[str, Any],
     font: FontProperties | None,
@@ -624,7 +622,8 @@ def _coverage_panel(
 
     params = summary["parameters"]
     color = CATEGORY_COLORS.get(cat, "grey")
-    edges.plot(ax=ax, color="#bbbbbb", linewidth=0.35, zorder=1)
+    add_outlines_and_view(ax, prepared, [])  # sets the view the street raster is drawn for
+    add_streets(ax, prepared.network, bounds=map_bounds(prepared))
     if iso is not None:
         sub_iso = iso.loc[iso["category"] == cat]
         if len(sub_iso):
@@ -643,9 +642,7 @@ def _coverage_panel(
     col = f"covered_{cat}"
     if col in residents.columns:
         left = residents.loc[~residents[col].to_numpy(dtype=bool)]
-        if len(left):
-            left.plot(ax=ax, color="black", markersize=4, zorder=3)
-    add_outlines_and_view(ax, prepared, [])
+        add_residents(ax, left, [], label="", size=4)
     ax.set_xlabel("")
     ax.set_ylabel("")
     add_scale_bar(ax)
