@@ -33,7 +33,7 @@ sysdeps:
 
 demo: install
 	lifecircle fetch --district pudong $(POIS)
-	lifecircle coverage --district pudong $(POIS)
+	lifecircle coverage --district pudong $(POIS) $(LANGS)
 	lifecircle gaps --district pudong $(POIS) $(LANGS)
 	lifecircle plan --district pudong $(POIS) --category elderly_care --max-sites 5 $(LANGS)
 
