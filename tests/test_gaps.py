@@ -233,8 +233,8 @@ def test_rings_hold_every_resident_of_a_city_larger_than_the_rings() -> None:
     assert beyond.sum() > 300  # the corners of the square lie beyond 25 km
     table = zone_measures(res, res["ring"], ["school", "health"], kind="ring")
     school = table.loc[table["category"] == "school"].set_index("zone")
-    assert school["residents"].sum() == pytest.approx(res["weight"].sum())
-    assert school.loc["25+ km", "residents"] == pytest.approx(res["weight"][beyond].sum())
+    assert school["weight"].sum() == pytest.approx(res["weight"].sum())
+    assert school.loc["25+ km", "weight"] == pytest.approx(res["weight"][beyond].sum())
     grad = gradient(table)
     assert grad["school"]["rings"][-1] == "25+ km"
     clusters = gap_clusters(res.loc[beyond], ["school", "health"], eps_m=800)
@@ -261,11 +261,11 @@ def test_gap_clusters_match_a_cluster_by_cluster_brute_force() -> None:
         miss = [c for c in cats if w[~m[f"covered_{c}"].to_numpy()].sum() / w.sum() > 0.5]
         d = weighted_quantile(m["dist_school_m"].to_numpy(), w, 0.5)
         want.append((len(m), w.sum(), ",".join(miss), zone, d if np.isfinite(d) else np.nan))
-    want_df = pd.DataFrame(want, columns=["points", "residents", "missing", "zone", "d"])
-    want_df = want_df.sort_values(["residents", "points"], ascending=False, kind="stable")
+    want_df = pd.DataFrame(want, columns=["points", "weight", "missing", "zone", "d"])
+    want_df = want_df.sort_values(["weight", "points"], ascending=False, kind="stable")
     assert len(got) == len(want_df) > 50
     assert got["points"].tolist() == want_df["points"].tolist()
-    assert got["residents"].tolist() == want_df["residents"].tolist()
+    assert got["weight"].tolist() == want_df["weight"].tolist()
     assert got["missing"].tolist() == want_df["missing"].tolist()
     assert got["zone"].tolist() == want_df["zone"].tolist()
     np.testing.assert_array_equal(got["dist_school_m"].to_numpy(), want_df["d"].to_numpy())
