@@ -1054,9 +1054,6 @@ def _gap_reports(
         Section,
         gap_report_sections,
         hierarchy_sections,
-        render_html,
-        render_markdown,
-        report_file_name,
     )
     from lifecircle.report import (
         category_display as _display,
@@ -1091,12 +1088,7 @@ def _gap_reports(
             charts_section = Section(text("charts_section", lang), figures=charts[lang])
             sections.insert(min(1, len(sections)), charts_section)
         title = text("gaps_title", lang).format(area=area_title(prepared, lang))
-        md, page = (
-            report_file_name("gaps_report", "md", lang),
-            report_file_name("gaps_report", "html", lang),
-        )
-        files.append(io.save_text(render_markdown(title, sections), out.path(md)))
-        files.append(io.save_text(render_html(title, sections, images, lang=lang), out.path(page)))
+        files += _write_report("gaps_report", title, sections, images, lang, out)
     return files
 
 
@@ -1465,9 +1457,6 @@ def _plan_report(
     from lifecircle.i18n import category_label, check_lang, text
     from lifecircle.report import (
         plan_report_sections,
-        render_html,
-        render_markdown,
-        report_file_name,
     )
 
     names = {
@@ -1491,13 +1480,27 @@ def _plan_report(
         sections = plan_report_sections(result.summary, sites, figures, lang=lang)
         area = area_title(result.prepared, lang) if result.prepared is not None else key
         title = text("plan_title", lang).format(area=area)
-        md, page = (
-            report_file_name("plan_report", "md", lang),
-            report_file_name("plan_report", "html", lang),
-        )
-        files.append(io.save_text(render_markdown(title, sections), out.path(md)))
-        files.append(io.save_text(render_html(title, sections, images, lang=lang), out.path(page)))
+        files += _write_report("plan_report", title, sections, images, lang, out)
     return files
+
+
+def _write_report(
+    stem: str,
+    title: str,
+    sections: list[Any],
+    images: dict[str, bytes],
+    lang: Lang,
+    out: io.OutputSet,
+) -> list[Path]:
+    """Write ``<stem>.md`` and the self-contained ``<stem>.html`` (``<stem>.zh.*`` in Chinese)."""
+    from lifecircle.report import render_html, render_markdown, report_file_name
+
+    md = out.path(report_file_name(stem, "md", lang))
+    page = out.path(report_file_name(stem, "html", lang))
+    return [
+        io.save_text(render_markdown(title, sections), md),
+        io.save_text(render_html(title, sections, images, lang=lang), page),
+    ]
 
 
 def run_plan(
