@@ -443,3 +443,81 @@ def test_bootstrap_and_seed_are_checked() -> None:
         hi.check_hierarchy_options(HierarchyOptions(seed=-1))
     with pytest.warns(RuntimeWarning, match="unstable"):
         hi.check_hierarchy_options(HierarchyOptions(bootstrap=50))
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def _uniform_bootstrap_ci(
+    covered: np.ndarray, persons: np.ndarray, tiers: np.ndarray, a: str, b: str, seed: int
+) -> tuple[float, float]:
+    """Resample resident points uniformly (rng.choice), persons-weighted share of each resample."""
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(3000):
+        share = {}
+        for t in (a, b):
+            idx = np.flatnonzero(tiers == t)
+            draw = rng.choice(idx, size=len(idx), replace=True)
+            share[t] = float((persons[draw] * covered[draw]).sum() / persons[draw].sum())
+        diffs.append((share[a] - share[b]) * 100)
+    return float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+
+
+def test_three_towers_among_many_houses_cannot_flip_the_verdict() -> None:
+    # the core: three covered towers of 3,000 persons and 300 uncovered 1-person houses:
+    # 96.8% of persons are covered, but only because of three buildings. Central: 90% of 300
+    # equal buildings. Resampling buildings, a replicate without any tower (about 5% of them)
+    # has core coverage 0, so central - core (-6.8 points) is undecided; drawing persons as
+    # independent (Binomial over 303 points) called it "lower" and the claim "fails"
+    tiers = np.array(["central"] * 300 + ["suburban_core"] * 303 + ["remote"] * 300, dtype=object)
+    persons = np.concatenate([np.full(300, 30.0), np.full(3, 3000.0), np.ones(300), np.ones(300)])
+    covered = np.concatenate(
+        [np.arange(300) < 270, np.arange(303) < 3, np.arange(300) < 30]
+    ).astype(bool)
+    e = hi.ordering_test(tiers, persons, {"school": covered}, bootstrap=2000, seed=3)["school"]
+    first = e["differences"][0]
+    assert first["points"] == pytest.approx((0.9 - 9000 / 9300) * 100)
+    low, high = _uniform_bootstrap_ci(covered, persons, tiers, "central", "suburban_core", 11)
+    assert first["ci_low"] == pytest.approx(low, abs=2.0)
+    assert first["ci_high"] == pytest.approx(high, abs=4.0)
+    assert first["ci_high"] > 50  # the replicates without a tower
+    assert first["status"] == "undecided"
+    assert e["verdict"] == "undecided"
+    # the per-tier interval of the core reaches down to 0 coverage
+    assert e["coverage_ci"]["suburban_core"][0] == 0.0
+
+
+def test_unequal_persons_intervals_match_building_resampling() -> None:
+    # one tier, persons from 1 to 100 per building: the interval of the coverage must match
+    # a brute-force resampling of buildings, which is wider than the Binomial one
+    rng = np.random.default_rng(5)
+    persons = np.round(rng.pareto(1.2, 400) * 20 + 1)
+    covered = rng.random(400) < 0.6
+    reps = hi.bootstrap_coverage(covered, persons, bootstrap=4000, rng=np.random.default_rng(1))
+    brute = []
+    for _ in range(4000):
+        draw = rng.integers(0, 400, 400)
+        brute.append((persons[draw] * covered[draw]).sum() / persons[draw].sum())
+    assert np.percentile(reps, 2.5) == pytest.approx(np.percentile(brute, 2.5), abs=0.02)
+    assert np.percentile(reps, 97.5) == pytest.approx(np.percentile(brute, 97.5), abs=0.02)
+    p = (persons * covered).sum() / persons.sum()
+    binomial_width = 2 * 1.96 * np.sqrt(p * (1 - p) / 400)
+    assert np.percentile(reps, 97.5) - np.percentile(reps, 2.5) > 1.3 * binomial_width
+
+
+def test_central_below_remote_fails_the_claim_even_with_a_small_core() -> None:
+    # central 60% < remote 80% on 400 residents each (an interval far below 0); the core of ten
+    # points (70%) is undecided against both: central >= core >= remote would imply central >=
+    # remote, so the claim fails (it was called "undecided")
+    tiers, persons, covered = _arrays(
+        {"central": (400, 240), "suburban_core": (10, 7), "remote": (400, 320)}
+    )
+    e = hi.ordering_test(tiers, persons, {"culture": covered})["culture"]
+    status = {d["pair"]: d["status"] for d in e["differences"]}
+    assert status == {
+        "central-suburban_core": "undecided",
+        "suburban_core-remote": "undecided",
+        "central-remote": "lower",
+    }
+    assert e["verdict"] == "fails"
