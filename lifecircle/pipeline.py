@@ -813,6 +813,7 @@ def _centre_points(
         if not given.geom_type.isin(["Point", "MultiPoint"]).all():
             msg = f"--centres {gap_options.centres_file} must hold points (town seats)"
             raise InputError(msg)
+        _check_lonlat(given, f"--centres {gap_options.centres_file}")
         parts.append(given[["geometry"]].to_crs(prepared.crs))
         sources.append(f"{len(given)} centres from {Path(gap_options.centres_file).name}")
     if gap_options.osm_places:
@@ -829,6 +830,24 @@ def _centre_points(
     return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=prepared.crs), sources
 
 
+def _check_lonlat(given: gpd.GeoDataFrame, what: str) -> None:
+    """Refuse a layer read as WGS-84 whose coordinates are not longitudes/latitudes.
+
+    A GeoJSON without a ``crs`` member is read as WGS-84; projected metres in
+    it would otherwise turn into no match at all, silently.
+    """
+    if given.crs is None or not given.crs.is_geographic or len(given) == 0:
+        return
+    x0, y0, x1, y1 = given.total_bounds
+    if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        msg = (
+            f"{what} has coordinates outside longitude/latitude ({x0:.0f}, {y0:.0f}) but is read "
+            f"as {given.crs.to_string()} (a GeoJSON without a crs member is WGS-84): reproject "
+            "it to WGS-84 or give a GeoPackage that states its CRS"
+        )
+        raise InputError(msg)
+
+
 def _central_area(
     prepared: PreparedArea, gap_options: GapOptions, admin: gpd.GeoDataFrame | None
 ) -> tuple[BaseGeometry | None, str]:
@@ -841,6 +860,13 @@ def _central_area(
         if not given.geom_type.isin(["Polygon", "MultiPolygon"]).all():
             msg = f"--central {gap_options.central_file} must hold polygons (the central city)"
             raise InputError(msg)
+        if len(given) == 0 or given.geometry.is_empty.all():
+            msg = (
+                f"--central {gap_options.central_file} holds no polygon: give the central city "
+                "as one or more polygons, or drop --central to use the 街道 sub-districts"
+            )
+            raise InputError(msg)
+        _check_lonlat(given, f"--central {gap_options.central_file}")
         return given.to_crs(prepared.crs).union_all(), Path(gap_options.central_file).name
     if admin is None or "kind" not in admin:
         warnings.warn(
@@ -882,12 +908,24 @@ def _hierarchy(
     residents["degurba"] = degurba
     covered, dist = hi.category_arrays(residents, categories)
     units = residents["admin_unit"].to_numpy(dtype=object) if "admin_unit" in residents else None
-    table = hi.tier_measures(tiers, persons, covered, dist, units=units)
-    test = hi.ordering_test(tiers, persons, covered, bootstrap=opts.bootstrap, seed=opts.seed)
+    # without persons (grid points, no total) shares are still defined by the resident weights
+    known = bool(persons.sum() > 0)
+    weights = persons if known else residents["weight"].to_numpy(dtype=float)
+    table = hi.tier_measures(tiers, weights, covered, dist, units=units)
+    if not known:
+        table[["persons", "left_out_persons"]] = np.nan
+    test = hi.ordering_test(tiers, weights, covered, bootstrap=opts.bootstrap, seed=opts.seed)
     for cat, entry in test.items():
         entry["sentence_en"] = hi.verdict_sentence(cat, entry, "en")
         entry["sentence_zh"] = hi.verdict_sentence(cat, entry, "zh")
-    empty = [t for t in hi.TIERS if not (persons[tiers == t].sum() > 0)]
+    empty = [t for t in hi.TIERS if not (weights[tiers == t].sum() > 0)]
+    if gap_options.central_file is not None and "central" in empty:
+        warnings.warn(
+            f"--central {Path(gap_options.central_file).name} contains no resident: check that it "
+            "covers part of the analysed area (and its CRS)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     cells = hi.grid_frame(grid, classes, crs=prepared.crs)
     summary = {
         "method": hi.method_note(opts),

@@ -521,3 +521,63 @@ def test_central_below_remote_fails_the_claim_even_with_a_small_core() -> None:
         "central-remote": "lower",
     }
     assert e["verdict"] == "fails"
+
+
+def test_an_empty_central_polygon_is_refused(tmp_path: Path) -> None:
+    # an empty --central file used to give "no resident is central city" without a word
+    (tmp_path / "empty.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(InputError, match="holds no polygon"):
+        _run(_district(95, 35, 20), central_file=tmp_path / "empty.geojson")
+
+
+def test_projected_coordinates_in_a_geojson_without_crs_are_refused(tmp_path: Path) -> None:
+    # metres in a GeoJSON without a crs member are read as lon/lat: the central city was silently
+    # empty (central city 2 km x 2 km at the district's origin: the 100 central residents)
+    ring = [[X0, Y0], [X0 + 2000, Y0], [X0 + 2000, Y0 + 2000], [X0, Y0 + 2000], [X0, Y0]]
+    feature = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+    (tmp_path / "c.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [feature]})
+    )
+    with pytest.raises(InputError, match="outside longitude/latitude"):
+        _run(_district(95, 35, 20), central_file=tmp_path / "c.geojson")
+    seat = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Point", "coordinates": [X0 + 16_000, Y0 + 4000]},
+    }
+    (tmp_path / "s.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [seat]})
+    )
+    with pytest.raises(InputError, match="outside longitude/latitude"):
+        _run(_district(95, 35, 20), centres_file=tmp_path / "s.geojson")
+
+
+def test_a_central_polygon_away_from_the_residents_warns(tmp_path: Path) -> None:
+    poly = gpd.GeoDataFrame(geometry=[shapely.box(X0 - 9000, Y0, X0 - 8000, Y0 + 1000)], crs=CRS)
+    poly.to_file(tmp_path / "far.geojson", driver="GeoJSON")
+    with pytest.warns(RuntimeWarning, match="contains no resident"):
+        _run(_district(95, 35, 20), central_file=tmp_path / "far.geojson")
+
+
+def test_without_persons_the_tiers_still_hold_their_residents() -> None:
+    # grid points and no population total: the density grid is empty (every cell rural) but the
+    # 100 central and 100 remote points are residents; shares are weighted by the resident
+    # weights, not zero persons (which reported every tier as empty and every coverage as NaN)
+    res = _district(95, 35, 20)
+    res["persons"] = np.nan
+    res.attrs["weight_unit"] = "grid_point"
+    with pytest.warns(RuntimeWarning, match="no estimate in persons"):
+        summary = _run(res)
+    assert summary["empty_tiers"] == ["suburban_core"]
+    e = summary["test"]["school"]
+    # central: 95 of 100 covered (2,000 weight each); remote: the dense core's 35 of 50 (1,200
+    # each) and 20 of 50 sparse (20 each) are all remote without a grid
+    assert e["coverage"]["central"] == pytest.approx(0.95)
+    assert e["coverage"]["remote"] == pytest.approx((35 * 1200 + 20 * 20) / (50 * 1200 + 50 * 20))
+    central = next(r for r in summary["table"] if r["tier"] == "central")
+    assert np.isnan(central["persons"])
+    assert central["coverage"] == pytest.approx(0.95)
