@@ -619,8 +619,10 @@ def inside(points: gpd.GeoDataFrame, area: BaseGeometry | None) -> BoolArray:
     return np.asarray(shapely.intersects(points.geometry.to_numpy(), area), dtype=bool)
 
 
-def method_note(opts: HierarchyOptions) -> str:
+def method_note(opts: HierarchyOptions, lang: Lang = "en") -> str:
     """Describe the tiers, the grid and the test with the thresholds in use (for reports)."""
+    if lang == "zh":
+        return _method_note_zh(opts)
     gaps = ", gaps filled by the 5-of-8 majority rule" if opts.fill_gaps else ", gaps not filled"
     return (
         "Tiers: central city = the 街道 sub-districts (unit codes 0xx) or the --central polygon; "
@@ -638,4 +640,22 @@ def method_note(opts: HierarchyOptions) -> str:
         "resampled uniformly within each tier, coverage of each resample weighted by persons). "
         "Cells at the edge of a partial "
         "analysed area hold only part of their residents, so densities there are too low."
+    )
+
+
+def _method_note_zh(opts: HierarchyOptions) -> str:
+    """Return the Chinese :func:`method_note`."""
+    gaps = "，空隙按“周围 8 格中至少 5 格”多数规则填补" if opts.fill_gaps else "，不填补空隙"
+    return (
+        "地区层级：中心城区 = 街道（统计代码 0xx）或 --central 给出的范围；郊区核心 = 其外、"
+        f"位于城市化程度（Degree of Urbanisation）{opts.cell_m:g} 米网格的城市中心或城市集群内"
+        "（欧盟委员会与联合国统计委员会 2020 年《关于划定城市、城镇和农村地区以进行国际统计比较的"
+        f"方法的建议》：城市中心 = 四邻接、每平方公里 ≥ {opts.centre_density_km2:,g} 人、合计 ≥ "
+        f"{opts.centre_min_persons:,g} 人的网格{gaps}；城市集群 = 八邻接、每平方公里 ≥ "
+        f"{opts.cluster_density_km2:,g} 人、合计 ≥ {opts.cluster_min_persons:,g} 人的网格），"
+        f"或距给定镇区中心或 OSM 地名点 {opts.centre_radius_m:g} 米以内；边远地区 = 其余。"
+        "各指标按估算人口加权；超出搜索范围的居民按无穷远计。排序检验比较各层级覆盖率之差"
+        f"（百分点），给出 95% 百分位自助法置信区间（{opts.bootstrap} 次重抽样，随机种子 "
+        f"{opts.seed}；在每个层级内对居民点等概率有放回重抽样，每次重抽样的覆盖率按人口加权）。"
+        "分析范围只覆盖部分网格时，边缘网格只含其部分居民，其密度偏低。"
     )

@@ -852,6 +852,8 @@ def _central_area(
     prepared: PreparedArea, gap_options: GapOptions, admin: gpd.GeoDataFrame | None
 ) -> tuple[BaseGeometry | None, str]:
     """Return the central city: the --central polygon, else the 街道 sub-districts."""
+    from lifecircle.i18n import text
+
     if gap_options.central_file is not None:
         given = io.read_vector(gap_options.central_file)
         if given.crs is None:
@@ -878,7 +880,37 @@ def _central_area(
     subs = admin.loc[admin["kind"] == "subdistrict"]
     return (
         subs.union_all() if len(subs) else None,
-        f"街道 sub-districts (unit codes 0xx): {len(subs)} units",
+        text("central_subdistricts", "en").format(n=len(subs)),
+    )
+
+
+def _central_zh(source: str, admin: gpd.GeoDataFrame | None) -> str:
+    """Return the central-city source in Chinese (a file name stays as it is)."""
+    from lifecircle.i18n import text
+
+    if source.startswith("街道 sub-districts") and admin is not None and "kind" in admin:
+        return text("central_subdistricts", "zh").format(
+            n=int((admin["kind"] == "subdistrict").sum())
+        )
+    if source.startswith("none"):
+        return "无（没有行政单元）"
+    return source
+
+
+def _persons_zh(residents: pd.DataFrame, basis: str) -> str:
+    """Return the persons basis in Chinese, from the residents' estimate."""
+    from lifecircle.report import persons_basis_text
+
+    if basis.startswith("none"):
+        return "无（没有人口估算）"
+    if basis.startswith("resident weights"):
+        return "居民权重（人）"
+    return persons_basis_text(
+        {
+            "persons_method": residents.attrs.get("persons_method"),
+            "persons_parameter": residents.attrs.get("persons_parameter"),
+        },
+        "zh",
     )
 
 
@@ -929,11 +961,14 @@ def _hierarchy(
     cells = hi.grid_frame(grid, classes, crs=prepared.crs)
     summary = {
         "method": hi.method_note(opts),
+        "method_zh": hi.method_note(opts, "zh"),
         "parameters": {
             **asdict(opts),
             "central": central_source,
+            "central_zh": _central_zh(central_source, admin),
             "centres": centre_sources,
             "persons": persons_basis,
+            "persons_zh": _persons_zh(residents, persons_basis),
         },
         "tiers": {
             t: {
@@ -1082,7 +1117,7 @@ def _gap_reports(
     figures: list[tuple[str, str]],
     images: dict[str, bytes],
     out: io.OutputSet,
-    tier_figures: list[tuple[str, str]],
+    tier_figures: dict[str, list[tuple[str, str]]],
     charts: dict[str, list[tuple[str, str]]],
 ) -> list[Path]:
     """Write ``gaps_report.html``/``.md`` per language (``gaps_report.zh.html`` for Chinese)."""
@@ -1123,7 +1158,9 @@ def _gap_reports(
             result.summary, result.tables, result.clusters, captions, lang=lang, flags=flags
         )
         if "hierarchy" in result.summary:
-            tiers = hierarchy_sections(result.summary["hierarchy"], tier_figures, lang=lang)
+            tiers = hierarchy_sections(
+                result.summary["hierarchy"], tier_figures.get(lang, []), lang=lang
+            )
             sections[-1:-1] = tiers
         if charts.get(lang):
             charts_section = Section(text("charts_section", lang), figures=charts[lang])
@@ -1146,15 +1183,19 @@ def _hierarchy_outputs(
     images: dict[str, bytes],
     *,
     pdf: bool,
-) -> list[tuple[str, str]]:
-    """Write the tier table, the resident layer with tiers, the DEGURBA grid, tier map and chart."""
+    langs: list[Lang],
+) -> dict[str, list[tuple[str, str]]]:
+    """Write the tier table, the resident layer with tiers, the DEGURBA grid, tier map and chart.
+
+    Returns the tier map and chart ``(caption, file name)`` per report language.
+    """
     import matplotlib.pyplot as plt
 
     from lifecircle.plot_hierarchy import plot_tier_chart, plot_tier_map
 
     table = result.tier_table
     if table is None:
-        return []
+        return {}
     files.append(io.save_text(table.to_csv(index=False), out.path("tier_measures.csv")))
     res = result.residents
     keep = [
@@ -1166,21 +1207,26 @@ def _hierarchy_outputs(
     files.append(io.save_gdf(res[keep], out.path("residents_tiers.gpkg")))
     if result.degurba_grid is not None and len(result.degurba_grid):
         files.append(io.save_gdf(result.degurba_grid, out.path("degurba_grid.gpkg")))
-    figures: list[tuple[str, str]] = []
-    fig, _ = plot_tier_map(prepared, res, table, grid=result.degurba_grid)
-    png = out.path("tier_map.png")
-    files.append(io.save_figure(fig, png))
-    if pdf:
-        files.append(io.save_figure(fig, out.path("tier_map.pdf")))
-    plt.close(fig)
-    figures.append(("Tiers and coverage of all categories", png.name))
-    fig, _ = plot_tier_chart(result.summary["hierarchy"]["test"])
-    chart = out.path("tier_chart.png")
-    files.append(io.save_figure(fig, chart))
-    plt.close(fig)
-    figures.append(("Coverage by tier with 95% bootstrap intervals", chart.name))
-    for _, name in figures:
-        images[name] = out.path(name).read_bytes()
+    from lifecircle.i18n import text
+
+    figures: dict[str, list[tuple[str, str]]] = {}
+    for lang in langs:
+        fig, _ = plot_tier_map(prepared, res, table, grid=result.degurba_grid, lang=lang)
+        png = out.path(_lang_file("tier_map.png", lang))
+        files.append(io.save_figure(fig, png))
+        if pdf:
+            files.append(io.save_figure(fig, out.path(_lang_file("tier_map.pdf", lang))))
+        plt.close(fig)
+        fig, _ = plot_tier_chart(result.summary["hierarchy"]["test"], lang=lang)
+        chart = out.path(_lang_file("tier_chart.png", lang))
+        files.append(io.save_figure(fig, chart))
+        plt.close(fig)
+        figures[lang] = [
+            (text("tier_map_caption", lang), png.name),
+            (text("tier_chart_caption", lang), chart.name),
+        ]
+        for _, name in figures[lang]:
+            images[name] = out.path(name).read_bytes()
     return figures
 
 
@@ -1265,7 +1311,9 @@ def run_gaps(
             plt.close(fig)
             figures.append((cat, png.name))
             images[png.name] = png.read_bytes()
-        tier_figures = _hierarchy_outputs(prepared, result, out, files, images, pdf=gap_options.pdf)
+        tier_figures = _hierarchy_outputs(
+            prepared, result, out, files, images, pdf=gap_options.pdf, langs=_langs(options)
+        )
         charts: dict[str, list[tuple[str, str]]] = {}
         for lang in _langs(options):
             figs = gap_figures(result, prepared, options, lang=lang)

@@ -581,3 +581,38 @@ def test_without_persons_the_tiers_still_hold_their_residents() -> None:
     central = next(r for r in summary["table"] if r["tier"] == "central")
     assert np.isnan(central["persons"])
     assert central["coverage"] == pytest.approx(0.95)
+
+
+def test_the_chinese_tier_section_holds_no_english() -> None:
+    # the method note, the central-city source, the persons basis, the pair names and the
+    # verdicts of the differences table were English in gaps_report.zh
+    import re
+
+    from lifecircle.report import hierarchy_sections
+
+    res = _district(95, 35, 20)
+    res["persons"] = res["weight"]
+    res.attrs.update(
+        persons_method="floor_area",
+        persons_parameter=37.8,
+        persons_basis="residential floor area / 37.8 m² per person",
+    )
+    summary = _run(res)
+    (section,) = hierarchy_sections(summary, [], lang="zh")
+    cells = [str(v) for _, t in section.tables for v in [*t.columns, *t.to_numpy().ravel()]]
+    words = set(
+        re.findall(r"[A-Za-z]{3,}", " ".join([*section.paragraphs, *section.bullets, *cells]))
+    )
+    assert words <= {"Degree", "Urbanisation", "central", "OSM"}, words
+    diffs = section.tables[1][1]
+    assert diffs.iloc[0].tolist()[1:] == [
+        "中心城区 − 郊区核心",
+        "+25.0",
+        diffs.iloc[0, 3],
+        "更高",
+        "排序成立",
+    ]
+    assert "街道（统计代码 0xx）：1 个" in section.paragraphs[2]
+    assert "居住建筑面积 ÷ 人均 37.8 平方米" in section.paragraphs[2]
+    (english,) = hierarchy_sections(summary, [], lang="en")
+    assert english.tables[1][1].iloc[0].tolist()[1] == "central city − suburban core"
