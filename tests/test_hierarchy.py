@@ -616,3 +616,43 @@ def test_the_chinese_tier_section_holds_no_english() -> None:
     assert "居住建筑面积 ÷ 人均 37.8 平方米" in section.paragraphs[2]
     (english,) = hierarchy_sections(summary, [], lang="en")
     assert english.tables[1][1].iloc[0].tolist()[1] == "central city − suburban core"
+
+
+def test_urban_clusters_join_diagonal_cells_urban_centres_do_not() -> None:
+    # two 3,000-person cells touching at a corner: 3,000 < 5,000 each, 6,000 together. Only
+    # 8-connectivity (diagonals) makes them one urban cluster; they are no urban centre
+    p = np.zeros((5, 5))
+    p[1, 1] = p[2, 2] = 3000
+    classes = hi.degurba_classes(PopulationGrid(p, 0.0, 0.0, 1000.0), HierarchyOptions())
+    assert classes[1, 1] == classes[2, 2] == 1
+    assert classes.sum() == 2
+
+
+def test_majority_rule_leaves_a_cell_with_four_neighbours_out() -> None:
+    # the centre (1,1)-(1,2)-(1,3)-(2,3), 15,000 each (60,000); cell (2,2) touches exactly four of
+    # its cells: below the majority of five, it stays rural (and nothing else has four)
+    p = np.zeros((6, 6))
+    for r, c in [(1, 1), (1, 2), (1, 3), (2, 3)]:
+        p[r, c] = 15_000
+    classes = hi.degurba_classes(PopulationGrid(p, 0.0, 0.0, 1000.0), HierarchyOptions())
+    assert classes[2, 2] == 0
+    assert int((classes == 2).sum()) == 4
+
+
+def test_a_cell_of_exactly_1500_per_km2_is_dense() -> None:
+    # 48,500 + exactly 1,500 (the density threshold, >=) make exactly 50,000: an urban centre
+    p = np.zeros((4, 5))
+    p[1, 1], p[1, 2] = 48_500, 1_500
+    classes = hi.degurba_classes(PopulationGrid(p, 0.0, 0.0, 1000.0), HierarchyOptions())
+    assert classes[1, 1] == classes[1, 2] == 2
+
+
+def test_tier_quantiles_are_weighted_by_persons() -> None:
+    # persons 5,1,1,1,1,1 at 100..600 m: cumulative 5,6,7,8,9,10 of 10 -> median 100 m (5 >= 5),
+    # 90th percentile 500 m (9 >= 9); unweighted they would be 300 m and 600 m
+    tiers = np.array(["central"] * 6, dtype=object)
+    persons = np.array([5.0, 1, 1, 1, 1, 1])
+    dist = {"school": np.arange(100.0, 700.0, 100.0)}
+    covered = {"school": np.ones(6, dtype=bool)}
+    row = hi.tier_measures(tiers, persons, covered, dist).set_index("tier").loc["central"]
+    assert (row["median_m"], row["p90_m"]) == (100.0, 500.0)
