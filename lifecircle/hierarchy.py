@@ -61,10 +61,13 @@ The test (:func:`ordering_test`)
     and give intervals too narrow whenever persons differ between points.)
     A pair is "higher" when its interval lies above 0, "lower" below 0,
     "equal" when both tiers are identically all-covered or all-uncovered,
-    else "undecided". The claim **holds** when central-core and core-remote
-    are both higher or equal, **fails** when any pair (central-remote too,
-    which the claim implies) is lower, and is **undecided (CI includes 0)**
-    otherwise; with a tier holding no residents it is **not testable**.
+    else "undecided"; a pair with a tier of fewer than ``min_tier_points``
+    (30) resident points is never "higher" or "lower" (a tier of two
+    covered buildings has an interval of zero width). The claim **holds**
+    when central-core and core-remote are both higher or equal, **fails**
+    when any pair (central-remote too, which the claim implies) is lower,
+    and is **undecided (CI includes 0)** otherwise; with a tier holding no
+    residents it is **not testable**.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ DEFAULT_CENTRE_RADIUS_M = settings.DEFAULT_CENTRE_RADIUS_M
 DEFAULT_BOOTSTRAP = settings.DEFAULT_BOOTSTRAP
 DEFAULT_SEED = settings.DEFAULT_SEED
 CONFIDENCE = 0.95
+DEFAULT_MIN_TIER_POINTS = 30  # fewer resident points in a tier: its pairs are never decided
 MIN_USUAL_BOOTSTRAP = 200
 MAJORITY_NEIGHBOURS = 5
 BOOTSTRAP_CHUNK_DRAWS = 4_000_000  # resampled indices held in memory at once
@@ -125,6 +129,7 @@ class HierarchyOptions:
     centre_radius_m: float = DEFAULT_CENTRE_RADIUS_M
     bootstrap: int = DEFAULT_BOOTSTRAP
     seed: int = DEFAULT_SEED
+    min_tier_points: int = DEFAULT_MIN_TIER_POINTS
 
 
 def check_hierarchy_options(opts: HierarchyOptions) -> None:
@@ -435,13 +440,21 @@ def bootstrap_coverage(
     return out
 
 
-def _pair_status(low: float, high: float, a: FloatArray, b: FloatArray) -> str:
+def _pair_status(low: float, high: float, a: FloatArray, b: FloatArray, *, small: bool) -> str:
+    """Say "higher", "lower", "equal" or "undecided"; a `small` tier is never decided.
+
+    A tier whose few points are all covered (or none) has replicates without
+    any spread, so its interval says nothing about its size: two covered
+    buildings would otherwise make a "lower" of a 95% core.
+    """
+    if np.ptp(a) == 0 and np.ptp(b) == 0 and a[0] == b[0] and a[0] in (0.0, 1.0):
+        return "equal"
+    if small:
+        return "undecided"
     if low > 0:
         return "higher"
     if high < 0:
         return "lower"
-    if np.ptp(a) == 0 and np.ptp(b) == 0 and a[0] == b[0] and a[0] in (0.0, 1.0):
-        return "equal"
     return "undecided"
 
 
@@ -461,8 +474,13 @@ def ordering_test(
     *,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = DEFAULT_SEED,
+    min_tier_points: int = DEFAULT_MIN_TIER_POINTS,
 ) -> dict[str, dict[str, Any]]:
     """Test central >= suburban core >= remote per category with bootstrap intervals.
+
+    A pair involving a tier of fewer than `min_tier_points` resident points
+    is "undecided" whatever its interval (unless both tiers are identically
+    all-covered or all-uncovered: "equal").
 
     Returns
     -------
@@ -509,7 +527,13 @@ def ordering_test(
                     "points": (float(level[a] or 0) - float(level[b] or 0)) * 100,
                     "ci_low": low,
                     "ci_high": high,
-                    "status": _pair_status(low, high, reps[a], reps[b]),
+                    "status": _pair_status(
+                        low,
+                        high,
+                        reps[a],
+                        reps[b],
+                        small=min(int(masks[a].sum()), int(masks[b].sum())) < min_tier_points,
+                    ),
                 }
             )
         adjacent = [d["status"] for d in entry["differences"] if d["pair"] != "central-remote"]
@@ -637,7 +661,8 @@ def method_note(opts: HierarchyOptions, lang: Lang = "en") -> str:
         "estimated persons; a resident beyond the search limit counts as an infinite distance. "
         "The ordering test compares coverage points between tiers with 95% percentile "
         f"bootstrap intervals ({opts.bootstrap} replicates, seed {opts.seed}; resident points "
-        "resampled uniformly within each tier, coverage of each resample weighted by persons). "
+        "resampled uniformly within each tier, coverage of each resample weighted by persons; "
+        f"a tier of fewer than {opts.min_tier_points} resident points decides no pair). "
         "Cells at the edge of a partial "
         "analysed area hold only part of their residents, so densities there are too low."
     )
@@ -656,6 +681,7 @@ def _method_note_zh(opts: HierarchyOptions) -> str:
         f"或距给定镇区中心或 OSM 地名点 {opts.centre_radius_m:g} 米以内；边远地区 = 其余。"
         "各指标按估算人口加权；超出搜索范围的居民按无穷远计。排序检验比较各层级覆盖率之差"
         f"（百分点），给出 95% 百分位自助法置信区间（{opts.bootstrap} 次重抽样，随机种子 "
-        f"{opts.seed}；在每个层级内对居民点等概率有放回重抽样，每次重抽样的覆盖率按人口加权）。"
+        f"{opts.seed}；在每个层级内对居民点等概率有放回重抽样，每次重抽样的覆盖率按人口加权；"
+        f"居民点少于 {opts.min_tier_points} 个的层级不判定高低）。"
         "分析范围只覆盖部分网格时，边缘网格只含其部分居民，其密度偏低。"
     )

@@ -946,7 +946,14 @@ def _hierarchy(
     table = hi.tier_measures(tiers, weights, covered, dist, units=units)
     if not known:
         table[["persons", "left_out_persons"]] = np.nan
-    test = hi.ordering_test(tiers, weights, covered, bootstrap=opts.bootstrap, seed=opts.seed)
+    test = hi.ordering_test(
+        tiers,
+        weights,
+        covered,
+        bootstrap=opts.bootstrap,
+        seed=opts.seed,
+        min_tier_points=opts.min_tier_points,
+    )
     for cat, entry in test.items():
         entry["sentence_en"] = hi.verdict_sentence(cat, entry, "en")
         entry["sentence_zh"] = hi.verdict_sentence(cat, entry, "zh")

@@ -656,3 +656,25 @@ def test_tier_quantiles_are_weighted_by_persons() -> None:
     covered = {"school": np.ones(6, dtype=bool)}
     row = hi.tier_measures(tiers, persons, covered, dist).set_index("tier").loc["central"]
     assert (row["median_m"], row["p90_m"]) == (100.0, 500.0)
+
+
+def test_two_covered_buildings_cannot_make_the_core_lower() -> None:
+    # the remote tier: two buildings, both covered (100%, a bootstrap interval of zero width);
+    # the core 95% of 200: its interval [-8, -2] alone called core - remote "lower" and the claim
+    # "fails" (seen on Lujiazui with --central/--centres). A tier under 30 points decides nothing
+    tiers, persons, covered = _arrays(
+        {"central": (200, 198), "suburban_core": (200, 190), "remote": (2, 2)}
+    )
+    e = hi.ordering_test(tiers, persons, {"school": covered}, bootstrap=2000)["school"]
+    status = {d["pair"]: d["status"] for d in e["differences"]}
+    core_remote = e["differences"][1]
+    assert core_remote["ci_high"] < 0  # the interval alone would say "lower"
+    assert status == {
+        "central-suburban_core": "higher",
+        "suburban_core-remote": "undecided",
+        "central-remote": "undecided",
+    }
+    assert e["verdict"] == "undecided"
+    # the threshold is a parameter: with min_tier_points=2 the old reading comes back
+    e2 = hi.ordering_test(tiers, persons, {"school": covered}, min_tier_points=2)["school"]
+    assert e2["verdict"] == "fails"
