@@ -675,6 +675,13 @@ def test_two_covered_buildings_cannot_make_the_core_lower() -> None:
         "central-remote": "undecided",
     }
     assert e["verdict"] == "undecided"
+    # the sentence says why (the interval alone excludes 0)
+    assert hi.verdict_sentence("school", e).endswith(
+        "(undecided: the remote tier holds fewer than 30 resident points)"
+    )
+    assert hi.verdict_sentence("school", e, "zh").endswith(
+        "（尚无定论：边远地区的居民点少于 30 个）"
+    )
     # the threshold is a parameter: with min_tier_points=2 the old reading comes back
     e2 = hi.ordering_test(tiers, persons, {"school": covered}, min_tier_points=2)["school"]
     assert e2["verdict"] == "fails"
