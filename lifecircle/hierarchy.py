@@ -514,6 +514,10 @@ def ordering_test(
             },
             "differences": [],
             "empty_tiers": empty,
+            "small_tiers": [
+                t for t, m in masks.items() if t not in empty and int(m.sum()) < min_tier_points
+            ],
+            "min_tier_points": min_tier_points,
         }
         for a, b in PAIRS:
             if a in empty or b in empty:
@@ -574,6 +578,17 @@ def verdict_sentence(category: str, entry: dict[str, Any], lang: Lang = "en") ->
         previous = tier
     body = "".join(parts)
     verdict = text("verdict_" + entry["verdict"].replace(" ", "_"), lang)
+    small = list(entry.get("small_tiers", []))
+    open_ci = any(
+        d["status"] == "undecided" and not set(d["pair"].split("-")) & set(small)
+        for d in entry["differences"]
+        if d["pair"] != "central-remote"
+    )
+    if entry["verdict"] == "undecided" and small and not open_ci:
+        verdict = text("verdict_undecided_small", lang).format(
+            tiers=text("and", lang).join(text("tier_short_" + t, lang) for t in small),
+            n=entry.get("min_tier_points", DEFAULT_MIN_TIER_POINTS),
+        )
     if empty:
         names = text("and", lang).join(text("tier_short_" + t, lang) for t in empty)
         key = "no_residents_one" if len(empty) == 1 else "no_residents_many"

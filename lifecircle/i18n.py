@@ -461,6 +461,10 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "街道（统计代码 0xx）：{n} 个",
     },
     "persons_unit": {"en": "persons", "zh": "人"},
+    "verdict_undecided_small": {
+        "en": "undecided: the {tiers} tier holds fewer than {n} resident points",
+        "zh": "尚无定论：{tiers}的居民点少于 {n} 个",
+    },
     "tier_differences_caption": {
         "en": "Differences in coverage points",
         "zh": "覆盖率差值（百分点）",
