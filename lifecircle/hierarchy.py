@@ -50,16 +50,24 @@ The test (:func:`ordering_test`)
     Differences in coverage points (central - core, core - remote, central -
     remote) with 95% percentile bootstrap confidence intervals over
     residents: each bootstrap replicate resamples, within each tier, as many
-    resident points as the tier holds, with replacement and probability
-    proportional to persons. Coverage is yes/no per resident, so the number
-    of covered draws of a replicate is exactly Binomial(n_tier, coverage);
-    it is drawn that way (``bootstrap`` replicates, 1,000 by default, fixed
-    ``seed``). A pair is "higher" when its interval lies above 0, "lower"
-    below 0, "equal" when both tiers are identically all-covered or
-    all-uncovered, else "undecided". The claim **holds** when central-core
-    and core-remote are both higher or equal, **fails** when either is
-    lower, and is **undecided (CI includes 0)** otherwise; with a tier
-    holding no residents it is **not testable**.
+    resident points as the tier holds, uniformly with replacement, and
+    recomputes the persons-weighted coverage of the resample (the estimator
+    applied to the resample; ``bootstrap`` replicates, 1,000 by default,
+    fixed ``seed``). The resident point (a building) is the resampled unit:
+    its persons share one yes/no coverage, so a tier whose persons sit in a
+    few large buildings gets a wide interval. (Drawing points with
+    probability proportional to persons and counting covered draws, i.e.
+    Binomial(n_points, coverage), would treat every person as independent
+    and give intervals too narrow whenever persons differ between points.)
+    A pair is "higher" when its interval lies above 0, "lower" below 0,
+    "equal" when both tiers are identically all-covered or all-uncovered,
+    else "undecided"; a pair with a tier of fewer than ``min_tier_points``
+    (30) resident points is never "higher" or "lower" (a tier of two
+    covered buildings has an interval of zero width). The claim **holds**
+    when central-core and core-remote are both higher or equal, **fails**
+    when any pair (central-remote too, which the claim implies) is lower,
+    and is **undecided (CI includes 0)** otherwise; with a tier holding no
+    residents it is **not testable**.
 """
 
 from __future__ import annotations
@@ -99,8 +107,10 @@ DEFAULT_CENTRE_RADIUS_M = settings.DEFAULT_CENTRE_RADIUS_M
 DEFAULT_BOOTSTRAP = settings.DEFAULT_BOOTSTRAP
 DEFAULT_SEED = settings.DEFAULT_SEED
 CONFIDENCE = 0.95
+DEFAULT_MIN_TIER_POINTS = 30  # fewer resident points in a tier: its pairs are never decided
 MIN_USUAL_BOOTSTRAP = 200
 MAJORITY_NEIGHBOURS = 5
+BOOTSTRAP_CHUNK_DRAWS = 4_000_000  # resampled indices held in memory at once
 
 _FOUR = ndimage.generate_binary_structure(2, 1)
 _EIGHT = ndimage.generate_binary_structure(2, 2)
@@ -119,6 +129,7 @@ class HierarchyOptions:
     centre_radius_m: float = DEFAULT_CENTRE_RADIUS_M
     bootstrap: int = DEFAULT_BOOTSTRAP
     seed: int = DEFAULT_SEED
+    min_tier_points: int = DEFAULT_MIN_TIER_POINTS
 
 
 def check_hierarchy_options(opts: HierarchyOptions) -> None:
@@ -398,12 +409,12 @@ def tier_measures(
 def bootstrap_coverage(
     covered: BoolArray, persons: FloatArray, *, bootstrap: int, rng: np.random.Generator
 ) -> FloatArray:
-    """Return `bootstrap` replicates of a tier's coverage under weighted resampling.
+    """Return `bootstrap` replicates of a tier's persons-weighted coverage.
 
-    A replicate draws ``n`` resident points (``n`` = the tier's points) with
-    replacement, each with probability proportional to its persons, and
-    takes the share covered. Coverage is yes/no, so the covered count is
-    Binomial(n, weighted coverage) exactly, which is what is drawn.
+    A replicate draws ``n`` resident points (``n`` = the tier's points)
+    uniformly with replacement and takes the persons-weighted share covered
+    of the drawn points. A replicate whose drawn points hold no persons is
+    NaN (ignored by the percentiles).
 
     Examples
     --------
@@ -411,27 +422,47 @@ def bootstrap_coverage(
     >>> bootstrap_coverage(np.array([True, True]), np.ones(2), bootstrap=3, rng=rng).tolist()
     [1.0, 1.0, 1.0]
     """
-    n = len(covered)
-    p = _share(np.asarray(covered, dtype=bool), np.asarray(persons, dtype=float))
-    if n == 0 or not np.isfinite(p):
+    c = np.asarray(covered, dtype=bool)
+    w = np.asarray(persons, dtype=float)
+    n = len(c)
+    if n == 0 or not float(w.sum()) > 0:
         return np.full(bootstrap, np.nan)
-    return rng.binomial(n, min(max(p, 0.0), 1.0), size=bootstrap) / n
+    wc = np.where(c, w, 0.0)
+    out = np.empty(bootstrap)
+    chunk = max(1, BOOTSTRAP_CHUNK_DRAWS // n)
+    for start in range(0, bootstrap, chunk):
+        size = min(chunk, bootstrap - start)
+        idx = rng.integers(0, n, size=(size, n))
+        total = w[idx].sum(axis=1)
+        hit = wc[idx].sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start : start + size] = np.where(total > 0, hit / total, np.nan)
+    return out
 
 
-def _pair_status(low: float, high: float, a: FloatArray, b: FloatArray) -> str:
+def _pair_status(low: float, high: float, a: FloatArray, b: FloatArray, *, small: bool) -> str:
+    """Say "higher", "lower", "equal" or "undecided"; a `small` tier is never decided.
+
+    A tier whose few points are all covered (or none) has replicates without
+    any spread, so its interval says nothing about its size: two covered
+    buildings would otherwise make a "lower" of a 95% core.
+    """
+    if np.ptp(a) == 0 and np.ptp(b) == 0 and a[0] == b[0] and a[0] in (0.0, 1.0):
+        return "equal"
+    if small:
+        return "undecided"
     if low > 0:
         return "higher"
     if high < 0:
         return "lower"
-    if np.ptp(a) == 0 and np.ptp(b) == 0 and a[0] == b[0] and a[0] in (0.0, 1.0):
-        return "equal"
     return "undecided"
 
 
-def _verdict(statuses: list[str]) -> str:
-    if "lower" in statuses:
+def _verdict(adjacent: list[str], central_remote: str | None = None) -> str:
+    """Return the verdict: any pair lower fails (C >= K >= R implies C >= R)."""
+    if "lower" in adjacent or central_remote == "lower":
         return "fails"
-    if all(s in ("higher", "equal") for s in statuses):
+    if all(s in ("higher", "equal") for s in adjacent):
         return "holds"
     return "undecided"
 
@@ -443,8 +474,13 @@ def ordering_test(
     *,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = DEFAULT_SEED,
+    min_tier_points: int = DEFAULT_MIN_TIER_POINTS,
 ) -> dict[str, dict[str, Any]]:
     """Test central >= suburban core >= remote per category with bootstrap intervals.
+
+    A pair involving a tier of fewer than `min_tier_points` resident points
+    is "undecided" whatever its interval (unless both tiers are identically
+    all-covered or all-uncovered: "equal").
 
     Returns
     -------
@@ -473,28 +509,40 @@ def ordering_test(
             "coverage_ci": {
                 t: None
                 if t in empty
-                else [float(np.percentile(r, alpha)), float(np.percentile(r, 100 - alpha))]
+                else [float(np.nanpercentile(r, alpha)), float(np.nanpercentile(r, 100 - alpha))]
                 for t, r in reps.items()
             },
             "differences": [],
             "empty_tiers": empty,
+            "small_tiers": [
+                t for t, m in masks.items() if t not in empty and int(m.sum()) < min_tier_points
+            ],
+            "min_tier_points": min_tier_points,
         }
         for a, b in PAIRS:
             if a in empty or b in empty:
                 continue
             diff = (reps[a] - reps[b]) * 100
-            low, high = float(np.percentile(diff, alpha)), float(np.percentile(diff, 100 - alpha))
+            low = float(np.nanpercentile(diff, alpha))
+            high = float(np.nanpercentile(diff, 100 - alpha))
             entry["differences"].append(
                 {
                     "pair": f"{a}-{b}",
                     "points": (float(level[a] or 0) - float(level[b] or 0)) * 100,
                     "ci_low": low,
                     "ci_high": high,
-                    "status": _pair_status(low, high, reps[a], reps[b]),
+                    "status": _pair_status(
+                        low,
+                        high,
+                        reps[a],
+                        reps[b],
+                        small=min(int(masks[a].sum()), int(masks[b].sum())) < min_tier_points,
+                    ),
                 }
             )
         adjacent = [d["status"] for d in entry["differences"] if d["pair"] != "central-remote"]
-        entry["verdict"] = "not testable" if empty else _verdict(adjacent)
+        far = [d["status"] for d in entry["differences"] if d["pair"] == "central-remote"]
+        entry["verdict"] = "not testable" if empty else _verdict(adjacent, far[0] if far else None)
         out[cat] = entry
     return out
 
@@ -530,6 +578,17 @@ def verdict_sentence(category: str, entry: dict[str, Any], lang: Lang = "en") ->
         previous = tier
     body = "".join(parts)
     verdict = text("verdict_" + entry["verdict"].replace(" ", "_"), lang)
+    small = list(entry.get("small_tiers", []))
+    open_ci = any(
+        d["status"] == "undecided" and not set(d["pair"].split("-")) & set(small)
+        for d in entry["differences"]
+        if d["pair"] != "central-remote"
+    )
+    if entry["verdict"] == "undecided" and small and not open_ci:
+        verdict = text("verdict_undecided_small", lang).format(
+            tiers=text("and", lang).join(text("tier_short_" + t, lang) for t in small),
+            n=entry.get("min_tier_points", DEFAULT_MIN_TIER_POINTS),
+        )
     if empty:
         names = text("and", lang).join(text("tier_short_" + t, lang) for t in empty)
         key = "no_residents_one" if len(empty) == 1 else "no_residents_many"
@@ -599,8 +658,10 @@ def inside(points: gpd.GeoDataFrame, area: BaseGeometry | None) -> BoolArray:
     return np.asarray(shapely.intersects(points.geometry.to_numpy(), area), dtype=bool)
 
 
-def method_note(opts: HierarchyOptions) -> str:
+def method_note(opts: HierarchyOptions, lang: Lang = "en") -> str:
     """Describe the tiers, the grid and the test with the thresholds in use (for reports)."""
+    if lang == "zh":
+        return _method_note_zh(opts)
     gaps = ", gaps filled by the 5-of-8 majority rule" if opts.fill_gaps else ", gaps not filled"
     return (
         "Tiers: central city = the 街道 sub-districts (unit codes 0xx) or the --central polygon; "
@@ -614,7 +675,28 @@ def method_note(opts: HierarchyOptions) -> str:
         "given town seat or OSM place node; remote = the rest. Measures are weighted by "
         "estimated persons; a resident beyond the search limit counts as an infinite distance. "
         "The ordering test compares coverage points between tiers with 95% percentile "
-        f"bootstrap intervals ({opts.bootstrap} replicates, seed {opts.seed}; weighted "
-        "resampling of resident points within each tier). Cells at the edge of a partial "
+        f"bootstrap intervals ({opts.bootstrap} replicates, seed {opts.seed}; resident points "
+        "resampled uniformly within each tier, coverage of each resample weighted by persons; "
+        f"a tier of fewer than {opts.min_tier_points} resident points decides no pair). "
+        "Cells at the edge of a partial "
         "analysed area hold only part of their residents, so densities there are too low."
+    )
+
+
+def _method_note_zh(opts: HierarchyOptions) -> str:
+    """Return the Chinese :func:`method_note`."""
+    gaps = "，空隙按“周围 8 格中至少 5 格”多数规则填补" if opts.fill_gaps else "，不填补空隙"
+    return (
+        "地区层级：中心城区 = 街道（统计代码 0xx）或 --central 给出的范围；郊区核心 = 其外、"
+        f"位于城市化程度（Degree of Urbanisation）{opts.cell_m:g} 米网格的城市中心或城市集群内"
+        "（欧盟委员会与联合国统计委员会 2020 年《关于划定城市、城镇和农村地区以进行国际统计比较的"
+        f"方法的建议》：城市中心 = 四邻接、每平方公里 ≥ {opts.centre_density_km2:,g} 人、合计 ≥ "
+        f"{opts.centre_min_persons:,g} 人的网格{gaps}；城市集群 = 八邻接、每平方公里 ≥ "
+        f"{opts.cluster_density_km2:,g} 人、合计 ≥ {opts.cluster_min_persons:,g} 人的网格），"
+        f"或距给定镇区中心或 OSM 地名点 {opts.centre_radius_m:g} 米以内；边远地区 = 其余。"
+        "各指标按估算人口加权；超出搜索范围的居民按无穷远计。排序检验比较各层级覆盖率之差"
+        f"（百分点），给出 95% 百分位自助法置信区间（{opts.bootstrap} 次重抽样，随机种子 "
+        f"{opts.seed}；在每个层级内对居民点等概率有放回重抽样，每次重抽样的覆盖率按人口加权；"
+        f"居民点少于 {opts.min_tier_points} 个的层级不判定高低）。"
+        "分析范围只覆盖部分网格时，边缘网格只含其部分居民，其密度偏低。"
     )

@@ -442,6 +442,29 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Measures by tier (distances blank: beyond the search limit or no residents)",
         "zh": "各层级指标（距离空白：超出搜索范围或无居民）",
     },
+    "tier_map_caption": {
+        "en": "Tiers and coverage of all categories",
+        "zh": "地区层级与四类设施均可达的覆盖情况",
+    },
+    "tier_chart_caption": {
+        "en": "Coverage by tier with 95% bootstrap intervals",
+        "zh": "各层级覆盖率及 95% 自助法置信区间",
+    },
+    "ci95": {"en": "95% CI", "zh": "95% 置信区间"},
+    "pair_status": {"en": "pair", "zh": "两两比较"},
+    "status_higher": {"en": "higher", "zh": "更高"},
+    "status_lower": {"en": "lower", "zh": "更低"},
+    "status_equal": {"en": "equal", "zh": "相同"},
+    "status_undecided": {"en": "undecided (CI includes 0)", "zh": "尚无定论（置信区间含0）"},
+    "central_subdistricts": {
+        "en": "街道 sub-districts (unit codes 0xx): {n} units",
+        "zh": "街道（统计代码 0xx）：{n} 个",
+    },
+    "persons_unit": {"en": "persons", "zh": "人"},
+    "verdict_undecided_small": {
+        "en": "undecided: the {tiers} tier holds fewer than {n} resident points",
+        "zh": "尚无定论：{tiers}的居民点少于 {n} 个",
+    },
     "tier_differences_caption": {
         "en": "Differences in coverage points",
         "zh": "覆盖率差值（百分点）",

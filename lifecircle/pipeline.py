@@ -813,6 +813,7 @@ def _centre_points(
         if not given.geom_type.isin(["Point", "MultiPoint"]).all():
             msg = f"--centres {gap_options.centres_file} must hold points (town seats)"
             raise InputError(msg)
+        _check_lonlat(given, f"--centres {gap_options.centres_file}")
         parts.append(given[["geometry"]].to_crs(prepared.crs))
         sources.append(f"{len(given)} centres from {Path(gap_options.centres_file).name}")
     if gap_options.osm_places:
@@ -829,10 +830,30 @@ def _centre_points(
     return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=prepared.crs), sources
 
 
+def _check_lonlat(given: gpd.GeoDataFrame, what: str) -> None:
+    """Refuse a layer read as WGS-84 whose coordinates are not longitudes/latitudes.
+
+    A GeoJSON without a ``crs`` member is read as WGS-84; projected metres in
+    it would otherwise turn into no match at all, silently.
+    """
+    if given.crs is None or not given.crs.is_geographic or len(given) == 0:
+        return
+    x0, y0, x1, y1 = given.total_bounds
+    if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        msg = (
+            f"{what} has coordinates outside longitude/latitude ({x0:.0f}, {y0:.0f}) but is read "
+            f"as {given.crs.to_string()} (a GeoJSON without a crs member is WGS-84): reproject "
+            "it to WGS-84 or give a GeoPackage that states its CRS"
+        )
+        raise InputError(msg)
+
+
 def _central_area(
     prepared: PreparedArea, gap_options: GapOptions, admin: gpd.GeoDataFrame | None
 ) -> tuple[BaseGeometry | None, str]:
     """Return the central city: the --central polygon, else the 街道 sub-districts."""
+    from lifecircle.i18n import text
+
     if gap_options.central_file is not None:
         given = io.read_vector(gap_options.central_file)
         if given.crs is None:
@@ -841,6 +862,13 @@ def _central_area(
         if not given.geom_type.isin(["Polygon", "MultiPolygon"]).all():
             msg = f"--central {gap_options.central_file} must hold polygons (the central city)"
             raise InputError(msg)
+        if len(given) == 0 or given.geometry.is_empty.all():
+            msg = (
+                f"--central {gap_options.central_file} holds no polygon: give the central city "
+                "as one or more polygons, or drop --central to use the 街道 sub-districts"
+            )
+            raise InputError(msg)
+        _check_lonlat(given, f"--central {gap_options.central_file}")
         return given.to_crs(prepared.crs).union_all(), Path(gap_options.central_file).name
     if admin is None or "kind" not in admin:
         warnings.warn(
@@ -852,7 +880,37 @@ def _central_area(
     subs = admin.loc[admin["kind"] == "subdistrict"]
     return (
         subs.union_all() if len(subs) else None,
-        f"街道 sub-districts (unit codes 0xx): {len(subs)} units",
+        text("central_subdistricts", "en").format(n=len(subs)),
+    )
+
+
+def _central_zh(source: str, admin: gpd.GeoDataFrame | None) -> str:
+    """Return the central-city source in Chinese (a file name stays as it is)."""
+    from lifecircle.i18n import text
+
+    if source.startswith("街道 sub-districts") and admin is not None and "kind" in admin:
+        return text("central_subdistricts", "zh").format(
+            n=int((admin["kind"] == "subdistrict").sum())
+        )
+    if source.startswith("none"):
+        return "无（没有行政单元）"
+    return source
+
+
+def _persons_zh(residents: pd.DataFrame, basis: str) -> str:
+    """Return the persons basis in Chinese, from the residents' estimate."""
+    from lifecircle.report import persons_basis_text
+
+    if basis.startswith("none"):
+        return "无（没有人口估算）"
+    if basis.startswith("resident weights"):
+        return "居民权重（人）"
+    return persons_basis_text(
+        {
+            "persons_method": residents.attrs.get("persons_method"),
+            "persons_parameter": residents.attrs.get("persons_parameter"),
+        },
+        "zh",
     )
 
 
@@ -882,20 +940,42 @@ def _hierarchy(
     residents["degurba"] = degurba
     covered, dist = hi.category_arrays(residents, categories)
     units = residents["admin_unit"].to_numpy(dtype=object) if "admin_unit" in residents else None
-    table = hi.tier_measures(tiers, persons, covered, dist, units=units)
-    test = hi.ordering_test(tiers, persons, covered, bootstrap=opts.bootstrap, seed=opts.seed)
+    # without persons (grid points, no total) shares are still defined by the resident weights
+    known = bool(persons.sum() > 0)
+    weights = persons if known else residents["weight"].to_numpy(dtype=float)
+    table = hi.tier_measures(tiers, weights, covered, dist, units=units)
+    if not known:
+        table[["persons", "left_out_persons"]] = np.nan
+    test = hi.ordering_test(
+        tiers,
+        weights,
+        covered,
+        bootstrap=opts.bootstrap,
+        seed=opts.seed,
+        min_tier_points=opts.min_tier_points,
+    )
     for cat, entry in test.items():
         entry["sentence_en"] = hi.verdict_sentence(cat, entry, "en")
         entry["sentence_zh"] = hi.verdict_sentence(cat, entry, "zh")
-    empty = [t for t in hi.TIERS if not (persons[tiers == t].sum() > 0)]
+    empty = [t for t in hi.TIERS if not (weights[tiers == t].sum() > 0)]
+    if gap_options.central_file is not None and "central" in empty:
+        warnings.warn(
+            f"--central {Path(gap_options.central_file).name} contains no resident: check that it "
+            "covers part of the analysed area (and its CRS)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     cells = hi.grid_frame(grid, classes, crs=prepared.crs)
     summary = {
         "method": hi.method_note(opts),
+        "method_zh": hi.method_note(opts, "zh"),
         "parameters": {
             **asdict(opts),
             "central": central_source,
+            "central_zh": _central_zh(central_source, admin),
             "centres": centre_sources,
             "persons": persons_basis,
+            "persons_zh": _persons_zh(residents, persons_basis),
         },
         "tiers": {
             t: {
@@ -1044,7 +1124,7 @@ def _gap_reports(
     figures: list[tuple[str, str]],
     images: dict[str, bytes],
     out: io.OutputSet,
-    tier_figures: list[tuple[str, str]],
+    tier_figures: dict[str, list[tuple[str, str]]],
     charts: dict[str, list[tuple[str, str]]],
 ) -> list[Path]:
     """Write ``gaps_report.html``/``.md`` per language (``gaps_report.zh.html`` for Chinese)."""
@@ -1082,7 +1162,9 @@ def _gap_reports(
             result.summary, result.tables, result.clusters, captions, lang=lang, flags=flags
         )
         if "hierarchy" in result.summary:
-            tiers = hierarchy_sections(result.summary["hierarchy"], tier_figures, lang=lang)
+            tiers = hierarchy_sections(
+                result.summary["hierarchy"], tier_figures.get(lang, []), lang=lang
+            )
             sections[-1:-1] = tiers
         if charts.get(lang):
             charts_section = Section(text("charts_section", lang), figures=charts[lang])
@@ -1100,15 +1182,19 @@ def _hierarchy_outputs(
     images: dict[str, bytes],
     *,
     pdf: bool,
-) -> list[tuple[str, str]]:
-    """Write the tier table, the resident layer with tiers, the DEGURBA grid, tier map and chart."""
+    langs: list[Lang],
+) -> dict[str, list[tuple[str, str]]]:
+    """Write the tier table, the resident layer with tiers, the DEGURBA grid, tier map and chart.
+
+    Returns the tier map and chart ``(caption, file name)`` per report language.
+    """
     import matplotlib.pyplot as plt
 
     from lifecircle.plot_hierarchy import plot_tier_chart, plot_tier_map
 
     table = result.tier_table
     if table is None:
-        return []
+        return {}
     files.append(io.save_text(table.to_csv(index=False), out.path("tier_measures.csv")))
     res = result.residents
     keep = [
@@ -1120,21 +1206,26 @@ def _hierarchy_outputs(
     files.append(io.save_gdf(res[keep], out.path("residents_tiers.gpkg")))
     if result.degurba_grid is not None and len(result.degurba_grid):
         files.append(io.save_gdf(result.degurba_grid, out.path("degurba_grid.gpkg")))
-    figures: list[tuple[str, str]] = []
-    fig, _ = plot_tier_map(prepared, res, table, grid=result.degurba_grid)
-    png = out.path("tier_map.png")
-    files.append(io.save_figure(fig, png))
-    if pdf:
-        files.append(io.save_figure(fig, out.path("tier_map.pdf")))
-    plt.close(fig)
-    figures.append(("Tiers and coverage of all categories", png.name))
-    fig, _ = plot_tier_chart(result.summary["hierarchy"]["test"])
-    chart = out.path("tier_chart.png")
-    files.append(io.save_figure(fig, chart))
-    plt.close(fig)
-    figures.append(("Coverage by tier with 95% bootstrap intervals", chart.name))
-    for _, name in figures:
-        images[name] = out.path(name).read_bytes()
+    from lifecircle.i18n import text
+
+    figures: dict[str, list[tuple[str, str]]] = {}
+    for lang in langs:
+        fig, _ = plot_tier_map(prepared, res, table, grid=result.degurba_grid, lang=lang)
+        png = out.path(_lang_file("tier_map.png", lang))
+        files.append(io.save_figure(fig, png))
+        if pdf:
+            files.append(io.save_figure(fig, out.path(_lang_file("tier_map.pdf", lang))))
+        plt.close(fig)
+        fig, _ = plot_tier_chart(result.summary["hierarchy"]["test"], lang=lang)
+        chart = out.path(_lang_file("tier_chart.png", lang))
+        files.append(io.save_figure(fig, chart))
+        plt.close(fig)
+        figures[lang] = [
+            (text("tier_map_caption", lang), png.name),
+            (text("tier_chart_caption", lang), chart.name),
+        ]
+        for _, name in figures[lang]:
+            images[name] = out.path(name).read_bytes()
     return figures
 
 
@@ -1219,7 +1310,9 @@ def run_gaps(
             plt.close(fig)
             figures.append((cat, png.name))
             images[png.name] = png.read_bytes()
-        tier_figures = _hierarchy_outputs(prepared, result, out, files, images, pdf=gap_options.pdf)
+        tier_figures = _hierarchy_outputs(
+            prepared, result, out, files, images, pdf=gap_options.pdf, langs=_langs(options)
+        )
         charts: dict[str, list[tuple[str, str]]] = {}
         for lang in _langs(options):
             figs = gap_figures(result, prepared, options, lang=lang)

@@ -90,7 +90,10 @@ def plot_tier_map(
                     linewidth=0.9,
                     zorder=3,
                 )
-            note = f"{cov * 100:.0f}%, {rows['persons'].get(tier, 0):,.0f} persons"
+            persons = rows["persons"].get(tier, np.nan)
+            note = f"{cov * 100:.0f}%" + (
+                f", {persons:,.0f} {text('persons_unit', lang)}" if np.isfinite(persons) else ""
+            )
         else:
             note = text("no_residents", lang)
         label = f"{text('tier_' + tier, lang)}: {note}"
@@ -116,6 +119,10 @@ def plot_tier_map(
         fontproperties=cjk_font() if lang == "zh" else None,
     )
     add_map_furniture(ax, handles)
+    legend = ax.get_legend()
+    if lang == "zh" and legend is not None:
+        for entry in legend.get_texts():
+            entry.set_fontproperties(cjk_font())
     return fig, ax
 
 

@@ -844,11 +844,11 @@ def hierarchy_sections(
     empty = hierarchy["empty_tiers_note"][language]
     paragraphs = [
         text("hierarchy_intro", language),
-        hierarchy["method"],
+        hierarchy.get(f"method_{language}") or hierarchy["method"],
         text("hierarchy_params", language).format(
-            central=params["central"],
+            central=params.get(f"central_{language}") or params["central"],
             centres="; ".join(params["centres"]) or text("none_given", language),
-            persons=params["persons"],
+            persons=params.get(f"persons_{language}") or params["persons"],
             bootstrap=fmt_int(params["bootstrap"]),
             seed=params["seed"],
         ),
@@ -892,10 +892,15 @@ def _hierarchy_tables(hierarchy: dict[str, Any], lang: Lang) -> list[tuple[str, 
         [
             {
                 text("category", lang): category_display(cat, lang),
-                text("tier_pair", lang): d["pair"],
+                text("tier_pair", lang): " − ".join(
+                    text("tier_" + t, lang) for t in d["pair"].split("-")
+                ),
                 text("points_diff", lang): fmt_num(d["points"], 1, sign=True),
-                "95% CI": f"[{d['ci_low']:.1f}, {d['ci_high']:.1f}]",
-                text("verdict", lang): entry["verdict"],
+                text("ci95", lang): f"[{d['ci_low']:.1f}, {d['ci_high']:.1f}]",
+                text("pair_status", lang): text("status_" + d["status"], lang),
+                text("verdict", lang): text(
+                    "verdict_short_" + entry["verdict"].replace(" ", "_"), lang
+                ),
             }
             for cat, entry in hierarchy["test"].items()
             for d in entry["differences"]

@@ -350,6 +350,13 @@ def test_lujiazui_residents_are_all_central_city(gap_run: Path) -> None:
     assert "School: central city" in report
     for name in ("tier_map.png", "tier_chart.png", "tier_measures.csv", "degurba_grid.gpkg"):
         assert (gap_run / name).stat().st_size > 100, name
+    # the Chinese report shows Chinese tier figures and method text (they were the English ones)
+    zh = (gap_run / "gaps_report.zh.md").read_text()
+    assert "(tier_map.zh.png)" in zh
+    assert "(tier_chart.zh.png)" in zh
+    assert (gap_run / "tier_chart.zh.png").stat().st_size > 100
+    assert "Tiers: central city" not in zh
+    assert "中心城区：街道（统计代码 0xx）：12 个" in zh
     table = pd.read_csv(gap_run / "tier_measures.csv")
     central = table.loc[(table["tier"] == "central") & (table["category"] == "school")]
     school = s["coverage"]["categories"]["school"]["coverage"]

@@ -443,3 +443,245 @@ def test_bootstrap_and_seed_are_checked() -> None:
         hi.check_hierarchy_options(HierarchyOptions(seed=-1))
     with pytest.warns(RuntimeWarning, match="unstable"):
         hi.check_hierarchy_options(HierarchyOptions(bootstrap=50))
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def _uniform_bootstrap_ci(
+    covered: np.ndarray, persons: np.ndarray, tiers: np.ndarray, a: str, b: str, seed: int
+) -> tuple[float, float]:
+    """Resample resident points uniformly (rng.choice), persons-weighted share of each resample."""
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(3000):
+        share = {}
+        for t in (a, b):
+            idx = np.flatnonzero(tiers == t)
+            draw = rng.choice(idx, size=len(idx), replace=True)
+            share[t] = float((persons[draw] * covered[draw]).sum() / persons[draw].sum())
+        diffs.append((share[a] - share[b]) * 100)
+    return float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+
+
+def test_three_towers_among_many_houses_cannot_flip_the_verdict() -> None:
+    # the core: three covered towers of 3,000 persons and 300 uncovered 1-person houses:
+    # 96.8% of persons are covered, but only because of three buildings. Central: 90% of 300
+    # equal buildings. Resampling buildings, a replicate without any tower (about 5% of them)
+    # has core coverage 0, so central - core (-6.8 points) is undecided; drawing persons as
+    # independent (Binomial over 303 points) called it "lower" and the claim "fails"
+    tiers = np.array(["central"] * 300 + ["suburban_core"] * 303 + ["remote"] * 300, dtype=object)
+    persons = np.concatenate([np.full(300, 30.0), np.full(3, 3000.0), np.ones(300), np.ones(300)])
+    covered = np.concatenate(
+        [np.arange(300) < 270, np.arange(303) < 3, np.arange(300) < 30]
+    ).astype(bool)
+    e = hi.ordering_test(tiers, persons, {"school": covered}, bootstrap=2000, seed=3)["school"]
+    first = e["differences"][0]
+    assert first["points"] == pytest.approx((0.9 - 9000 / 9300) * 100)
+    low, high = _uniform_bootstrap_ci(covered, persons, tiers, "central", "suburban_core", 11)
+    assert first["ci_low"] == pytest.approx(low, abs=2.0)
+    assert first["ci_high"] == pytest.approx(high, abs=4.0)
+    assert first["ci_high"] > 50  # the replicates without a tower
+    assert first["status"] == "undecided"
+    assert e["verdict"] == "undecided"
+    # the per-tier interval of the core reaches down to 0 coverage
+    assert e["coverage_ci"]["suburban_core"][0] == 0.0
+
+
+def test_unequal_persons_intervals_match_building_resampling() -> None:
+    # one tier, persons from 1 to 100 per building: the interval of the coverage must match
+    # a brute-force resampling of buildings, which is wider than the Binomial one
+    rng = np.random.default_rng(5)
+    persons = np.round(rng.pareto(1.2, 400) * 20 + 1)
+    covered = rng.random(400) < 0.6
+    reps = hi.bootstrap_coverage(covered, persons, bootstrap=4000, rng=np.random.default_rng(1))
+    brute = []
+    for _ in range(4000):
+        draw = rng.integers(0, 400, 400)
+        brute.append((persons[draw] * covered[draw]).sum() / persons[draw].sum())
+    assert np.percentile(reps, 2.5) == pytest.approx(np.percentile(brute, 2.5), abs=0.02)
+    assert np.percentile(reps, 97.5) == pytest.approx(np.percentile(brute, 97.5), abs=0.02)
+    p = (persons * covered).sum() / persons.sum()
+    binomial_width = 2 * 1.96 * np.sqrt(p * (1 - p) / 400)
+    assert np.percentile(reps, 97.5) - np.percentile(reps, 2.5) > 1.3 * binomial_width
+
+
+def test_central_below_remote_fails_the_claim_even_with_a_small_core() -> None:
+    # central 60% < remote 80% on 400 residents each (an interval far below 0); the core of ten
+    # points (70%) is undecided against both: central >= core >= remote would imply central >=
+    # remote, so the claim fails (it was called "undecided")
+    tiers, persons, covered = _arrays(
+        {"central": (400, 240), "suburban_core": (10, 7), "remote": (400, 320)}
+    )
+    e = hi.ordering_test(tiers, persons, {"culture": covered})["culture"]
+    status = {d["pair"]: d["status"] for d in e["differences"]}
+    assert status == {
+        "central-suburban_core": "undecided",
+        "suburban_core-remote": "undecided",
+        "central-remote": "lower",
+    }
+    assert e["verdict"] == "fails"
+
+
+def test_an_empty_central_polygon_is_refused(tmp_path: Path) -> None:
+    # an empty --central file used to give "no resident is central city" without a word
+    (tmp_path / "empty.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(InputError, match="holds no polygon"):
+        _run(_district(95, 35, 20), central_file=tmp_path / "empty.geojson")
+
+
+def test_projected_coordinates_in_a_geojson_without_crs_are_refused(tmp_path: Path) -> None:
+    # metres in a GeoJSON without a crs member are read as lon/lat: the central city was silently
+    # empty (central city 2 km x 2 km at the district's origin: the 100 central residents)
+    ring = [[X0, Y0], [X0 + 2000, Y0], [X0 + 2000, Y0 + 2000], [X0, Y0 + 2000], [X0, Y0]]
+    feature = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+    (tmp_path / "c.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [feature]})
+    )
+    with pytest.raises(InputError, match="outside longitude/latitude"):
+        _run(_district(95, 35, 20), central_file=tmp_path / "c.geojson")
+    seat = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "Point", "coordinates": [X0 + 16_000, Y0 + 4000]},
+    }
+    (tmp_path / "s.geojson").write_text(
+        json.dumps({"type": "FeatureCollection", "features": [seat]})
+    )
+    with pytest.raises(InputError, match="outside longitude/latitude"):
+        _run(_district(95, 35, 20), centres_file=tmp_path / "s.geojson")
+
+
+def test_a_central_polygon_away_from_the_residents_warns(tmp_path: Path) -> None:
+    poly = gpd.GeoDataFrame(geometry=[shapely.box(X0 - 9000, Y0, X0 - 8000, Y0 + 1000)], crs=CRS)
+    poly.to_file(tmp_path / "far.geojson", driver="GeoJSON")
+    with pytest.warns(RuntimeWarning, match="contains no resident"):
+        _run(_district(95, 35, 20), central_file=tmp_path / "far.geojson")
+
+
+def test_without_persons_the_tiers_still_hold_their_residents() -> None:
+    # grid points and no population total: the density grid is empty (every cell rural) but the
+    # 100 central and 100 remote points are residents; shares are weighted by the resident
+    # weights, not zero persons (which reported every tier as empty and every coverage as NaN)
+    res = _district(95, 35, 20)
+    res["persons"] = np.nan
+    res.attrs["weight_unit"] = "grid_point"
+    with pytest.warns(RuntimeWarning, match="no estimate in persons"):
+        summary = _run(res)
+    assert summary["empty_tiers"] == ["suburban_core"]
+    e = summary["test"]["school"]
+    # central: 95 of 100 covered (2,000 weight each); remote: the dense core's 35 of 50 (1,200
+    # each) and 20 of 50 sparse (20 each) are all remote without a grid
+    assert e["coverage"]["central"] == pytest.approx(0.95)
+    assert e["coverage"]["remote"] == pytest.approx((35 * 1200 + 20 * 20) / (50 * 1200 + 50 * 20))
+    central = next(r for r in summary["table"] if r["tier"] == "central")
+    assert np.isnan(central["persons"])
+    assert central["coverage"] == pytest.approx(0.95)
+
+
+def test_the_chinese_tier_section_holds_no_english() -> None:
+    # the method note, the central-city source, the persons basis, the pair names and the
+    # verdicts of the differences table were English in gaps_report.zh
+    import re
+
+    from lifecircle.report import hierarchy_sections
+
+    res = _district(95, 35, 20)
+    res["persons"] = res["weight"]
+    res.attrs.update(
+        persons_method="floor_area",
+        persons_parameter=37.8,
+        persons_basis="residential floor area / 37.8 m² per person",
+    )
+    summary = _run(res)
+    (section,) = hierarchy_sections(summary, [], lang="zh")
+    cells = [str(v) for _, t in section.tables for v in [*t.columns, *t.to_numpy().ravel()]]
+    words = set(
+        re.findall(r"[A-Za-z]{3,}", " ".join([*section.paragraphs, *section.bullets, *cells]))
+    )
+    assert words <= {"Degree", "Urbanisation", "central", "OSM"}, words
+    diffs = section.tables[1][1]
+    assert diffs.iloc[0].tolist()[1:] == [
+        "中心城区 − 郊区核心",
+        "+25.0",
+        diffs.iloc[0, 3],
+        "更高",
+        "排序成立",
+    ]
+    assert "街道（统计代码 0xx）：1 个" in section.paragraphs[2]
+    assert "居住建筑面积 ÷ 人均 37.8 平方米" in section.paragraphs[2]
+    (english,) = hierarchy_sections(summary, [], lang="en")
+    assert english.tables[1][1].iloc[0].tolist()[1] == "central city − suburban core"
+
+
+def test_urban_clusters_join_diagonal_cells_urban_centres_do_not() -> None:
+    # two 3,000-person cells touching at a corner: 3,000 < 5,000 each, 6,000 together. Only
+    # 8-connectivity (diagonals) makes them one urban cluster; they are no urban centre
+    p = np.zeros((5, 5))
+    p[1, 1] = p[2, 2] = 3000
+    classes = hi.degurba_classes(PopulationGrid(p, 0.0, 0.0, 1000.0), HierarchyOptions())
+    assert classes[1, 1] == classes[2, 2] == 1
+    assert classes.sum() == 2
+
+
+def test_majority_rule_leaves_a_cell_with_four_neighbours_out() -> None:
+    # the centre (1,1)-(1,2)-(1,3)-(2,3), 15,000 each (60,000); cell (2,2) touches exactly four of
+    # its cells: below the majority of five, it stays rural (and nothing else has four)
+    p = np.zeros((6, 6))
+    for r, c in [(1, 1), (1, 2), (1, 3), (2, 3)]:
+        p[r, c] = 15_000
+    classes = hi.degurba_classes(PopulationGrid(p, 0.0, 0.0, 1000.0), HierarchyOptions())
+    assert classes[2, 2] == 0
+    assert int((classes == 2).sum()) == 4
+
+
+def test_a_cell_of_exactly_1500_per_km2_is_dense() -> None:
+    # 48,500 + exactly 1,500 (the density threshold, >=) make exactly 50,000: an urban centre
+    p = np.zeros((4, 5))
+    p[1, 1], p[1, 2] = 48_500, 1_500
+    classes = hi.degurba_classes(PopulationGrid(p, 0.0, 0.0, 1000.0), HierarchyOptions())
+    assert classes[1, 1] == classes[1, 2] == 2
+
+
+def test_tier_quantiles_are_weighted_by_persons() -> None:
+    # persons 5,1,1,1,1,1 at 100..600 m: cumulative 5,6,7,8,9,10 of 10 -> median 100 m (5 >= 5),
+    # 90th percentile 500 m (9 >= 9); unweighted they would be 300 m and 600 m
+    tiers = np.array(["central"] * 6, dtype=object)
+    persons = np.array([5.0, 1, 1, 1, 1, 1])
+    dist = {"school": np.arange(100.0, 700.0, 100.0)}
+    covered = {"school": np.ones(6, dtype=bool)}
+    row = hi.tier_measures(tiers, persons, covered, dist).set_index("tier").loc["central"]
+    assert (row["median_m"], row["p90_m"]) == (100.0, 500.0)
+
+
+def test_two_covered_buildings_cannot_make_the_core_lower() -> None:
+    # the remote tier: two buildings, both covered (100%, a bootstrap interval of zero width);
+    # the core 95% of 200: its interval [-8, -2] alone called core - remote "lower" and the claim
+    # "fails" (seen on Lujiazui with --central/--centres). A tier under 30 points decides nothing
+    tiers, persons, covered = _arrays(
+        {"central": (200, 198), "suburban_core": (200, 190), "remote": (2, 2)}
+    )
+    e = hi.ordering_test(tiers, persons, {"school": covered}, bootstrap=2000)["school"]
+    status = {d["pair"]: d["status"] for d in e["differences"]}
+    core_remote = e["differences"][1]
+    assert core_remote["ci_high"] < 0  # the interval alone would say "lower"
+    assert status == {
+        "central-suburban_core": "higher",
+        "suburban_core-remote": "undecided",
+        "central-remote": "undecided",
+    }
+    assert e["verdict"] == "undecided"
+    # the sentence says why (the interval alone excludes 0)
+    assert hi.verdict_sentence("school", e).endswith(
+        "(undecided: the remote tier holds fewer than 30 resident points)"
+    )
+    assert hi.verdict_sentence("school", e, "zh").endswith(
+        "（尚无定论：边远地区的居民点少于 30 个）"
+    )
+    # the threshold is a parameter: with min_tier_points=2 the old reading comes back
+    e2 = hi.ordering_test(tiers, persons, {"school": covered}, min_tier_points=2)["school"]
+    assert e2["verdict"] == "fails"
