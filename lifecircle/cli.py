@@ -391,6 +391,13 @@ def hierarchy_options(func: F) -> F:
         click.option(
             "--seed", type=int, default=hi.DEFAULT_SEED, show_default=True, help="Bootstrap seed."
         ),
+        click.option(
+            "--min-tier-points",
+            type=int,
+            default=hi.DEFAULT_MIN_TIER_POINTS,
+            show_default=True,
+            help="A tier with fewer resident points decides no pair of the ordering test.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -410,6 +417,7 @@ def _hierarchy_options(kw: dict[str, Any]) -> Any:
         centre_radius_m=kw["centre_radius_m"],
         bootstrap=kw["bootstrap"],
         seed=kw["seed"],
+        min_tier_points=kw["min_tier_points"],
     )
     check_hierarchy_options(opts)  # before any work
     return opts

@@ -107,7 +107,7 @@ DEFAULT_CENTRE_RADIUS_M = settings.DEFAULT_CENTRE_RADIUS_M
 DEFAULT_BOOTSTRAP = settings.DEFAULT_BOOTSTRAP
 DEFAULT_SEED = settings.DEFAULT_SEED
 CONFIDENCE = 0.95
-DEFAULT_MIN_TIER_POINTS = 30  # fewer resident points in a tier: its pairs are never decided
+DEFAULT_MIN_TIER_POINTS = settings.DEFAULT_MIN_TIER_POINTS  # fewer points: no pair decided
 MIN_USUAL_BOOTSTRAP = 200
 MAJORITY_NEIGHBOURS = 5
 BOOTSTRAP_CHUNK_DRAWS = 4_000_000  # resampled indices held in memory at once
@@ -151,6 +151,12 @@ def check_hierarchy_options(opts: HierarchyOptions) -> None:
         raise InputError(msg)
     if not opts.bootstrap >= 1:
         msg = f"--bootstrap must be >= 1, got {opts.bootstrap}: give a replicate count, e.g. 1000"
+        raise InputError(msg)
+    if not opts.min_tier_points >= 1:
+        msg = (
+            f"--min-tier-points must be >= 1, got {opts.min_tier_points}: give a number of "
+            "resident points, e.g. 30"
+        )
         raise InputError(msg)
     if not opts.seed >= 0:
         msg = f"--seed must be >= 0, got {opts.seed}: give a random seed, e.g. 13"

@@ -175,6 +175,7 @@ DEFAULT_CLUSTER_MIN_PERSONS = 5000.0
 DEFAULT_CENTRE_RADIUS_M = 1500.0
 DEFAULT_BOOTSTRAP = 1000
 DEFAULT_SEED = 13
+DEFAULT_MIN_TIER_POINTS = 30  # a tier with fewer resident points decides no pair of the test
 
 
 def overpass_max_area_km2() -> float:

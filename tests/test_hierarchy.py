@@ -685,3 +685,26 @@ def test_two_covered_buildings_cannot_make_the_core_lower() -> None:
     # the threshold is a parameter: with min_tier_points=2 the old reading comes back
     e2 = hi.ordering_test(tiers, persons, {"school": covered}, min_tier_points=2)["school"]
     assert e2["verdict"] == "fails"
+
+
+def test_min_tier_points_is_checked_and_reaches_the_test(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lifecircle.cli import main
+
+    out = tmp_path / "o"
+    result = CliRunner().invoke(
+        main, ["gaps", "--district", "pudong", "--min-tier-points", "0", "--out", str(out)]
+    )
+    assert result.exit_code == 1
+    assert "--min-tier-points must be >= 1, got 0" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    # the option reaches the ordering test: 2 points of 3 decide nothing under 3, everything under 1
+    tiers = np.array(["central"] * 40 + ["suburban_core"] * 40 + ["remote"] * 2)
+    persons = np.ones(len(tiers))
+    covered = {"school": np.r_[np.ones(40, bool), np.zeros(40, bool), np.ones(2, bool)]}
+    small = hi.ordering_test(tiers, persons, covered, bootstrap=200, seed=1, min_tier_points=3)
+    large = hi.ordering_test(tiers, persons, covered, bootstrap=200, seed=1, min_tier_points=1)
+    assert small["school"]["small_tiers"] == ["remote"]
+    assert large["school"]["small_tiers"] == []
