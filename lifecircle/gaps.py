@@ -52,7 +52,7 @@ from lifecircle.coverage import distance_column, weighted_share
 from lifecircle.errors import InputError
 from lifecircle.i18n import Lang, category_label, text
 from lifecircle.report import fmt_persons
-from lifecircle.stats import weighted_quantile
+from lifecircle.stats import distance_quantiles, weighted_quantile
 
 FloatArray = npt.NDArray[np.float64]
 DEFAULT_LAG_POINTS = 10.0
@@ -289,7 +289,6 @@ def zone_measures(
                 )
             else:
                 dist = residents[distance_column(cat)].to_numpy(dtype=float)[sel]
-            median, p90 = weighted_quantile(dist, ws, 0.5), weighted_quantile(dist, ws, 0.9)
             rows.append(
                 {
                     "kind": kind,
@@ -298,10 +297,7 @@ def zone_measures(
                     "weight": float(ws.sum()),
                     "estimated_residents": float(ps.sum()),
                     "coverage": weighted_share(covered, ws),
-                    "median_m": median if np.isfinite(median) else np.nan,
-                    "median_beyond_search_limit": bool(np.isposinf(median)),
-                    "p90_m": p90 if np.isfinite(p90) else np.nan,
-                    "p90_beyond_search_limit": bool(np.isposinf(p90)),
+                    **distance_quantiles(dist, ws),
                     "left_out": float(ws[~covered].sum()),
                     "estimated_residents_left_out": float(ps[~covered].sum()),
                 }

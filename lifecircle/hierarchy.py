@@ -88,7 +88,7 @@ from shapely.geometry.base import BaseGeometry
 from lifecircle import settings
 from lifecircle.errors import InputError
 from lifecircle.i18n import Lang, category_label, text
-from lifecircle.stats import weighted_quantile
+from lifecircle.stats import distance_quantiles
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -384,7 +384,6 @@ def tier_measures(
         ws = w[sel]
         for cat, cov in covered.items():
             c, d = cov[sel], distances_m[cat][sel]
-            median, p90 = weighted_quantile(d, ws, 0.5), weighted_quantile(d, ws, 0.9)
             n_units, zero = _unit_zero(units, sel, cov, w)
             rows.append(
                 {
@@ -393,10 +392,7 @@ def tier_measures(
                     "resident_points": int(sel.sum()),
                     "persons": float(ws.sum()),
                     "coverage": _share(c, ws),
-                    "median_m": median if np.isfinite(median) else np.nan,
-                    "median_beyond_search_limit": bool(np.isposinf(median)),
-                    "p90_m": p90 if np.isfinite(p90) else np.nan,
-                    "p90_beyond_search_limit": bool(np.isposinf(p90)),
+                    **distance_quantiles(d, ws),
                     "left_out_persons": float(ws[~c].sum()),
                     "units": n_units,
                     "zero_coverage_units": None if n_units is None else len(zero),

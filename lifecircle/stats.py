@@ -75,3 +75,27 @@ def quantile_fields(
         name: round(value, ndigits) if np.isfinite(value) else None,
         f"{name.split('_')[0]}_beyond_search_limit": beyond,
     }
+
+
+def distance_quantiles(distances_m: FloatArray, weights: FloatArray) -> dict[str, Any]:
+    """Weighted median and 90th-percentile distance, as the zone and tier tables give them.
+
+    A quantile beyond the search limit (infinite distance) is NaN with its
+    ``*_beyond_search_limit`` flag set.
+
+    Examples
+    --------
+    >>> q = distance_quantiles(np.array([100.0, 200.0, np.inf]), np.array([1.0, 1.0, 3.0]))
+    >>> q["median_beyond_search_limit"], q["p90_beyond_search_limit"]
+    (True, True)
+    >>> distance_quantiles(np.array([100.0, 300.0]), np.array([3.0, 1.0]))["median_m"]
+    100.0
+    """
+    median = weighted_quantile(distances_m, weights, 0.5)
+    p90 = weighted_quantile(distances_m, weights, 0.9)
+    return {
+        "median_m": median if np.isfinite(median) else np.nan,
+        "median_beyond_search_limit": bool(np.isposinf(median)),
+        "p90_m": p90 if np.isfinite(p90) else np.nan,
+        "p90_beyond_search_limit": bool(np.isposinf(p90)),
+    }
