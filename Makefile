@@ -5,6 +5,9 @@ ifneq ($(wildcard $(SHARED_DATA)/pudong),)
 export LIFECIRCLE_DATA_DIR ?= $(SHARED_DATA)
 endif
 STAMP := .install.stamp
+# make demo's outputs: coverage and gaps share one folder (same parameters); the plan, planned for one
+# category, gets its own (a folder never mixes runs made with different parameters)
+DEMO_OUT := data/processed/demo
 # the demo writes each report in English (gaps_report.html) and Chinese (gaps_report.zh.html)
 LANGS := --lang en --lang zh
 POIS := --pois $(LIFECIRCLE_DATA_DIR)/pudong/pois/shanghai_school.csv \
@@ -33,9 +36,10 @@ sysdeps:
 
 demo: install
 	lifecircle fetch --district pudong $(POIS)
-	lifecircle coverage --district pudong $(POIS) $(LANGS)
-	lifecircle gaps --district pudong $(POIS) $(LANGS)
-	lifecircle plan --district pudong $(POIS) --category elderly_care --max-sites 5 $(LANGS)
+	lifecircle coverage --district pudong $(POIS) $(LANGS) --out $(DEMO_OUT) --overwrite
+	lifecircle gaps --district pudong $(POIS) $(LANGS) --out $(DEMO_OUT) --overwrite
+	lifecircle plan --district pudong $(POIS) --category elderly_care --max-sites 5 $(LANGS) \
+	  --out $(DEMO_OUT)-plan --overwrite
 
 data: install
 	lifecircle fetch --district pudong $(POIS)
