@@ -524,6 +524,23 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "覆盖地图（每类设施一幅）",
     },
     "charts_section": {"en": "Charts", "zh": "图表"},
+    "gaps_cli_title": {"en": "gaps in {area}:", "zh": "{area} 的缺口："},
+    "gaps_cli_no_flag": {
+        "en": "no gap exceeds the flag thresholds",
+        "zh": "没有超过提示阈值的缺口",
+    },
+    "gaps_cli_gini": {
+        "en": "Gini {gini}, Theil {theil} (between rings {between})",
+        "zh": "基尼系数 {gini}，泰尔指数 {theil}（圈层间 {between}）",
+    },
+    "gaps_cli_inequality": {
+        "en": "inequality of the distance to the farthest category: {value}",
+        "zh": "到最远一类设施步行距离的不均衡：{value}",
+    },
+    "gaps_cli_report": {
+        "en": "gap clusters: {n}; report: {report}",
+        "zh": "缺口聚类：{n} 个；报告：{report}",
+    },
 }
 
 

@@ -905,3 +905,43 @@ def _hierarchy_tables(hierarchy: dict[str, Any], lang: Lang) -> list[tuple[str, 
     if len(diffs):
         tables.append((text("tier_differences_caption", lang), diffs))
     return tables
+
+
+def format_gaps_lines(result: Any, *, lang: Lang = "en") -> str:
+    """Render the ``gaps`` terminal summary in `lang`: flags, inequality, tiers, report path.
+
+    `result` is a :class:`lifecircle.pipeline.GapResult` (``summary``,
+    ``tables``, ``clusters``, ``out_dir``); the report named is the one written
+    in `lang` (``gaps_report.zh.html`` for Chinese).
+    """
+    from lifecircle.gaps import flags
+
+    s = result.summary
+    lines = [text("gaps_cli_title", lang).format(area=s["area"])]
+    found = flags(
+        result.tables["rings"],
+        result.tables.get("admin"),
+        s["gradient"],
+        result.clusters,
+        target=float(s["coverage"]["parameters"]["target"]),
+        lag_points=float(s["parameters"]["lag_points"]),
+        lang=lang,
+    )
+    lines += [f"  - {line}" for line in found or [text("gaps_cli_no_flag", lang)]]
+    ineq = s["inequality"]["categories"]["all_categories"]
+    if ineq.get("measurable", True):
+        value = text("gaps_cli_gini", lang).format(
+            gini=fmt_num(ineq["gini"], 3),
+            theil=fmt_num(ineq["theil"], 3),
+            between=fmt_num(ineq["theil_between"], 3),
+        )
+    else:
+        value = _reason(ineq, lang)
+    lines.append(text("gaps_cli_inequality", lang).format(value=value))
+    key = "sentence_zh" if lang == "zh" else "sentence_en"
+    lines += [
+        f"  {entry.get(key, '')}" for entry in s.get("hierarchy", {}).get("test", {}).values()
+    ]
+    report = result.out_dir / report_file_name("gaps_report", "html", lang)
+    lines.append(text("gaps_cli_report", lang).format(n=len(result.clusters), report=report))
+    return "\n".join(lines)

@@ -361,3 +361,39 @@ def test_gaps_refuses_contradictory_density_thresholds(runner: CliRunner) -> Non
     assert result.exit_code == 1
     assert "--cluster-density-km2 2000 exceeds --centre-density-km2 1500" in result.output
     assert "Traceback" not in result.output
+
+
+def test_chinese_first_gaps_names_the_report_it_wrote(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``--lang zh`` alone writes gaps_report.zh.html: the terminal names that file, in Chinese."""
+    out = tmp_path_factory.mktemp("gaps_zh") / "o"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIFECIRCLE_DATA_DIR", str(DATA_DIR))
+        mp.setenv("LIFECIRCLE_CACHE_DIR", str(_session_cache(tmp_path_factory)))
+        mp.setenv("LIFECIRCLE_OVERPASS_URL", "http://127.0.0.1:9/api")
+        result = CliRunner().invoke(
+            main,
+            [
+                "gaps",
+                "--district",
+                "pudong",
+                "--pois",
+                str(POIS / "shanghai_school.csv"),
+                "--category",
+                "school",
+                "--no-pdf",
+                "--lang",
+                "zh",
+                "--out",
+                str(out),
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "报告：" in x)
+    named = Path(line.split("报告：", 1)[1].strip())
+    assert named == out / "gaps_report.zh.html"
+    assert named.is_file()
+    assert not (out / "gaps_report.html").exists()
+    assert "gaps in" not in result.output
+    assert "中心城区" in result.output  # the tier verdicts in Chinese
