@@ -564,12 +564,17 @@ def plot_coverage_small_multiples(
         The figure and the array of its axes (unused panels hidden).
     """
     from lifecircle.i18n import text
+    from lifecircle.webmap import area_name
 
     cats = list(summary["categories"])
     ncols = 2 if len(cats) <= 4 else 3
     nrows = max(1, -(-len(cats) // ncols))
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(panel_in * ncols, panel_in * nrows + 0.8), squeeze=False
+        nrows,
+        ncols,
+        figsize=(panel_in * ncols, panel_in * nrows + 0.8),
+        squeeze=False,
+        layout="constrained",  # laid out when drawn: panel titles never overlap the maps above
     )
     font = cjk_font() if lang == "zh" else None
     iso = category_isochrones if category_isochrones is not None else None
@@ -582,13 +587,12 @@ def plot_coverage_small_multiples(
     _small_multiples_legend(fig, font, lang)
     fig.suptitle(
         text("small_multiples_title", lang).format(
-            area=prepared.key,
+            area=area_name(prepared, lang),  # 浦东新区 / Pudong New Area, not the cache key
             minutes=f"{params['minutes']:g}",
             target=f"{params['target'] * 100:g}%",
         ),
         **_font_kw(font, 14),
     )
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97), h_pad=2.5)
     return fig, axes
 
 
@@ -695,8 +699,7 @@ def _small_multiples_legend(fig: Figure, font: FontProperties | None, lang: Lang
     kw = _font_kw(font, 10)
     fig.legend(
         handles=handles,
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.012),
+        loc="outside lower center",  # constrained layout keeps room for it under the panels
         ncol=len(handles),
         frameon=False,
         prop=kw.get("fontproperties"),

@@ -227,3 +227,22 @@ def test_small_multiples_show_each_category_alone(gap_run, prepared) -> None:  #
         assert sum(v for k, v in sizes.items() if k not in {(0.0, 0.0, 0.0), None}) == int(
             (fac["category"] == cat).sum()
         ), cat
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_small_multiples_titles_clear_the_panels_above_and_name_the_district(
+    gap_run, prepared, lang
+) -> None:  # type: ignore[no-untyped-def]
+    """Drawn as saved, no lower panel's title lies over a map of the row above it."""
+    import matplotlib.pyplot as plt
+
+    cov = gap_run.summary["coverage"]
+    fig, axes = plot_coverage_small_multiples(prepared, gap_run.residents, None, cov, lang=lang)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    for lower in axes[1]:
+        title = lower.title.get_window_extent(renderer)
+        for upper in axes[0]:
+            assert title.y1 <= upper.get_window_extent(renderer).y0, (lower.get_title(), lang)
+    assert fig.get_suptitle().startswith("浦东新区：" if lang == "zh" else "Pudong New Area: ")
+    plt.close(fig)
