@@ -524,6 +524,20 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "覆盖地图（每类设施一幅）",
     },
     "charts_section": {"en": "Charts", "zh": "图表"},
+    "partial_prefix": {"en": "PARTIAL: ", "zh": "局部结果："},
+    "basis_buildings": {"en": "buildings", "zh": "居住建筑"},
+    "basis_landuse_infill": {"en": "residential land infill", "zh": "居住用地补点"},
+    "basis_population": {"en": "population layer", "zh": "人口图层"},
+    "basis_landuse_grid": {"en": "grid over residential land", "zh": "居住用地网格点"},
+    "basis_area_grid": {"en": "grid over the area", "zh": "全域网格点"},
+    "caption_tier_map": {
+        "en": "Tiers and coverage of all categories",
+        "zh": "地区层级与全部类别覆盖",
+    },
+    "caption_tier_chart": {
+        "en": "Coverage by tier with 95% bootstrap intervals",
+        "zh": "各层级覆盖率及 95% 自助法置信区间",
+    },
     "gaps_cli_title": {"en": "gaps in {area}:", "zh": "{area} 的缺口："},
     "gaps_cli_no_flag": {
         "en": "no gap exceeds the flag thresholds",

@@ -1049,11 +1049,13 @@ def _gap_reports(
 ) -> list[Path]:
     """Write ``gaps_report.html``/``.md`` per language (``gaps_report.zh.html`` for Chinese)."""
     from lifecircle import gaps
+    from lifecircle.charts import chart_caption
     from lifecircle.i18n import check_lang, text
     from lifecircle.report import (
         Section,
         gap_report_sections,
         hierarchy_sections,
+        persons_basis_text,
         render_html,
         render_markdown,
         report_file_name,
@@ -1085,7 +1087,14 @@ def _gap_reports(
             result.summary, result.tables, result.clusters, captions, lang=lang, flags=flags
         )
         if "hierarchy" in result.summary:
-            tiers = hierarchy_sections(result.summary["hierarchy"], tier_figures, lang=lang)
+            tiers = hierarchy_sections(
+                result.summary["hierarchy"],
+                [(chart_caption(png, lang), png) for _, png in tier_figures],
+                lang=lang,
+                persons_basis=persons_basis_text(
+                    result.summary["coverage"]["data"]["residents"], lang
+                ),
+            )
             sections[-1:-1] = tiers
         if charts.get(lang):
             charts_section = Section(text("charts_section", lang), figures=charts[lang])

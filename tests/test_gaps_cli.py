@@ -397,3 +397,28 @@ def test_chinese_first_gaps_names_the_report_it_wrote(
     assert not (out / "gaps_report.html").exists()
     assert "gaps in" not in result.output
     assert "中心城区" in result.output  # the tier verdicts in Chinese
+
+
+def test_chinese_report_and_table_leave_no_english_behind(gap_run: Path) -> None:
+    """The persons basis, residents basis, area, tier captions and the partial flag in Chinese."""
+    from lifecircle.report import format_coverage_table
+
+    md = (gap_run / "gaps_report.zh.md").read_text()
+    for english in (
+        "residential floor area",  # the tier section's persons basis
+        "（buildings）",  # the residents' basis
+        "Tiers and coverage of all categories",  # tier map and chart captions
+        "Coverage by tier",
+        "分析范围 pudong",  # the registry key instead of the district's name
+    ):
+        assert english not in md, english
+    assert "人口：居住建筑面积 ÷ 人均 37.8 平方米" in md
+    assert "（居住建筑）" in md
+    assert "分析范围 浦东新区：" in md
+    assert "各层级覆盖率及 95% 自助法置信区间" in md
+    cov = json.loads((gap_run / "gaps.json").read_text())["coverage"]
+    table = format_coverage_table(cov, lang="zh")
+    assert cov["data"]["partial"] is True
+    assert "PARTIAL" not in table and "局部结果：" in table
+    assert "范围 浦东新区" in table and "buildings" not in table
+    assert "PARTIAL: " in format_coverage_table(cov, lang="en")  # English unchanged
