@@ -538,6 +538,14 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Coverage by tier with 95% bootstrap intervals",
         "zh": "各层级覆盖率及 95% 自助法置信区间",
     },
+    "gap_map_title": {"en": "{area}: gaps in {cat} coverage", "zh": "{area}：{cat}覆盖缺口"},
+    "gap_map_units": {"en": "administrative units", "zh": "街道/镇界"},
+    "gap_map_facility": {"en": "{cat} facility", "zh": "{cat}设施"},
+    "gap_map_clusters": {"en": "gap clusters (ranked)", "zh": "缺口聚类（按序号）"},
+    "gap_map_colorbar": {
+        "en": "coverage by distance ring (share of residents)",
+        "zh": "各距离圈层覆盖率（居民比例）",
+    },
     "gaps_cli_title": {"en": "gaps in {area}:", "zh": "{area} 的缺口："},
     "gaps_cli_no_flag": {
         "en": "no gap exceeds the flag thresholds",

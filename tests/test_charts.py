@@ -246,3 +246,32 @@ def test_small_multiples_titles_clear_the_panels_above_and_name_the_district(
             assert title.y1 <= upper.get_window_extent(renderer).y0, (lower.get_title(), lang)
     assert fig.get_suptitle().startswith("浦东新区：" if lang == "zh" else "Pudong New Area: ")
     plt.close(fig)
+
+
+def test_gap_map_is_drawn_in_chinese(gap_run, prepared) -> None:  # type: ignore[no-untyped-def]
+    """Title, legend and colour bar of a gap map follow ``lang``: no English left in Chinese."""
+    import geopandas as gpd
+    import matplotlib.pyplot as plt
+
+    from lifecircle.plot import plot_gap_map
+
+    rings = gpd.GeoDataFrame({"coverage": []}, geometry=[], crs=prepared.crs)
+    labels = {}
+    for lang in ("en", "zh"):
+        fig, ax = plot_gap_map(
+            prepared, gap_run.residents, rings, gap_run.clusters, "school", lang=lang
+        )
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        cbar = fig.axes[-1].get_ylabel()
+        labels[lang] = (ax.get_title(), legend, cbar)
+        plt.close(fig)
+    title, legend, cbar = labels["zh"]
+    assert title == "浦东新区：学校覆盖缺口"
+    assert "学校设施" in legend
+    assert "未覆盖人口" in legend
+    assert "区界" in legend
+    assert cbar == "各距离圈层覆盖率（居民比例）"
+    for label in [title, *legend, cbar]:
+        assert not any(w in label for w in ("school", "residents", "boundary", "coverage")), label
+    assert labels["en"][0] == "Pudong New Area: gaps in school coverage"
+    assert "residents not covered" in labels["en"][1]

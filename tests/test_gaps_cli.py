@@ -424,3 +424,13 @@ def test_chinese_report_and_table_leave_no_english_behind(gap_run: Path) -> None
     assert "范围 浦东新区" in table
     assert "buildings" not in table
     assert "PARTIAL: " in format_coverage_table(cov, lang="en")  # English unchanged
+
+
+def test_each_report_shows_gap_maps_in_its_language(gap_run: Path) -> None:
+    zh = (gap_run / "gaps_report.zh.md").read_text()
+    en = (gap_run / "gaps_report.md").read_text()
+    for cat in ("school", "health", "elderly_care", "culture", "all_categories"):
+        assert (gap_run / f"gap_map_{cat}.zh.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"](gap_map_{cat}.zh.png)" in zh
+        assert f"](gap_map_{cat}.png)" not in zh
+        assert f"](gap_map_{cat}.png)" in en
