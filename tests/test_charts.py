@@ -275,3 +275,25 @@ def test_gap_map_is_drawn_in_chinese(gap_run, prepared) -> None:  # type: ignore
         assert not any(w in label for w in ("school", "residents", "boundary", "coverage")), label
     assert labels["en"][0] == "Pudong New Area: gaps in school coverage"
     assert "residents not covered" in labels["en"][1]
+
+
+def test_chinese_category_chart_title_has_no_english_threshold() -> None:
+    summary = {
+        "parameters": {
+            "target": 0.99,
+            "threshold_m": 1000.0,
+            "minutes": 15.0,
+            "threshold_label": "15 min (1000 m) at 4 km/h",
+        },
+        "categories": {"school": {"coverage": 0.98}},
+        "all_categories": {"coverage": 0.98},
+    }
+    import matplotlib.pyplot as plt
+
+    fig, ax = charts.plot_coverage_by_category(summary, lang="zh")
+    assert "步行 15 分钟（1,000 米）" in ax.get_title()
+    assert "min" not in ax.get_title()
+    plt.close(fig)
+    fig, ax = charts.plot_coverage_by_category(summary, lang="en")
+    assert "15 min (1000 m) at 4 km/h" in ax.get_title()
+    plt.close(fig)
