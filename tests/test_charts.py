@@ -297,3 +297,33 @@ def test_chinese_category_chart_title_has_no_english_threshold() -> None:
     fig, ax = charts.plot_coverage_by_category(summary, lang="en")
     assert "15 min (1000 m) at 4 km/h" in ax.get_title()
     plt.close(fig)
+
+
+def test_ring_gradient_plots_each_ring_share_computed_by_hand(gap_run) -> None:  # type: ignore[no-untyped-def]
+    """Every point of the ring gradient is the weighted share covered in that ring, by hand."""
+    import matplotlib.pyplot as plt
+
+    res = gap_run.residents
+    fig, ax = charts.plot_ring_gradient(gap_run.tables["rings"], target=0.99)
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    checked = 0
+    for cat in (*CATS, "all_categories"):
+        line = lines[category_label("all" if cat == "all_categories" else cat)]
+        for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True):
+            lo, hi = (
+                float(v)
+                for v in {
+                    "0.25": (0, 0.5),
+                    "0.75": (0.5, 1),
+                    "1.25": (1, 1.5),
+                    "1.75": (1.5, 2),
+                    "2.5": (2, 3),
+                }[f"{x:g}"]
+            )
+            ring = res.loc[res["ring"] == f"{lo:g}-{hi:g} km"]
+            w = ring["weight"].to_numpy(dtype=float)
+            covered = ring[f"covered_{cat}"].to_numpy(dtype=bool)
+            assert y == pytest.approx(100 * w[covered].sum() / w.sum(), abs=1e-9), (cat, x)
+            checked += 1
+    assert checked >= 10  # several populated rings per category
+    plt.close(fig)
