@@ -434,3 +434,22 @@ def test_each_report_shows_gap_maps_in_its_language(gap_run: Path) -> None:
         assert f"](gap_map_{cat}.zh.png)" in zh
         assert f"](gap_map_{cat}.png)" not in zh
         assert f"](gap_map_{cat}.png)" in en
+
+
+def test_category_table_people_are_summed_by_hand_from_the_resident_layer(gap_run: Path) -> None:
+    """Each row's estimated residents covered = sum of floor area / 37.8 over covered points."""
+    from lifecircle.i18n import category_label
+    from lifecircle.report import fmt_persons
+
+    res = gpd.read_file(gap_run / "residents_tiers.gpkg")
+    persons = res["weight"].to_numpy(dtype=float) / 37.8  # by hand, not the persons column
+    md = (gap_run / "gaps_report.md").read_text()
+    for cat in ("school", "health", "elderly_care", "culture", "all_categories"):
+        covered = res[f"covered_{cat}"].to_numpy(dtype=bool)
+        label = category_label("all" if cat == "all_categories" else cat)
+        row = next(line for line in md.splitlines() if line.startswith(f"| {label} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        share = persons[covered].sum() / persons.sum()
+        assert cells[2] == f"{share * 100:.1f}%", cat
+        assert cells[3] == fmt_persons(persons[covered].sum()), cat
+        assert cells[3] != fmt_persons(persons[~covered].sum()), cat
