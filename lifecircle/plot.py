@@ -18,6 +18,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from lifecircle.network import WalkNetwork
 
@@ -472,6 +473,7 @@ def plot_plan_curve(
             fontsize=8,
         )
     ax.set_xlabel("new sites (k)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "1.5 sites"
     ax.set_ylabel("residents covered (%)")
     ax.set_ylim(min(values.min(), target * 100) - 5, 101)
     ax.set_title(f"{category.replace('_', ' ')}: coverage by number of new sites", fontsize=11)

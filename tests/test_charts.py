@@ -327,3 +327,15 @@ def test_ring_gradient_plots_each_ring_share_computed_by_hand(gap_run) -> None: 
             checked += 1
     assert checked >= 10  # several populated rings per category
     plt.close(fig)
+
+
+def test_plan_curve_counts_sites_in_whole_numbers() -> None:
+    import matplotlib.pyplot as plt
+
+    from lifecircle.plot import plot_plan_curve
+
+    fig, ax = plot_plan_curve("elderly_care", 0.0, [0.763, 0.982, 1.0], 0.99, sites_needed=3)
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks == [0, 1, 2, 3]
+    plt.close(fig)
