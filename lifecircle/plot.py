@@ -681,7 +681,8 @@ def _coverage_panel(
         category=category_label(cat, lang), pct=pct, minutes=f"{params['minutes']:g}"
     )
     if not len(fac):
-        title += f" ({text('no_facility', lang)})"
+        note = text("no_facility", lang)
+        title += f"（{note}）" if lang == "zh" else f" ({note})"  # full-width brackets in Chinese
     ax.set_title(title, color=color, fontweight="bold", **_font_kw(font, 12))
 
 

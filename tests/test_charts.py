@@ -246,6 +246,15 @@ def test_small_multiples_titles_clear_the_panels_above_and_name_the_district(
             assert title.y1 <= upper.get_window_extent(renderer).y0, (lower.get_title(), lang)
     assert fig.get_suptitle().startswith("浦东新区：" if lang == "zh" else "Pudong New Area: ")
     plt.close(fig)
+    # a category without facilities is named so, in full-width brackets in Chinese
+    import dataclasses
+
+    fac = prepared.facilities
+    bare = dataclasses.replace(prepared, facilities=fac.loc[fac["category"] != "elderly_care"])
+    fig, axes = plot_coverage_small_multiples(bare, gap_run.residents, None, cov, lang=lang)
+    title = axes.flat[CATS.index("elderly_care")].get_title()
+    assert title.endswith("（数据中无此类设施）" if lang == "zh" else " (no facility in the data)")
+    plt.close(fig)
 
 
 def test_gap_map_is_drawn_in_chinese(gap_run, prepared) -> None:  # type: ignore[no-untyped-def]
