@@ -281,6 +281,10 @@ def plot_coverage_by_category(
     ax.set_ylim(0, 112)
     ax.grid(axis="y", alpha=0.3, zorder=0)
     label = summary["parameters"].get("threshold_label", "")
+    if lang != "en":  # the recorded label is English ("15 min (1000 m) at 4 km/h")
+        from lifecircle.report import threshold_text
+
+        label = threshold_text(summary["parameters"], lang)
     _finish(
         ax,
         font,

@@ -526,7 +526,9 @@ def coverage(**kw: Any) -> None:
 @_handle_errors
 def gaps(**kw: Any) -> None:
     """Where the gaps are: zones, core-periphery gradient, inequality, gap clusters, maps."""
+    from lifecircle.i18n import check_lang
     from lifecircle.pipeline import GapOptions, run_gaps
+    from lifecircle.report import format_gaps_lines
 
     req = _area_request(kw)  # checks every numeric option first
     gap_options = GapOptions(
@@ -549,23 +551,7 @@ def gaps(**kw: Any) -> None:
         overwrite=kw["overwrite"],
         rebuild=kw["rebuild"],
     )
-    s = result.summary
-    click.echo(f"gaps in {s['area']}:")
-    for line in s["flags"] or ["no gap exceeds the flag thresholds"]:
-        click.echo(f"  - {line}")
-    ineq = s["inequality"]["categories"]["all_categories"]
-    if ineq.get("measurable", True):
-        click.echo(
-            f"inequality of the distance to the farthest category: Gini {ineq['gini']:.3f}, "
-            f"Theil {ineq['theil']:.3f} (between rings {ineq['theil_between']:.3f})"
-        )
-    else:
-        click.echo(f"inequality of the distance to the farthest category: {ineq['reason']}")
-    for entry in s["hierarchy"]["test"].values():
-        click.echo(f"  {entry['sentence_en']}")
-    click.echo(
-        f"gap clusters: {len(result.clusters)}; report: {result.out_dir / 'gaps_report.html'}"
-    )
+    click.echo(format_gaps_lines(result, lang=check_lang(_langs(kw)[0])))
     click.echo("© OpenStreetMap contributors")
 
 

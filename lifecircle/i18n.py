@@ -547,6 +547,45 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "覆盖地图（每类设施一幅）",
     },
     "charts_section": {"en": "Charts", "zh": "图表"},
+    "partial_prefix": {"en": "PARTIAL: ", "zh": "局部结果："},
+    "basis_buildings": {"en": "buildings", "zh": "居住建筑"},
+    "basis_landuse_infill": {"en": "residential land infill", "zh": "居住用地补点"},
+    "basis_population": {"en": "population layer", "zh": "人口图层"},
+    "basis_landuse_grid": {"en": "grid over residential land", "zh": "居住用地网格点"},
+    "basis_area_grid": {"en": "grid over the area", "zh": "全域网格点"},
+    "caption_tier_map": {
+        "en": "Tiers and coverage of all categories",
+        "zh": "地区层级与全部类别覆盖",
+    },
+    "caption_tier_chart": {
+        "en": "Coverage by tier with 95% bootstrap intervals",
+        "zh": "各层级覆盖率及 95% 自助法置信区间",
+    },
+    "gap_map_title": {"en": "{area}: gaps in {cat} coverage", "zh": "{area}：{cat}覆盖缺口"},
+    "gap_map_units": {"en": "administrative units", "zh": "街道/镇界"},
+    "gap_map_facility": {"en": "{cat} facility", "zh": "{cat}设施"},
+    "gap_map_clusters": {"en": "gap clusters (ranked)", "zh": "缺口聚类（按序号）"},
+    "gap_map_colorbar": {
+        "en": "coverage by distance ring (share of residents)",
+        "zh": "各距离圈层覆盖率（居民比例）",
+    },
+    "gaps_cli_title": {"en": "gaps in {area}:", "zh": "{area} 的缺口："},
+    "gaps_cli_no_flag": {
+        "en": "no gap exceeds the flag thresholds",
+        "zh": "没有超过提示阈值的缺口",
+    },
+    "gaps_cli_gini": {
+        "en": "Gini {gini}, Theil {theil} (between rings {between})",
+        "zh": "基尼系数 {gini}，泰尔指数 {theil}（圈层间 {between}）",
+    },
+    "gaps_cli_inequality": {
+        "en": "inequality of the distance to the farthest category: {value}",
+        "zh": "到最远一类设施步行距离的不均衡：{value}",
+    },
+    "gaps_cli_report": {
+        "en": "gap clusters: {n}; report: {report}",
+        "zh": "缺口聚类：{n} 个；报告：{report}",
+    },
 }
 
 

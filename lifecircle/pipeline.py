@@ -1121,7 +1121,7 @@ def _gap_reports(
     options: CoverageOptions,
     gap_options: GapOptions,
     prepared: PreparedArea,
-    figures: list[tuple[str, str]],
+    figures: dict[str, list[tuple[str, str]]],
     images: dict[str, bytes],
     out: io.OutputSet,
     tier_figures: dict[str, list[tuple[str, str]]],
@@ -1134,6 +1134,7 @@ def _gap_reports(
         Section,
         gap_report_sections,
         hierarchy_sections,
+        persons_basis_text,
     )
     from lifecircle.report import (
         category_display as _display,
@@ -1147,7 +1148,7 @@ def _gap_reports(
                 text("gap_map_caption", lang).format(cat=_display(cat, lang)),
                 png,
             )
-            for cat, png in figures
+            for cat, png in figures[lang]
         ]
         flags = gaps.flags(
             result.tables["rings"],
@@ -1163,7 +1164,12 @@ def _gap_reports(
         )
         if "hierarchy" in result.summary:
             tiers = hierarchy_sections(
-                result.summary["hierarchy"], tier_figures.get(lang, []), lang=lang
+                result.summary["hierarchy"],
+                tier_figures.get(lang, []),
+                lang=lang,
+                persons_basis=persons_basis_text(
+                    result.summary["coverage"]["data"]["residents"], lang
+                ),
             )
             sections[-1:-1] = tiers
         if charts.get(lang):
@@ -1285,10 +1291,11 @@ def run_gaps(
             _core_point(prepared), options.ring_edges_km, prepared.boundary_m, crs=prepared.crs
         )
         admin = result.admin
-        figures: list[tuple[str, str]] = []
+        figures: dict[str, list[tuple[str, str]]] = {lang: [] for lang in _langs(options)}
         images: dict[str, bytes] = {}
         categories = check_categories(options.categories)
-        for cat in track([*categories, "all_categories"], "gap maps"):
+        maps = [(lang, cat) for lang in _langs(options) for cat in [*categories, "all_categories"]]
+        for lang, cat in track(maps, "gap maps"):
             rt = result.tables["rings"]
             cov = rt.loc[rt["category"] == cat].set_index("zone")["coverage"]
             rings = ring_polys.assign(coverage=ring_polys["zone"].map(cov))
@@ -1302,13 +1309,15 @@ def run_gaps(
                 )
             fig, ax = new_axes(None, (10, 10))
             with deferred_drawing(fig):  # rendered once, when saved
-                plot_gap_map(prepared, result.residents, rings, clusters, cat, admin=adm, ax=ax)
-            png = out.path(f"gap_map_{cat}.png")
+                plot_gap_map(
+                    prepared, result.residents, rings, clusters, cat, admin=adm, ax=ax, lang=lang
+                )
+            png = out.path(_lang_file(f"gap_map_{cat}.png", lang))  # gap_map_school.zh.png
             files.append(io.save_figure(fig, png))
             if gap_options.pdf:
-                files.append(io.save_figure(fig, out.path(f"gap_map_{cat}.pdf")))
+                files.append(io.save_figure(fig, out.path(_lang_file(f"gap_map_{cat}.pdf", lang))))
             plt.close(fig)
-            figures.append((cat, png.name))
+            figures[lang].append((cat, png.name))
             images[png.name] = png.read_bytes()
         tier_figures = _hierarchy_outputs(
             prepared, result, out, files, images, pdf=gap_options.pdf, langs=_langs(options)

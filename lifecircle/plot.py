@@ -18,6 +18,7 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from lifecircle.network import WalkNetwork
 
@@ -70,14 +71,20 @@ def add_north_arrow(ax: Axes) -> None:
     )
 
 
-def add_outlines_and_view(ax: Axes, prepared: PreparedArea, handles: list[Any]) -> None:
+def add_outlines_and_view(
+    ax: Axes, prepared: PreparedArea, handles: list[Any], *, lang: Lang = "en"
+) -> None:
     """Draw the district boundary and analysed extent, and frame the view on the extent."""
+    from lifecircle.i18n import text
+
     prepared.boundary.to_crs(prepared.crs).boundary.plot(
         ax=ax, color="black", linewidth=1.2, zorder=5
     )
-    handles.append(Line2D([], [], color="black", label="district boundary"))
+    handles.append(Line2D([], [], color="black", label=text("district_boundary", lang)))
     prepared.extent.boundary.plot(ax=ax, color="orange", linewidth=1, linestyle="--", zorder=5)
-    handles.append(Line2D([], [], color="orange", linestyle="--", label="analysed extent"))
+    handles.append(
+        Line2D([], [], color="orange", linestyle="--", label=text("analysed_extent", lang))
+    )
     minx, miny, maxx, maxy = shapely.buffer(prepared.extent.geometry.iloc[0], 300).bounds
     ax.set_xlim(minx, maxx)
     ax.set_ylim(miny, maxy)
@@ -86,9 +93,10 @@ def add_outlines_and_view(ax: Axes, prepared: PreparedArea, handles: list[Any]) 
     ax.set_yticks([])
 
 
-def add_map_furniture(ax: Axes, handles: list[Any]) -> None:
-    """Add the legend, scale bar, north arrow and OSM attribution to a map."""
-    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9)
+def add_map_furniture(ax: Axes, handles: list[Any], *, font: FontProperties | None = None) -> None:
+    """Add the legend (in `font`, e.g. the CJK font), scale bar, north arrow and attribution."""
+    prop = _font_kw(font, 8).get("fontproperties")
+    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.9, prop=prop)
     add_scale_bar(ax)
     add_north_arrow(ax)
     ax.text(
@@ -303,8 +311,9 @@ def plot_gap_map(
     *,
     admin: gpd.GeoDataFrame | None = None,
     ax: Axes | None = None,
+    lang: Lang = "en",
 ) -> tuple[Figure, Axes]:
-    """Map the gaps of one category (or ``all_categories``).
+    """Map the gaps of one category (or ``all_categories``), titled and labelled in `lang`.
 
     Distance rings are coloured by the category's coverage (a choropleth),
     with administrative units outlined and labelled, the analysed extent,
@@ -327,6 +336,8 @@ def plot_gap_map(
         Administrative units with ``zone`` and ``coverage`` columns, optional.
     ax
         Axes to draw on.
+    lang
+        ``"en"`` or ``"zh"``: title, legend and colour bar label.
 
     Returns
     -------
@@ -334,6 +345,10 @@ def plot_gap_map(
     """
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
+
+    from lifecircle.i18n import category_label, text
+    from lifecircle.report import category_display
+    from lifecircle.webmap import area_name
 
     fig, ax = new_axes(ax, (10, 10))
     cmap = colormaps["RdYlGn"]
@@ -351,11 +366,13 @@ def plot_gap_map(
             zorder=0,
         )
     add_streets(ax, prepared.network, bounds=map_bounds(prepared), color="#9a9a9a")
-    handles: list[Any] = [Line2D([], [], color="#9a9a9a", label="walkable streets")]
+    handles: list[Any] = [Line2D([], [], color="#9a9a9a", label=text("walkable_streets", lang))]
     font = cjk_font()
     if admin is not None and len(admin):
         admin.boundary.plot(ax=ax, color="#444444", linewidth=0.8, linestyle=":", zorder=2)
-        handles.append(Line2D([], [], color="#444444", linestyle=":", label="administrative units"))
+        handles.append(
+            Line2D([], [], color="#444444", linestyle=":", label=text("gap_map_units", lang))
+        )
         for name, geom in zip(admin["zone"], admin.geometry, strict=True):
             if geom.is_empty or (_has_cjk(str(name)) and font is None):
                 continue
@@ -390,11 +407,11 @@ def plot_gap_map(
                     marker="^",
                     color=CATEGORY_COLORS[cat],
                     linestyle="",
-                    label=f"{cat} facility",
+                    label=text("gap_map_facility", lang).format(cat=category_label(cat, lang)),
                 )
             )
     uncovered = residents.loc[~residents[f"covered_{category}"].to_numpy(dtype=bool)]
-    add_residents(ax, uncovered, handles, label="residents not covered", size=5)
+    add_residents(ax, uncovered, handles, label=text("uncovered_residents", lang), size=5)
     if len(clusters):
         clusters.boundary.plot(ax=ax, color="magenta", linewidth=1.4, zorder=4)
         for rank, geom in zip(clusters["rank"].head(10), clusters.geometry.head(10), strict=True):
@@ -408,13 +425,20 @@ def plot_gap_map(
                 zorder=7,
                 annotation_clip=True,
             )
-        handles.append(Line2D([], [], color="magenta", label="gap clusters (ranked)"))
-    add_outlines_and_view(ax, prepared, handles)
+        handles.append(Line2D([], [], color="magenta", label=text("gap_map_clusters", lang)))
+    add_outlines_and_view(ax, prepared, handles, lang=lang)
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=norm)
     cbar = fig.colorbar(sm, ax=ax, shrink=0.5, pad=0.01)
-    cbar.set_label("coverage by distance ring (share of residents)")
-    ax.set_title(f"{prepared.key}: gaps in {category.replace('_', ' ')} coverage", fontsize=11)
-    add_map_furniture(ax, handles)
+    zh = font if lang == "zh" else None
+    cbar.set_label(text("gap_map_colorbar", lang), **_font_kw(zh, 10))
+    title = text("gap_map_title", lang).format(
+        area=area_name(prepared, lang),
+        cat=category_display(category, lang),  # lower case inside an English sentence
+    )
+    ax.set_title(title, **_font_kw(zh, 11))
+    ax.set_xlabel("")  # no ticks: the CRS axis names ("Easting [metre]") say nothing here
+    ax.set_ylabel("")
+    add_map_furniture(ax, handles, font=zh)
     return fig, ax
 
 
@@ -449,6 +473,7 @@ def plot_plan_curve(
             fontsize=8,
         )
     ax.set_xlabel("new sites (k)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "1.5 sites"
     ax.set_ylabel("residents covered (%)")
     ax.set_ylim(min(values.min(), target * 100) - 5, 101)
     ax.set_title(f"{category.replace('_', ' ')}: coverage by number of new sites", fontsize=11)
@@ -564,12 +589,17 @@ def plot_coverage_small_multiples(
         The figure and the array of its axes (unused panels hidden).
     """
     from lifecircle.i18n import text
+    from lifecircle.webmap import area_name
 
     cats = list(summary["categories"])
     ncols = 2 if len(cats) <= 4 else 3
     nrows = max(1, -(-len(cats) // ncols))
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(panel_in * ncols, panel_in * nrows + 0.8), squeeze=False
+        nrows,
+        ncols,
+        figsize=(panel_in * ncols, panel_in * nrows + 0.8),
+        squeeze=False,
+        layout="constrained",  # laid out when drawn: panel titles never overlap the maps above
     )
     font = cjk_font() if lang == "zh" else None
     iso = category_isochrones if category_isochrones is not None else None
@@ -582,13 +612,12 @@ def plot_coverage_small_multiples(
     _small_multiples_legend(fig, font, lang)
     fig.suptitle(
         text("small_multiples_title", lang).format(
-            area=prepared.key,
+            area=area_name(prepared, lang),  # 浦东新区 / Pudong New Area, not the cache key
             minutes=f"{params['minutes']:g}",
             target=f"{params['target'] * 100:g}%",
         ),
         **_font_kw(font, 14),
     )
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97), h_pad=2.5)
     return fig, axes
 
 
@@ -652,7 +681,8 @@ def _coverage_panel(
         category=category_label(cat, lang), pct=pct, minutes=f"{params['minutes']:g}"
     )
     if not len(fac):
-        title += f" ({text('no_facility', lang)})"
+        note = text("no_facility", lang)
+        title += f"（{note}）" if lang == "zh" else f" ({note})"  # full-width brackets in Chinese
     ax.set_title(title, color=color, fontweight="bold", **_font_kw(font, 12))
 
 
@@ -695,8 +725,7 @@ def _small_multiples_legend(fig: Figure, font: FontProperties | None, lang: Lang
     kw = _font_kw(font, 10)
     fig.legend(
         handles=handles,
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.012),
+        loc="outside lower center",  # constrained layout keeps room for it under the panels
         ncol=len(handles),
         frameon=False,
         prop=kw.get("fontproperties"),

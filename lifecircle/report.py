@@ -125,6 +125,38 @@ def persons_basis_text(residents: dict[str, Any], lang: Lang = "en") -> str:
     return text(f"basis_{method}", lang).format(value=shown)
 
 
+def resident_basis_label(basis: Any, lang: Lang = "en") -> str:
+    """Name the residents' basis ("buildings", "population+buildings" ...) in `lang`.
+
+    Examples
+    --------
+    >>> resident_basis_label("population+buildings", "zh")
+    '人口图层+居住建筑'
+    >>> resident_basis_label("buildings")
+    'buildings'
+    """
+    parts = [p for p in str(basis or "").split("+") if p]
+    return "+".join(
+        text(f"basis_{p}", lang) if text(f"basis_{p}", lang) != f"basis_{p}" else p for p in parts
+    )
+
+
+def area_display(key: str, lang: Lang = "en") -> str:
+    """Name a registry district in `lang` (浦东新区 / Pudong New Area); other areas by their key.
+
+    Examples
+    --------
+    >>> area_display("pudong", "zh"), area_display("my_bbox", "zh")
+    ('浦东新区', 'my_bbox')
+    """
+    from lifecircle.districts import load_registry
+
+    d = load_registry().get(str(key))
+    if d is None:
+        return str(key)
+    return str(d.name_zh if lang == "zh" else d.name) or str(key)
+
+
 def threshold_text(params: dict[str, Any], lang: Lang = "en") -> str:
     """Describe the walking threshold ("a 15-minute walk (1,000 m)").
 
@@ -253,7 +285,7 @@ def format_coverage_table(summary: dict[str, Any], *, lang: Lang = "en") -> str:
         text("table_header", lang).format(
             threshold=params["threshold_label"] if lang == "en" else threshold_text(params, lang),
             profile=params["profile"],
-            area=summary["area"],
+            area=area_display(summary["area"], lang),
         )
     )
     if params["threshold_m"] is None:  # tiers differ: say which apply to each category
@@ -262,7 +294,7 @@ def format_coverage_table(summary: dict[str, Any], *, lang: Lang = "en") -> str:
             for k, v in summary["categories"].items()
         ]
     if data["partial"]:
-        lines.append("PARTIAL: " + _extent_note(data, lang))
+        lines.append(text("partial_prefix", lang) + _extent_note(data, lang))
     head = [
         ("col_category", 20, False),
         ("col_facilities", 11, True),
@@ -279,7 +311,7 @@ def format_coverage_table(summary: dict[str, Any], *, lang: Lang = "en") -> str:
     lines.append(
         text("residents_basis_note", lang).format(
             points=fmt_int(res["count"]),
-            basis=res["basis"],
+            basis=resident_basis_label(res.get("basis"), lang),
             persons_basis=persons_basis_text(res, lang),
         )
     )
@@ -374,7 +406,7 @@ def _summary_section(summary: dict[str, Any], flags: list[str], lang: Lang) -> S
         paragraphs=[
             headline(cov, lang),
             text("summary_intro", lang).format(
-                area=summary["area"],
+                area=area_display(summary["area"], lang),
                 threshold=threshold_text(params, lang),
                 target=f"{params['target'] * 100:g}",
                 profile=params["profile"],
@@ -537,7 +569,7 @@ def _limits(summary: dict[str, Any], lang: Lang) -> list[str]:
     out.append(
         text("residents_basis_note", lang).format(
             points=fmt_int(res["count"]),
-            basis=res["basis"],
+            basis=resident_basis_label(res.get("basis"), lang),
             persons_basis=persons_basis_text(res, lang),
         )
     )
@@ -824,7 +856,11 @@ def plan_report_sections(
 
 
 def hierarchy_sections(
-    hierarchy: dict[str, Any], figures: list[tuple[str, str]], *, lang: str = "en"
+    hierarchy: dict[str, Any],
+    figures: list[tuple[str, str]],
+    *,
+    lang: str = "en",
+    persons_basis: str | None = None,
 ) -> list[Section]:
     """Report section of the central city / suburban core / remote tiers and the paper's test.
 
@@ -836,6 +872,9 @@ def hierarchy_sections(
         ``(caption, file name)`` of the tier map and chart.
     lang
         ``"en"`` or ``"zh"``: language of the verdict sentences.
+    persons_basis
+        How persons were estimated, in `lang` (:func:`persons_basis_text`);
+        default the English sentence recorded in `hierarchy`.
     """
     from lifecircle.i18n import check_lang, text
 
@@ -848,7 +887,7 @@ def hierarchy_sections(
         text("hierarchy_params", language).format(
             central=params.get(f"central_{language}") or params["central"],
             centres="; ".join(params["centres"]) or text("none_given", language),
-            persons=params.get(f"persons_{language}") or params["persons"],
+            persons=persons_basis or params.get(f"persons_{language}") or params["persons"],
             bootstrap=fmt_int(params["bootstrap"]),
             seed=params["seed"],
         ),
@@ -910,3 +949,43 @@ def _hierarchy_tables(hierarchy: dict[str, Any], lang: Lang) -> list[tuple[str, 
     if len(diffs):
         tables.append((text("tier_differences_caption", lang), diffs))
     return tables
+
+
+def format_gaps_lines(result: Any, *, lang: Lang = "en") -> str:
+    """Render the ``gaps`` terminal summary in `lang`: flags, inequality, tiers, report path.
+
+    `result` is a :class:`lifecircle.pipeline.GapResult` (``summary``,
+    ``tables``, ``clusters``, ``out_dir``); the report named is the one written
+    in `lang` (``gaps_report.zh.html`` for Chinese).
+    """
+    from lifecircle.gaps import flags
+
+    s = result.summary
+    lines = [text("gaps_cli_title", lang).format(area=area_display(s["area"], lang))]
+    found = flags(
+        result.tables["rings"],
+        result.tables.get("admin"),
+        s["gradient"],
+        result.clusters,
+        target=float(s["coverage"]["parameters"]["target"]),
+        lag_points=float(s["parameters"]["lag_points"]),
+        lang=lang,
+    )
+    lines += [f"  - {line}" for line in found or [text("gaps_cli_no_flag", lang)]]
+    ineq = s["inequality"]["categories"]["all_categories"]
+    if ineq.get("measurable", True):
+        value = text("gaps_cli_gini", lang).format(
+            gini=fmt_num(ineq["gini"], 3),
+            theil=fmt_num(ineq["theil"], 3),
+            between=fmt_num(ineq["theil_between"], 3),
+        )
+    else:
+        value = _reason(ineq, lang)
+    lines.append(text("gaps_cli_inequality", lang).format(value=value))
+    key = "sentence_zh" if lang == "zh" else "sentence_en"
+    lines += [
+        f"  {entry.get(key, '')}" for entry in s.get("hierarchy", {}).get("test", {}).values()
+    ]
+    report = result.out_dir / report_file_name("gaps_report", "html", lang)
+    lines.append(text("gaps_cli_report", lang).format(n=len(result.clusters), report=report))
+    return "\n".join(lines)

@@ -667,6 +667,19 @@ def persons_factor(
         if not total_weight > 0:
             msg = "--population-total cannot be spread: the residents have no weight"
             raise InputError(msg)
+        if weight_unit == "persons":
+            warnings.warn(
+                f"--population-total {total:,.0f} replaces the population layer's "
+                f"{total_weight:,.0f} persons: its counts are scaled to the total (leave "
+                "--population-total out to keep the layer's counts)",
+                stacklevel=2,
+            )
+        if total < 1:
+            warnings.warn(
+                f"--population-total {total:g} is less than one resident: is it a share? "
+                "Give the number of residents of the analysed area (e.g. 120000)",
+                stacklevel=2,
+            )
         return total / float(total_weight), "population_total", total
     if weight_unit == "persons":
         return 1.0, "population_layer", None

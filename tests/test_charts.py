@@ -227,3 +227,124 @@ def test_small_multiples_show_each_category_alone(gap_run, prepared) -> None:  #
         assert sum(v for k, v in sizes.items() if k not in {(0.0, 0.0, 0.0), None}) == int(
             (fac["category"] == cat).sum()
         ), cat
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_small_multiples_titles_clear_the_panels_above_and_name_the_district(
+    gap_run, prepared, lang
+) -> None:  # type: ignore[no-untyped-def]
+    """Drawn as saved, no lower panel's title lies over a map of the row above it."""
+    import matplotlib.pyplot as plt
+
+    cov = gap_run.summary["coverage"]
+    fig, axes = plot_coverage_small_multiples(prepared, gap_run.residents, None, cov, lang=lang)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    for lower in axes[1]:
+        title = lower.title.get_window_extent(renderer)
+        for upper in axes[0]:
+            assert title.y1 <= upper.get_window_extent(renderer).y0, (lower.get_title(), lang)
+    assert fig.get_suptitle().startswith("浦东新区：" if lang == "zh" else "Pudong New Area: ")
+    plt.close(fig)
+    # a category without facilities is named so, in full-width brackets in Chinese
+    import dataclasses
+
+    fac = prepared.facilities
+    bare = dataclasses.replace(prepared, facilities=fac.loc[fac["category"] != "elderly_care"])
+    fig, axes = plot_coverage_small_multiples(bare, gap_run.residents, None, cov, lang=lang)
+    title = axes.flat[CATS.index("elderly_care")].get_title()
+    assert title.endswith("（数据中无此类设施）" if lang == "zh" else " (no facility in the data)")
+    plt.close(fig)
+
+
+def test_gap_map_is_drawn_in_chinese(gap_run, prepared) -> None:  # type: ignore[no-untyped-def]
+    """Title, legend and colour bar of a gap map follow ``lang``: no English left in Chinese."""
+    import geopandas as gpd
+    import matplotlib.pyplot as plt
+
+    from lifecircle.plot import plot_gap_map
+
+    rings = gpd.GeoDataFrame({"coverage": []}, geometry=[], crs=prepared.crs)
+    labels = {}
+    for lang in ("en", "zh"):
+        fig, ax = plot_gap_map(
+            prepared, gap_run.residents, rings, gap_run.clusters, "school", lang=lang
+        )
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        cbar = fig.axes[-1].get_ylabel()
+        labels[lang] = (ax.get_title(), legend, cbar)
+        plt.close(fig)
+    title, legend, cbar = labels["zh"]
+    assert title == "浦东新区：学校覆盖缺口"
+    assert "学校设施" in legend
+    assert "未覆盖人口" in legend
+    assert "区界" in legend
+    assert cbar == "各距离圈层覆盖率（居民比例）"
+    for label in [title, *legend, cbar]:
+        assert not any(w in label for w in ("school", "residents", "boundary", "coverage")), label
+    assert labels["en"][0] == "Pudong New Area: gaps in school coverage"
+    assert "residents not covered" in labels["en"][1]
+
+
+def test_chinese_category_chart_title_has_no_english_threshold() -> None:
+    summary = {
+        "parameters": {
+            "target": 0.99,
+            "threshold_m": 1000.0,
+            "minutes": 15.0,
+            "threshold_label": "15 min (1000 m) at 4 km/h",
+        },
+        "categories": {"school": {"coverage": 0.98}},
+        "all_categories": {"coverage": 0.98},
+    }
+    import matplotlib.pyplot as plt
+
+    fig, ax = charts.plot_coverage_by_category(summary, lang="zh")
+    assert "步行 15 分钟（1,000 米）" in ax.get_title()
+    assert "min" not in ax.get_title()
+    plt.close(fig)
+    fig, ax = charts.plot_coverage_by_category(summary, lang="en")
+    assert "15 min (1000 m) at 4 km/h" in ax.get_title()
+    plt.close(fig)
+
+
+def test_ring_gradient_plots_each_ring_share_computed_by_hand(gap_run) -> None:  # type: ignore[no-untyped-def]
+    """Every point of the ring gradient is the weighted share covered in that ring, by hand."""
+    import matplotlib.pyplot as plt
+
+    res = gap_run.residents
+    fig, ax = charts.plot_ring_gradient(gap_run.tables["rings"], target=0.99)
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    checked = 0
+    for cat in (*CATS, "all_categories"):
+        line = lines[category_label("all" if cat == "all_categories" else cat)]
+        for x, y in zip(line.get_xdata(), line.get_ydata(), strict=True):
+            lo, hi = (
+                float(v)
+                for v in {
+                    "0.25": (0, 0.5),
+                    "0.75": (0.5, 1),
+                    "1.25": (1, 1.5),
+                    "1.75": (1.5, 2),
+                    "2.5": (2, 3),
+                }[f"{x:g}"]
+            )
+            ring = res.loc[res["ring"] == f"{lo:g}-{hi:g} km"]
+            w = ring["weight"].to_numpy(dtype=float)
+            covered = ring[f"covered_{cat}"].to_numpy(dtype=bool)
+            assert y == pytest.approx(100 * w[covered].sum() / w.sum(), abs=1e-9), (cat, x)
+            checked += 1
+    assert checked >= 10  # several populated rings per category
+    plt.close(fig)
+
+
+def test_plan_curve_counts_sites_in_whole_numbers() -> None:
+    import matplotlib.pyplot as plt
+
+    from lifecircle.plot import plot_plan_curve
+
+    fig, ax = plot_plan_curve("elderly_care", 0.0, [0.763, 0.982, 1.0], 0.99, sites_needed=3)
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks == [0, 1, 2, 3]
+    plt.close(fig)

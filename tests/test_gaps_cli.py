@@ -368,3 +368,95 @@ def test_gaps_refuses_contradictory_density_thresholds(runner: CliRunner) -> Non
     assert result.exit_code == 1
     assert "--cluster-density-km2 2000 exceeds --centre-density-km2 1500" in result.output
     assert "Traceback" not in result.output
+
+
+def test_chinese_first_gaps_names_the_report_it_wrote(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``--lang zh`` alone writes gaps_report.zh.html: the terminal names that file, in Chinese."""
+    out = tmp_path_factory.mktemp("gaps_zh") / "o"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LIFECIRCLE_DATA_DIR", str(DATA_DIR))
+        mp.setenv("LIFECIRCLE_CACHE_DIR", str(_session_cache(tmp_path_factory)))
+        mp.setenv("LIFECIRCLE_OVERPASS_URL", "http://127.0.0.1:9/api")
+        result = CliRunner().invoke(
+            main,
+            [
+                "gaps",
+                "--district",
+                "pudong",
+                "--pois",
+                str(POIS / "shanghai_school.csv"),
+                "--category",
+                "school",
+                "--no-pdf",
+                "--lang",
+                "zh",
+                "--out",
+                str(out),
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "报告：" in x)
+    named = Path(line.split("报告：", 1)[1].strip())
+    assert named == out / "gaps_report.zh.html"
+    assert named.is_file()
+    assert not (out / "gaps_report.html").exists()
+    assert "gaps in" not in result.output
+    assert "中心城区" in result.output  # the tier verdicts in Chinese
+
+
+def test_chinese_report_and_table_leave_no_english_behind(gap_run: Path) -> None:
+    """The persons basis, residents basis, area, tier captions and the partial flag in Chinese."""
+    from lifecircle.report import format_coverage_table
+
+    md = (gap_run / "gaps_report.zh.md").read_text()
+    for english in (
+        "residential floor area",  # the tier section's persons basis
+        "（buildings）",  # the residents' basis
+        "Tiers and coverage of all categories",  # tier map and chart captions
+        "Coverage by tier",
+        "分析范围 pudong",  # the registry key instead of the district's name
+    ):
+        assert english not in md, english
+    assert "人口：居住建筑面积 ÷ 人均 37.8 平方米" in md
+    assert "（居住建筑）" in md
+    assert "分析范围 浦东新区：" in md
+    assert "各层级覆盖率及 95% 自助法置信区间" in md
+    cov = json.loads((gap_run / "gaps.json").read_text())["coverage"]
+    table = format_coverage_table(cov, lang="zh")
+    assert cov["data"]["partial"] is True
+    assert "PARTIAL" not in table
+    assert "局部结果：" in table
+    assert "范围 浦东新区" in table
+    assert "buildings" not in table
+    assert "PARTIAL: " in format_coverage_table(cov, lang="en")  # English unchanged
+
+
+def test_each_report_shows_gap_maps_in_its_language(gap_run: Path) -> None:
+    zh = (gap_run / "gaps_report.zh.md").read_text()
+    en = (gap_run / "gaps_report.md").read_text()
+    for cat in ("school", "health", "elderly_care", "culture", "all_categories"):
+        assert (gap_run / f"gap_map_{cat}.zh.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"](gap_map_{cat}.zh.png)" in zh
+        assert f"](gap_map_{cat}.png)" not in zh
+        assert f"](gap_map_{cat}.png)" in en
+
+
+def test_category_table_people_are_summed_by_hand_from_the_resident_layer(gap_run: Path) -> None:
+    """Each row's estimated residents covered = sum of floor area / 37.8 over covered points."""
+    from lifecircle.i18n import category_label
+    from lifecircle.report import fmt_persons
+
+    res = gpd.read_file(gap_run / "residents_tiers.gpkg")
+    persons = res["weight"].to_numpy(dtype=float) / 37.8  # by hand, not the persons column
+    md = (gap_run / "gaps_report.md").read_text()
+    for cat in ("school", "health", "elderly_care", "culture", "all_categories"):
+        covered = res[f"covered_{cat}"].to_numpy(dtype=bool)
+        label = category_label("all" if cat == "all_categories" else cat)
+        row = next(line for line in md.splitlines() if line.startswith(f"| {label} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        share = persons[covered].sum() / persons.sum()
+        assert cells[2] == f"{share * 100:.1f}%", cat
+        assert cells[3] == fmt_persons(persons[covered].sum()), cat
+        assert cells[3] != fmt_persons(persons[~covered].sum()), cat

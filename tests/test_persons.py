@@ -189,3 +189,17 @@ def test_coverage_json_and_terminal_table_say_estimated_residents(tmp_path: Path
     assert f"{s['categories']['school']['coverage'] * 100:.1f}%" in result.output
     assert "None" not in result.output
     assert "False" not in result.output
+
+
+def test_population_total_over_a_population_layer_or_below_one_says_so() -> None:
+    """Scaling a population layer's counts, or a total under one person, is warned, not silent."""
+    layer = gpd.GeoDataFrame({"weight": [300.0, 100.0]}, geometry=[shapely.Point(0, 0)] * 2)
+    layer.attrs["weight_unit"] = "persons"
+    with pytest.warns(UserWarning, match="replaces the population layer's 400 persons"):
+        p = estimate_persons(layer, population_total=200.0)
+    assert p["persons"].tolist() == [150.0, 50.0]  # scaled by 200 / 400, by hand
+    floor = gpd.GeoDataFrame({"weight": [378.0]}, geometry=[shapely.Point(0, 0)])
+    floor.attrs["weight_unit"] = "floor_area_m2"
+    with pytest.warns(UserWarning, match="less than one resident"):
+        estimate_persons(floor, population_total=0.3)
+    assert estimate_persons(floor, population_total=10.0)["persons"].tolist() == [10.0]
