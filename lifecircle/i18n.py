@@ -586,6 +586,19 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "gap clusters: {n}; report: {report}",
         "zh": "缺口聚类：{n} 个；报告：{report}",
     },
+    # plan curve and map (lifecircle.plot)
+    "plan_curve_line": {"en": "best coverage with k new sites", "zh": "新增 k 处设施的最优覆盖率"},
+    "plan_sites_reach": {"en": "{n} sites reach the target", "zh": "{n} 处新设施即达到目标"},
+    "plan_new_sites_axis": {"en": "new sites (k)", "zh": "新增设施数（k）"},
+    "plan_covered_axis": {"en": "residents covered (%)", "zh": "覆盖居民比例（%）"},
+    "plan_curve_title": {
+        "en": "{cat}: coverage by number of new sites",
+        "zh": "{cat}：覆盖率随新增设施数的变化",
+    },
+    "plan_existing": {"en": "existing {cat} facilities", "zh": "现有{cat}设施"},
+    "plan_left": {"en": "residents still not covered", "zh": "仍未覆盖的居民点"},
+    "plan_proposed": {"en": "proposed site (rank)", "zh": "建议新址（序号）"},
+    "plan_map_title": {"en": "{area}: proposed {cat} sites", "zh": "{area}：{cat}设施建议选址"},
 }
 
 

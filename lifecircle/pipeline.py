@@ -1552,6 +1552,42 @@ def check_plan_options(plan: PlanOptions) -> None:
         raise InputError(msg)
 
 
+def _plan_figures(
+    result: PlanResult, prepared: PreparedArea, target: float, out: io.OutputSet, lang: Lang
+) -> list[Path]:
+    """Draw and save each plan's curve and site map in `lang` (``plan_curve_<key>.zh.png``)."""
+    import matplotlib.pyplot as plt
+
+    from lifecircle.plot import plot_plan_curve, plot_plan_map
+
+    files = []
+    for key, entry in result.plans.items():
+        plan, name = entry["_plan"], key.replace(":", "_")
+        fig, _ = plot_plan_curve(
+            key,
+            plan.coverage_now,
+            plan.curve_coverage,
+            target,
+            sites_needed=plan.fewest.n_sites if entry["target_reachable"] else None,
+            lang=lang,
+        )
+        files.append(io.save_figure(fig, out.path(_lang_file(f"plan_curve_{name}.png", lang))))
+        plt.close(fig)
+        sites = result.sites
+        mine = (sites["tier"] == entry["tier"]) & (sites["category"] == entry["category"])
+        fig, _ = plot_plan_map(
+            prepared,
+            prepared.residents,
+            sites.loc[mine],
+            entry["category"],
+            covered_after=result.covered_after(key),
+            lang=lang,
+        )
+        files.append(io.save_figure(fig, out.path(_lang_file(f"plan_map_{name}.png", lang))))
+        plt.close(fig)
+    return files
+
+
 def _plan_report(
     result: PlanResult, key: str, out: io.OutputSet, langs: tuple[str, ...] = ("en",)
 ) -> list[Path]:
@@ -1561,15 +1597,18 @@ def _plan_report(
         plan_report_sections,
     )
 
-    names = {
-        k: (f"plan_curve_{k.replace(':', '_')}.png", f"plan_map_{k.replace(':', '_')}.png")
-        for k in result.plans
-    }
-    images = {name: out.path(name).read_bytes() for pair in names.values() for name in pair}
     sites = pd.DataFrame(result.sites.drop(columns="geometry"))
     files = []
     for name in langs:
         lang = check_lang(name)
+        names = {
+            k: tuple(
+                _lang_file(f"plan_{kind}_{k.replace(':', '_')}.png", lang)
+                for kind in ("curve", "map")
+            )
+            for k in result.plans
+        }
+        images = {n: out.path(n).read_bytes() for pair in names.values() for n in pair}
         figures = {}
         for k, (curve, site_map) in names.items():
             entry = result.plans[k]
@@ -1616,10 +1655,6 @@ def run_plan(
     prepared: PreparedArea | None = None,
 ) -> PlanResult:
     """Plan new sites; write ``plan.json``, ``sites.gpkg``, ``candidates.gpkg``, maps and curves."""
-    import matplotlib.pyplot as plt
-
-    from lifecircle.plot import plot_plan_curve, plot_plan_map
-
     options = options or CoverageOptions()
     plan_options = plan_options or PlanOptions()
     check_plan_options(plan_options)
@@ -1629,34 +1664,12 @@ def run_plan(
     )
     result = compute_plan(prepared, options, plan_options)
     result.out_dir = target_dir
-    residents = prepared.residents
     replaces = [n for n, _ in other_runs(target_dir, "plan.json", options)]
     with io.output_set(target_dir, "plan.json", keep=CACHE_FILES, replaces=replaces) as out:
         files = [io.save_gdf(result.sites, out.path("sites.gpkg"))]
         files.append(io.save_gdf(result.candidates, out.path("candidates.gpkg")))
-        for key, entry in result.plans.items():
-            plan, name = entry["_plan"], key.replace(":", "_")
-            fig, _ = plot_plan_curve(
-                key,
-                plan.coverage_now,
-                plan.curve_coverage,
-                options.target,
-                sites_needed=plan.fewest.n_sites if entry["target_reachable"] else None,
-            )
-            files.append(io.save_figure(fig, out.path(f"plan_curve_{name}.png")))
-            plt.close(fig)
-            covered = result.covered_after(key)
-            fig, _ = plot_plan_map(
-                prepared,
-                residents,
-                result.sites.loc[result.sites["tier"] == entry["tier"]].loc[
-                    lambda d, c=entry["category"]: d["category"] == c
-                ],
-                entry["category"],
-                covered_after=covered,
-            )
-            files.append(io.save_figure(fig, out.path(f"plan_map_{name}.png")))
-            plt.close(fig)
+        for lang in _langs(options):
+            files += _plan_figures(result, prepared, options.target, out, lang)
         files += _plan_report(result, prepared.key, out, options.langs)
         result.summary["outputs"] = [p.name for p in files] + ["plan.json"]
         io.save_json(result.summary, out.path("plan.json"))

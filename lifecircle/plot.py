@@ -450,34 +450,39 @@ def plot_plan_curve(
     *,
     sites_needed: int | None = None,
     ax: Axes | None = None,
+    lang: Lang = "en",
 ) -> tuple[Figure, Axes]:
-    """Chart coverage against the number of new sites, with the target line.
+    """Chart coverage against the number of new sites, with the target line (words in `lang`).
 
     Returns
     -------
     fig, ax
     """
+    from lifecircle.i18n import category_label, text
+
     fig, ax = new_axes(ax, (7, 4.5))
+    font = cjk_font() if lang == "zh" else None
     color = CATEGORY_COLORS.get(category, "black")
     ks = np.arange(len(curve_coverage) + 1)
     values = np.array([coverage_now, *curve_coverage]) * 100
-    ax.plot(ks, values, marker="o", color=color, label="best coverage with k new sites")
-    ax.axhline(target * 100, color="black", linestyle="--", linewidth=1, label="target")
+    ax.plot(ks, values, marker="o", color=color, label=text("plan_curve_line", lang))
+    ax.axhline(target * 100, color="black", linestyle="--", linewidth=1, label=text("target", lang))
     if sites_needed is not None:
         ax.axvline(sites_needed, color="grey", linestyle=":", linewidth=1)
         ax.annotate(
-            f"{sites_needed} sites reach the target",
+            text("plan_sites_reach", lang).format(n=sites_needed),
             (sites_needed, target * 100),
             textcoords="offset points",
             xytext=(5, -15),
-            fontsize=8,
+            **_font_kw(font, 8),
         )
-    ax.set_xlabel("new sites (k)")
+    ax.set_xlabel(text("plan_new_sites_axis", lang), **_font_kw(font, 10))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "1.5 sites"
-    ax.set_ylabel("residents covered (%)")
+    ax.set_ylabel(text("plan_covered_axis", lang), **_font_kw(font, 10))
     ax.set_ylim(min(values.min(), target * 100) - 5, 101)
-    ax.set_title(f"{category.replace('_', ' ')}: coverage by number of new sites", fontsize=11)
-    ax.legend(loc="lower right", fontsize=8)
+    label = category_label(category.split(":")[0], lang)
+    ax.set_title(text("plan_curve_title", lang).format(cat=label), **_font_kw(font, 11))
+    ax.legend(loc="lower right", prop=_font_kw(font, 8).get("fontproperties"), fontsize=8)
     ax.grid(alpha=0.3)
     return fig, ax
 
@@ -490,8 +495,9 @@ def plot_plan_map(
     *,
     covered_after: np.ndarray,
     ax: Axes | None = None,
+    lang: Lang = "en",
 ) -> tuple[Figure, Axes]:
-    """Map proposed sites, existing facilities and the residents still uncovered.
+    """Map proposed sites, existing facilities and the residents still uncovered (in `lang`).
 
     Parameters
     ----------
@@ -510,17 +516,29 @@ def plot_plan_map(
     -------
     fig, ax
     """
+    from lifecircle.i18n import category_label, text
+    from lifecircle.report import area_display
+
     fig, ax = new_axes(ax, (10, 10))
+    font = cjk_font() if lang == "zh" else None
     add_streets(ax, prepared.network, bounds=map_bounds(prepared), color="#bbbbbb")
     color = CATEGORY_COLORS.get(category, "black")
-    handles: list[Any] = [Line2D([], [], color="#bbbbbb", label="walkable streets")]
+    handles: list[Any] = [Line2D([], [], color="#bbbbbb", label=text("walkable_streets", lang))]
     fac = prepared.facilities.loc[prepared.facilities["category"] == category]
     if len(fac):
         fac.plot(ax=ax, color=color, marker="^", markersize=30, edgecolor="black", zorder=4)
+    label = category_label(category, lang)
     handles.append(
-        Line2D([], [], marker="^", color=color, linestyle="", label=f"existing {category}")
+        Line2D(
+            [],
+            [],
+            marker="^",
+            color=color,
+            linestyle="",
+            label=text("plan_existing", lang).format(cat=label),
+        )
     )
-    add_residents(ax, residents.loc[~covered_after], handles, label="residents still not covered")
+    add_residents(ax, residents.loc[~covered_after], handles, label=text("plan_left", lang))
     if len(sites):
         pts = gpd.GeoSeries(sites.geometry.representative_point(), crs=sites.crs)
         pts.plot(ax=ax, color="gold", marker="*", markersize=160, edgecolor="black", zorder=6)
@@ -543,12 +561,13 @@ def plot_plan_map(
             markeredgecolor="black",
             linestyle="",
             markersize=12,
-            label="proposed site (rank)",
+            label=text("plan_proposed", lang),
         )
     )
-    add_outlines_and_view(ax, prepared, handles)
-    ax.set_title(f"{prepared.key}: proposed {category.replace('_', ' ')} sites", fontsize=11)
-    add_map_furniture(ax, handles)
+    add_outlines_and_view(ax, prepared, handles, lang=lang)
+    title = text("plan_map_title", lang).format(area=area_display(prepared.key, lang), cat=label)
+    ax.set_title(title, **_font_kw(font, 11))
+    add_map_furniture(ax, handles, font=font)
     return fig, ax
 
 

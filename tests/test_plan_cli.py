@@ -21,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:no elderly_care facilities:Runti
 def planned(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("plan") / "out"
     args = ["plan", *AREA, "--candidate-spacing-m", "150", "--max-sites", "3", "--out", str(out)]
-    result = CliRunner().invoke(main, args)
+    result = CliRunner().invoke(main, [*args, "--lang", "en", "--lang", "zh"])
     assert result.exit_code == 0, result.output
     return out
 
@@ -161,3 +161,29 @@ def test_a_batch_scenario_can_ask_for_a_plan(data_dir: Path, tmp_path: Path) -> 
     bad = {**spec, "scenarios": [{"name": "x", "plan": "yes"}]}
     with pytest.raises(ValueError, match="plan"):
         parse_spec(bad, base=tmp_path)
+
+
+def test_the_chinese_plan_report_shows_chinese_figures(planned: Path) -> None:
+    """Each language's report embeds its own curve and map (issue 11 review: zh showed English)."""
+    zh = (planned / "plan_report.zh.md").read_text(encoding="utf-8")
+    en = (planned / "plan_report.md").read_text(encoding="utf-8")
+    for kind in ("curve", "map"):
+        assert f"plan_{kind}_elderly_care.zh.png" in zh
+        assert f"](plan_{kind}_elderly_care.png)" not in zh
+        assert f"plan_{kind}_elderly_care.png" in en
+        assert (planned / f"plan_{kind}_elderly_care.zh.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plan_curve_words_follow_the_language() -> None:
+    from lifecircle.plot import plot_plan_curve
+
+    curve = [0.5, 0.9, 0.996]
+    _fig, ax = plot_plan_curve("elderly_care", 0.0, curve, 0.99, sites_needed=3, lang="zh")
+    assert ax.get_title() == "养老：覆盖率随新增设施数的变化"
+    assert ax.get_xlabel() == "新增设施数（k）"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["新增 k 处设施的最优覆盖率", "目标"]
+    assert ax.texts[0].get_text() == "3 处新设施即达到目标"
+    # the curve starts at today's coverage and the target line sits at the target
+    assert ax.lines[0].get_ydata().tolist() == pytest.approx([0.0, 50.0, 90.0, 99.6])
+    assert ax.lines[1].get_ydata()[0] == pytest.approx(99.0)
