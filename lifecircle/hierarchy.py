@@ -187,6 +187,10 @@ class PopulationGrid:
         return (self.cell_m / 1000.0) ** 2
 
 
+MAX_GRID_CELLS = 25_000_000
+"""Largest density grid (200 MB of float64): 1 km cells cover 25 million km²."""
+
+
 def population_grid(
     x_m: FloatArray, y_m: FloatArray, persons: FloatArray, *, cell_m: float = DEFAULT_CELL_M
 ) -> tuple[PopulationGrid, npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -205,6 +209,9 @@ def population_grid(
     >>> g.persons.shape, float(g.persons.sum()), g.x0, (int(r[1]), int(c[1]))
     ((3, 4), 7.0, -1000.0, (1, 2))
     """
+    if not (np.isfinite(cell_m) and cell_m > 0):
+        msg = f"cell size must be a positive number of metres, got {cell_m}: the method uses 1000"
+        raise InputError(msg)
     if len(x_m) == 0:
         return (
             PopulationGrid(np.zeros((1, 1)), 0.0, 0.0, cell_m),
@@ -215,7 +222,14 @@ def population_grid(
     iy = np.floor(np.asarray(y_m, dtype=float) / cell_m).astype(np.intp)
     ix0, iy0 = int(ix.min()) - 1, int(iy.min()) - 1
     col, row = ix - ix0, iy - iy0
-    grid = np.zeros((int(row.max()) + 2, int(col.max()) + 2))
+    shape = (int(row.max()) + 2, int(col.max()) + 2)
+    if shape[0] * shape[1] > MAX_GRID_CELLS:
+        msg = (
+            f"a {cell_m:g} m grid over this area has {shape[0] * shape[1]:,} cells (more than "
+            f"{MAX_GRID_CELLS:,}): use a larger --cell-m (the method uses 1000)"
+        )
+        raise InputError(msg)
+    grid = np.zeros(shape)
     np.add.at(grid, (row, col), np.asarray(persons, dtype=float))
     return PopulationGrid(grid, ix0 * cell_m, iy0 * cell_m, cell_m), row, col
 

@@ -708,3 +708,18 @@ def test_min_tier_points_is_checked_and_reaches_the_test(tmp_path: Path) -> None
     large = hi.ordering_test(tiers, persons, covered, bootstrap=200, seed=1, min_tier_points=1)
     assert small["school"]["small_tiers"] == ["remote"]
     assert large["school"]["small_tiers"] == []
+
+
+def test_density_grid_refuses_a_cell_size_that_cannot_work() -> None:
+    """The pure API refuses what the CLI refuses (it raised OverflowError or allocated freely)."""
+    xs, ys, ps = np.array([0.0, 5000.0]), np.array([0.0, 5000.0]), np.array([1.0, 1.0])
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(InputError, match="cell size must be a positive number of metres"):
+            hi.population_grid(xs, ys, ps, cell_m=bad)
+    with pytest.raises(InputError, match="use a larger --cell-m"):
+        hi.population_grid(xs, ys, ps, cell_m=0.5)  # 10,002 x 10,002 cells
+    grid, _, _ = hi.population_grid(xs, ys, ps, cell_m=1000.0)
+    # cells -1..6 on each axis (one empty cell of margin): points in cells (0, 0) and (5, 5)
+    assert grid.persons.shape == (8, 8)
+    assert grid.persons[1, 1] == grid.persons[6, 6] == 1.0
+    assert float(grid.persons.sum()) == 2.0
