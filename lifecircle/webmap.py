@@ -598,27 +598,35 @@ def coverage_web_map(
     isochrones=result.category_isochrones, extent=result.prepared.extent)``;
     show it with :func:`iframe`.
     """
-    params = _summary_parameters(summary)
-    zones = summary.get("zones", {})
     data = WebMapData(
-        area=area_name or str(summary.get("area", "")),
-        categories=tuple(params.get("categories", CATEGORY_COLOURS)),
-        minutes=float(params.get("minutes", 15.0)),
-        speed_kmh=float(params.get("speed_kmh", 4.0)),
-        target=float(params.get("target", 0.99)),
+        **_run_fields(summary, summary.get("zones", {}), area_name, lang),
         residents=residents,
         facilities=facilities,
         units=units,
         unit_coverage=coverage_unit_figures(summary),
-        unit_notes=unit_notes(
-            zones.get("admin_units_without_residents", []),
-            zones.get("admin_units_without_network", []),
-            lang,
-        ),
         isochrones=isochrones,
         extent=extent,
     )
     return render_web_map(data, lang=lang)
+
+
+def _run_fields(
+    summary: Mapping[str, Any], units_source: Mapping[str, Any], area_name: str | None, lang: Lang
+) -> dict[str, Any]:
+    """Return the :class:`WebMapData` fields a run's summary gives (title, speed, notes)."""
+    params = _summary_parameters(summary)
+    return {
+        "area": area_name or str(summary.get("area", "")),
+        "categories": tuple(params.get("categories", CATEGORY_COLOURS)),
+        "minutes": float(params.get("minutes", 15.0)),
+        "speed_kmh": float(params.get("speed_kmh", 4.0)),
+        "target": float(params.get("target", 0.99)),
+        "unit_notes": unit_notes(
+            units_source.get("admin_units_without_residents", []),
+            units_source.get("admin_units_without_network", []),
+            lang,
+        ),
+    }
 
 
 def gaps_web_map(
@@ -639,22 +647,12 @@ def gaps_web_map(
     (``result.tables["admin"]``), `clusters` the gap clusters, `extent`
     the analysed area and `area_name` the title's area name.
     """
-    params = _summary_parameters(summary)
     data = WebMapData(
-        area=area_name or str(summary.get("area", "")),
-        categories=tuple(params.get("categories", CATEGORY_COLOURS)),
-        minutes=float(params.get("minutes", 15.0)),
-        speed_kmh=float(params.get("speed_kmh", 4.0)),
-        target=float(params.get("target", 0.99)),
+        **_run_fields(summary, summary, area_name, lang),
         residents=residents,
         facilities=facilities,
         units=units,
         unit_coverage=gap_unit_figures(unit_table),
-        unit_notes=unit_notes(
-            summary.get("admin_units_without_residents", []),
-            summary.get("admin_units_without_network", []),
-            lang,
-        ),
         clusters=clusters,
         extent=extent,
     )
