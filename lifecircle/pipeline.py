@@ -806,14 +806,8 @@ def _centre_points(
     parts: list[gpd.GeoDataFrame] = []
     sources: list[str] = []
     if gap_options.centres_file is not None:
-        given = io.read_vector(gap_options.centres_file)
-        if given.crs is None:
-            msg = f"--centres {gap_options.centres_file} has no CRS: set one (e.g. EPSG:4326)"
-            raise InputError(msg)
-        if not given.geom_type.isin(["Point", "MultiPoint"]).all():
-            msg = f"--centres {gap_options.centres_file} must hold points (town seats)"
-            raise InputError(msg)
-        _check_lonlat(given, f"--centres {gap_options.centres_file}")
+        kinds = ("Point", "MultiPoint")
+        given = _user_layer(gap_options.centres_file, "--centres", kinds, "points (town seats)")
         parts.append(given[["geometry"]].to_crs(prepared.crs))
         sources.append(f"{len(given)} centres from {Path(gap_options.centres_file).name}")
     if gap_options.osm_places:
@@ -828,6 +822,19 @@ def _centre_points(
     if not parts:
         return gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=prepared.crs)), sources
     return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=prepared.crs), sources
+
+
+def _user_layer(path: Path, option: str, kinds: tuple[str, ...], what: str) -> gpd.GeoDataFrame:
+    """Read `option`'s layer: it must state a CRS, hold only `kinds`, and be lon/lat if WGS-84."""
+    given = io.read_vector(path)
+    if given.crs is None:
+        msg = f"{option} {path} has no CRS: set one (e.g. EPSG:4326)"
+        raise InputError(msg)
+    if not given.geom_type.isin(list(kinds)).all():
+        msg = f"{option} {path} must hold {what}"
+        raise InputError(msg)
+    _check_lonlat(given, f"{option} {path}")
+    return given
 
 
 def _check_lonlat(given: gpd.GeoDataFrame, what: str) -> None:
@@ -855,20 +862,14 @@ def _central_area(
     from lifecircle.i18n import text
 
     if gap_options.central_file is not None:
-        given = io.read_vector(gap_options.central_file)
-        if given.crs is None:
-            msg = f"--central {gap_options.central_file} has no CRS: set one (e.g. EPSG:4326)"
-            raise InputError(msg)
-        if not given.geom_type.isin(["Polygon", "MultiPolygon"]).all():
-            msg = f"--central {gap_options.central_file} must hold polygons (the central city)"
-            raise InputError(msg)
+        kinds, what = ("Polygon", "MultiPolygon"), "polygons (the central city)"
+        given = _user_layer(gap_options.central_file, "--central", kinds, what)
         if len(given) == 0 or given.geometry.is_empty.all():
             msg = (
                 f"--central {gap_options.central_file} holds no polygon: give the central city "
                 "as one or more polygons, or drop --central to use the 街道 sub-districts"
             )
             raise InputError(msg)
-        _check_lonlat(given, f"--central {gap_options.central_file}")
         return given.to_crs(prepared.crs).union_all(), Path(gap_options.central_file).name
     if admin is None or "kind" not in admin:
         warnings.warn(
