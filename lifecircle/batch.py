@@ -50,6 +50,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -376,6 +377,9 @@ def _run_job(prepared: PreparedArea, job: Job, start: float) -> dict[str, Any]:
     return row
 
 
+_BACKEND_LOCK = threading.Lock()
+
+
 def job_task(
     prepared: PreparedArea | Failure, job: Job, run_settings: settings.Settings
 ) -> dict[str, Any]:
@@ -386,7 +390,8 @@ def job_task(
     its jobs with that error. `run_settings` apply to this task alone.
     """
     start = time.perf_counter()
-    settings.use_file_backend()  # a worker writes maps to files; it never opens windows
+    with _BACKEND_LOCK:  # threads of one worker never switch matplotlib's backend at once
+        settings.use_file_backend()  # a worker writes maps to files; it never opens windows
     with settings.using(run_settings):
         if isinstance(prepared, Failure):
             fault: Failure | None = prepared
@@ -511,6 +516,7 @@ def run_batch(
     """
     spec_path = Path(spec_path)
     areas, scenarios = load_spec(spec_path)
+    settings.use_file_backend()  # in-process workers then find Agg chosen and switch nothing
     io.ensure_writable_dir(out_dir)
     jobs = plan_jobs(areas, scenarios, Path(out_dir).resolve())
     rows: dict[tuple[str, str], dict[str, Any]] = {}
