@@ -188,7 +188,7 @@ def add_streets(
     line at :data:`MAP_DPI`, whatever the number of edges.
     """
     pixel_m = pixel_size_m(ax, bounds)
-    ink = street_raster(network, bounds, pixel_m)
+    ink = _street_raster_once(network, bounds, pixel_m)
     rgba = np.zeros((*ink.shape, 4), dtype=np.float32)
     rgba[ink] = to_rgba(color)
     minx, maxy = bounds[0], bounds[3]
@@ -201,6 +201,26 @@ def add_streets(
         zorder=zorder,
         rasterized=True,
     )
+
+
+_LAST_RASTER: list[tuple[WalkNetwork, tuple[float, ...], npt.NDArray[np.bool_]]] = []
+
+
+def _street_raster_once(
+    network: WalkNetwork, bounds: tuple[float, float, float, float], pixel_m: float
+) -> npt.NDArray[np.bool_]:
+    """:func:`street_raster`, reused while the network, view and pixel size stay the same.
+
+    A run draws the same streets in every panel and map (4 small multiples, 5
+    gap maps per language): at city scale each raster scans millions of edges.
+    The slot holds the network itself, so an identity match cannot be a reused id.
+    """
+    key = (*bounds, pixel_m)
+    if _LAST_RASTER and _LAST_RASTER[0][0] is network and _LAST_RASTER[0][1] == key:
+        return _LAST_RASTER[0][2]
+    ink = street_raster(network, bounds, pixel_m)
+    _LAST_RASTER[:] = [(network, key, ink)]
+    return ink
 
 
 def add_residents(

@@ -263,3 +263,14 @@ def test_street_raster_inks_every_street_and_nothing_else(lujiazui_net) -> None:
     _, dist = shapely.STRtree(lines).query_nearest(centres, return_distance=True, all_matches=False)
     assert dist.max() <= px * np.sqrt(2) / 2 + 1e-6
     plt.close(fig)
+
+
+def test_street_raster_is_reused_for_the_same_network_and_view(lujiazui_net) -> None:  # type: ignore[no-untyped-def]
+    from lifecircle.plot import _street_raster_once, street_raster
+
+    net = lujiazui_net
+    bounds = (float(net.x.min()), float(net.y.min()), float(net.x.max()), float(net.y.max()))
+    first = _street_raster_once(net, bounds, 5.0)
+    assert np.array_equal(first, street_raster(net, bounds, 5.0))
+    assert _street_raster_once(net, bounds, 5.0) is first  # drawn once, reused
+    assert _street_raster_once(net, bounds, 4.0) is not first  # another pixel size: recomputed
