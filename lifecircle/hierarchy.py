@@ -111,6 +111,7 @@ DEFAULT_MIN_TIER_POINTS = settings.DEFAULT_MIN_TIER_POINTS  # fewer points: no p
 MIN_USUAL_BOOTSTRAP = 200
 MAJORITY_NEIGHBOURS = 5
 BOOTSTRAP_CHUNK_DRAWS = 4_000_000  # resampled indices held in memory at once
+BOOTSTRAP_RESAMPLE_MAX_POINTS = 20_000  # larger tiers: the resampling's normal limit
 
 _FOUR = ndimage.generate_binary_structure(2, 1)
 _EIGHT = ndimage.generate_binary_structure(2, 2)
@@ -430,7 +431,13 @@ def bootstrap_coverage(
     A replicate draws ``n`` resident points (``n`` = the tier's points)
     uniformly with replacement and takes the persons-weighted share covered
     of the drawn points. A replicate whose drawn points hold no persons is
-    NaN (ignored by the percentiles).
+    NaN (ignored by the percentiles). Above
+    :data:`BOOTSTRAP_RESAMPLE_MAX_POINTS` points, resampling costs
+    ``bootstrap x n`` draws (567 million for a city tier), and the replicates
+    are drawn from the resampling's normal limit instead: mean the tier's
+    coverage ``R``, variance ``sum(w^2 (c - R)^2) / sum(w)^2`` (the
+    linearised variance of a ratio under resampling, which keeps the weight
+    of large buildings).
 
     Examples
     --------
@@ -443,6 +450,8 @@ def bootstrap_coverage(
     n = len(c)
     if n == 0 or not float(w.sum()) > 0:
         return np.full(bootstrap, np.nan)
+    if n > BOOTSTRAP_RESAMPLE_MAX_POINTS:
+        return normal_replicates(c, w, bootstrap=bootstrap, rng=rng)
     wc = np.where(c, w, 0.0)
     out = np.empty(bootstrap)
     chunk = max(1, BOOTSTRAP_CHUNK_DRAWS // n)
@@ -454,6 +463,26 @@ def bootstrap_coverage(
         with np.errstate(invalid="ignore", divide="ignore"):
             out[start : start + size] = np.where(total > 0, hit / total, np.nan)
     return out
+
+
+def normal_replicates(
+    covered: BoolArray, persons: FloatArray, *, bootstrap: int, rng: np.random.Generator
+) -> FloatArray:
+    """Return `bootstrap` draws from the normal limit of the resampled coverage, clipped to [0, 1].
+
+    Examples
+    --------
+    >>> r = normal_replicates(np.array([True, False]), np.ones(2), bootstrap=4,
+    ...                       rng=np.random.default_rng(0))
+    >>> bool(((r >= 0) & (r <= 1)).all())
+    True
+    """
+    c = np.asarray(covered, dtype=float)
+    w = np.asarray(persons, dtype=float)
+    total = float(w.sum())
+    share = float((w * c).sum()) / total
+    sd = float(np.sqrt(((w * (c - share)) ** 2).sum())) / total
+    return np.clip(share + sd * rng.standard_normal(bootstrap), 0.0, 1.0)
 
 
 def _pair_status(low: float, high: float, a: FloatArray, b: FloatArray, *, small: bool) -> str:

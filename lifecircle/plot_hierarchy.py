@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -74,22 +75,24 @@ def plot_tier_map(
                 handles.append(Patch(color=colour, label=f"DEGURBA {cls.replace('_', ' ')}"))
     rows = tier_table.loc[tier_table["category"] == category].set_index("tier")
     covered = residents[f"covered_{category}"].to_numpy(dtype=bool)
+    pts = residents.geometry.to_numpy()
+    x, y = shapely.get_x(pts), shapely.get_y(pts)
     for tier in TIERS:
         sel = (residents["tier"] == tier).to_numpy()
         colour = TIER_COLORS[tier]
         cov = rows["coverage"].get(tier, np.nan)
         if sel.any():
-            if (sel & covered).any():
-                residents.loc[sel & covered].plot(ax=ax, color=colour, markersize=9, zorder=3)
-            if (sel & ~covered).any():
-                residents.loc[sel & ~covered].plot(
-                    ax=ax,
-                    facecolor="none",
-                    edgecolor=colour,
-                    markersize=14,
-                    linewidth=0.9,
-                    zorder=3,
-                )
+            # one scatter per style (geopandas' point plot costs ~10 s per 500k points)
+            ax.scatter(x[sel & covered], y[sel & covered], s=9, color=colour, zorder=3)
+            ax.scatter(
+                x[sel & ~covered],
+                y[sel & ~covered],
+                s=14,
+                facecolors="none",
+                edgecolors=colour,
+                linewidths=0.9,
+                zorder=3,
+            )
             persons = rows["persons"].get(tier, np.nan)
             note = f"{cov * 100:.0f}%" + (
                 f", {persons:,.0f} {text('persons_unit', lang)}" if np.isfinite(persons) else ""

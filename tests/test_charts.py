@@ -348,3 +348,36 @@ def test_plan_curve_counts_sites_in_whole_numbers() -> None:
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks == [0, 1, 2, 3]
     plt.close(fig)
+
+
+def test_outlines_are_drawn_from_every_ring_without_redrawing_or_moving_the_view() -> None:
+    import matplotlib.pyplot as plt
+    import shapely
+    from matplotlib.collections import LineCollection
+
+    from lifecircle.plot import draw_outlines
+
+    square_with_hole = shapely.Polygon(
+        [(0, 0), (10, 0), (10, 10), (0, 10)], [[(4, 4), (6, 4), (6, 6), (4, 6)]]
+    )
+    two = shapely.MultiPolygon([shapely.box(20, 0, 21, 1), shapely.box(30, 0, 31, 1)])
+    line = shapely.LineString([(0, 20), (5, 25)])
+    fig, ax = plt.subplots()
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(-1, 1)
+    redraws: list[int] = []
+    fig.canvas.mpl_connect("draw_event", lambda _e: redraws.append(1))
+    draw_outlines(ax, [square_with_hole, two, line, shapely.Polygon()], color="red")
+    (coll,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    drawn = {tuple(map(tuple, np.round(seg, 6))) for seg in coll.get_segments()}
+    expected = {
+        tuple(square_with_hole.exterior.coords),
+        tuple(square_with_hole.interiors[0].coords),
+        tuple(two.geoms[0].exterior.coords),
+        tuple(two.geoms[1].exterior.coords),
+        tuple(line.coords),
+    }
+    assert drawn == {tuple((float(x), float(y)) for x, y in ring) for ring in expected}
+    assert ax.get_xlim() == (-1, 1) and ax.get_ylim() == (-1, 1)
+    assert redraws == []
+    plt.close(fig)

@@ -723,3 +723,23 @@ def test_density_grid_refuses_a_cell_size_that_cannot_work() -> None:
     assert grid.persons.shape == (8, 8)
     assert grid.persons[1, 1] == grid.persons[6, 6] == 1.0
     assert float(grid.persons.sum()) == 2.0
+
+
+def test_a_city_tier_uses_the_normal_limit_of_building_resampling() -> None:
+    # 30,000 buildings with heavy-tailed persons: resampling them 1,000 times (brute force here)
+    # and the normal limit the code uses above 20,000 points give the same 95% interval
+    rng = np.random.default_rng(11)
+    n = 30_000
+    persons = np.round(rng.pareto(1.5, n) * 30 + 1)
+    covered = rng.random(n) < 0.7
+    assert n > hi.BOOTSTRAP_RESAMPLE_MAX_POINTS
+    reps = hi.bootstrap_coverage(covered, persons, bootstrap=4000, rng=np.random.default_rng(2))
+    brute = np.empty(1000)
+    for k in range(1000):
+        draw = rng.integers(0, n, n)
+        brute[k] = (persons[draw] * covered[draw]).sum() / persons[draw].sum()
+    width = np.percentile(brute, 97.5) - np.percentile(brute, 2.5)
+    assert width > 0.005
+    assert np.percentile(reps, 2.5) == pytest.approx(np.percentile(brute, 2.5), abs=0.08 * width)
+    assert np.percentile(reps, 97.5) == pytest.approx(np.percentile(brute, 97.5), abs=0.08 * width)
+    assert np.mean(reps) == pytest.approx((persons * covered).sum() / persons.sum(), abs=1e-3)
