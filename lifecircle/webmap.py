@@ -173,8 +173,10 @@ def grid_cells(
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     cell = float(first_cell_m)
     while True:
-        keys = np.column_stack([np.floor(x / cell), np.floor(y / cell)]).astype(np.int64)
-        _, inverse = np.unique(keys, axis=0, return_inverse=True)
+        kx, ky = np.floor(x / cell).astype(np.int64), np.floor(y / cell).astype(np.int64)
+        if len(x):  # one int64 key per cell, ordered as the (column, row) pairs
+            kx, ky = kx - kx.min(), ky - ky.min()
+        _, inverse = np.unique(kx * (int(ky.max(initial=0)) + 1) + ky, return_inverse=True)
         inverse = inverse.reshape(-1)
         if len(x) == 0 or int(inverse.max()) + 1 <= cap:
             return inverse.astype(np.int64), cell

@@ -378,6 +378,7 @@ def test_outlines_are_drawn_from_every_ring_without_redrawing_or_moving_the_view
         tuple(line.coords),
     }
     assert drawn == {tuple((float(x), float(y)) for x, y in ring) for ring in expected}
-    assert ax.get_xlim() == (-1, 1) and ax.get_ylim() == (-1, 1)
+    assert ax.get_xlim() == (-1, 1)
+    assert ax.get_ylim() == (-1, 1)
     assert redraws == []
     plt.close(fig)

@@ -269,3 +269,25 @@ def test_gap_clusters_match_a_cluster_by_cluster_brute_force() -> None:
     assert got["missing"].tolist() == want_df["missing"].tolist()
     assert got["zone"].tolist() == want_df["zone"].tolist()
     np.testing.assert_array_equal(got["dist_school_m"].to_numpy(), want_df["d"].to_numpy())
+
+
+def test_eps_components_equal_scikit_learns_dbscan_with_min_samples_one() -> None:
+    from sklearn.cluster import DBSCAN
+
+    from lifecircle.gaps import eps_components
+
+    rng = np.random.default_rng(3)
+    # clumps plus points exactly eps apart on a line (ties are neighbours in both)
+    xy = np.vstack(
+        [
+            rng.normal(0, 120, (400, 2)),
+            rng.normal(2000, 300, (600, 2)),
+            np.column_stack([np.arange(10) * 250.0 + 5000, np.zeros(10)]),
+            [[9000.0, 9000.0]],
+        ]
+    )
+    xy = xy[rng.permutation(len(xy))]
+    expected = DBSCAN(eps=250.0, min_samples=1).fit_predict(xy)
+    got = eps_components(xy, 250.0)
+    np.testing.assert_array_equal(got, expected)
+    assert len(np.unique(got)) > 3

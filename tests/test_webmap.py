@@ -523,3 +523,13 @@ def test_an_area_without_units_offers_no_units_layer(browser: Any, tmp_path: Pat
     assert "Sub-districts / towns" not in control
     assert "Sub-districts / towns" not in legend
     assert browser.execute_script("return lifecircleMap.map.hasLayer(lifecircleMap.units)")
+
+
+def test_grid_cells_number_cells_as_the_sorted_column_row_pairs() -> None:
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(-5000, 5000, 3000), rng.uniform(-2000, 9000, 3000)
+    cells, side = webmap.grid_cells(x, y, cap=10_000, first_cell_m=400.0)
+    pairs = np.column_stack([np.floor(x / side), np.floor(y / side)])
+    _, expected = np.unique(pairs, axis=0, return_inverse=True)
+    np.testing.assert_array_equal(cells, expected.reshape(-1))
+    assert side == 400.0
