@@ -463,7 +463,7 @@ def gap_clusters(
         empty = gpd.GeoDataFrame({c: [] for c in cols}, geometry=gpd.GeoSeries([], crs=crs))
         return empty
     xy = np.column_stack([gaps.geometry.x.to_numpy(), gaps.geometry.y.to_numpy()])
-    labels = eps_components(xy, eps_m)
+    labels = eps_components(np.asarray(xy, dtype=np.float64), eps_m)
     # one stable sort by cluster, then every cluster is a slice of plain arrays (a boolean
     # mask and a GeoDataFrame selection per cluster cost O(points) each: minutes with
     # tens of thousands of clusters)
