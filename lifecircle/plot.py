@@ -245,21 +245,111 @@ def _street_raster_once(
     return ink
 
 
-def add_residents(
-    ax: Axes, residents: gpd.GeoDataFrame, handles: list[Any], *, label: str, size: float = 6
+RASTER_POINTS_ABOVE = 50_000  # more points than this are drawn as one image
+
+
+def point_raster(
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    bounds: tuple[float, float, float, float],
+    pixel_m: float,
+    *,
+    diameter_px: float,
+    ring_px: float | None = None,
+) -> npt.NDArray[np.bool_]:
+    """Return a boolean image (row 0 = north) inked where round markers of the points fall.
+
+    A marker inks the pixels whose centres lie within ``diameter_px / 2``
+    pixels of the point (at least its own pixel); with `ring_px`, those
+    within ``ring_px / 2`` of the circle of that diameter (a hollow marker's
+    stroke, as a renderer centres it on the outline).
+    """
+    minx, miny, maxx, maxy = bounds
+    n_cols = max(1, int(np.ceil((maxx - minx) / pixel_m)))
+    n_rows = max(1, int(np.ceil((maxy - miny) / pixel_m)))
+    fx = (np.asarray(x, dtype=float) - minx) / pixel_m
+    fy = (maxy - np.asarray(y, dtype=float)) / pixel_m
+    r = max(diameter_px / 2, 0.5)
+    inner = -1.0
+    if ring_px is not None:
+        r, inner = r + ring_px / 2, max(r - ring_px / 2, 0.0)
+    reach = int(np.ceil(r)) + 1
+    img = np.zeros(n_rows * n_cols, dtype=bool)
+    col0, row0 = np.floor(fx).astype(np.int64), np.floor(fy).astype(np.int64)
+    for dr in range(-reach, reach + 1):
+        for dc in range(-reach, reach + 1):
+            col, row = col0 + dc, row0 + dr
+            d = np.hypot(col + 0.5 - fx, row + 0.5 - fy)
+            hit = ((d <= r) | ((dr == 0) & (dc == 0))) & (d >= inner)
+            hit &= (col >= 0) & (col < n_cols) & (row >= 0) & (row < n_rows)
+            img[row[hit] * n_cols + col[hit]] = True
+    return img.reshape(n_rows, n_cols)
+
+
+def add_points(
+    ax: Axes,
+    x: npt.ArrayLike,
+    y: npt.ArrayLike,
+    *,
+    color: str,
+    size: float,
+    bounds: tuple[float, float, float, float] | None,
+    hollow_width: float | None = None,
+    zorder: float = 3,
 ) -> None:
-    """Draw resident points in black (one rasterised scatter) and add their legend entry."""
-    if len(residents):
-        pts = residents.geometry.to_numpy()
-        ax.scatter(
-            shapely.get_x(pts),
-            shapely.get_y(pts),
-            s=size,
-            c="black",
-            linewidths=0,
-            zorder=3,
-            rasterized=True,
+    """Draw round markers of area `size` pt² (hollow with an edge of `hollow_width` pt).
+
+    Up to :data:`RASTER_POINTS_ABOVE` points (or without `bounds`) this is a
+    scatter; more are drawn as one image at the saved map's pixel size
+    (:func:`point_raster`): rendering half a million markers cost seconds
+    per map, the image a fraction of one.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) == 0:
+        return
+    if bounds is None or len(x) <= RASTER_POINTS_ABOVE:
+        style: dict[str, Any] = (
+            {"facecolors": "none", "edgecolors": color, "linewidths": hollow_width}
+            if hollow_width is not None
+            else {"c": color, "linewidths": 0}
         )
+        ax.scatter(x, y, s=size, zorder=zorder, rasterized=True, **style)
+        return
+    pixel_m = pixel_size_m(ax, bounds)
+    px_per_pt = MAP_DPI / 72
+    ink = point_raster(
+        x,
+        y,
+        bounds,
+        pixel_m,
+        diameter_px=np.sqrt(size) * px_per_pt,
+        ring_px=None if hollow_width is None else hollow_width * px_per_pt,
+    )
+    rgba = np.zeros((*ink.shape, 4), dtype=np.float32)
+    rgba[ink] = to_rgba(color)
+    n_rows, n_cols = ink.shape
+    minx, maxy = bounds[0], bounds[3]
+    ax.imshow(
+        rgba,
+        extent=(minx, minx + n_cols * pixel_m, maxy - n_rows * pixel_m, maxy),
+        origin="upper",
+        interpolation="nearest",
+        zorder=zorder,
+    )
+
+
+def add_residents(
+    ax: Axes,
+    residents: gpd.GeoDataFrame,
+    handles: list[Any],
+    *,
+    label: str,
+    size: float = 6,
+    bounds: tuple[float, float, float, float] | None = None,
+) -> None:
+    """Draw resident points in black and add their legend entry (one image above 50,000)."""
+    pts = residents.geometry.to_numpy()
+    add_points(ax, shapely.get_x(pts), shapely.get_y(pts), color="black", size=size, bounds=bounds)
     handles.append(
         Line2D([], [], marker="o", color="black", linestyle="", markersize=3, label=label)
     )
@@ -308,7 +398,13 @@ def plot_coverage_map(
             )
             handles.append(Line2D([], [], marker="^", color=color, linestyle="", label=cat))
     uncovered = residents.loc[~residents["covered_all_categories"].to_numpy()]
-    add_residents(ax, uncovered, handles, label="residents not covered (all categories)")
+    add_residents(
+        ax,
+        uncovered,
+        handles,
+        label="residents not covered (all categories)",
+        bounds=map_bounds(prepared),
+    )
     add_outlines_and_view(ax, prepared, handles)
     all_cov = summary["all_categories"]["coverage"]
     pct = "n/a" if all_cov is None else f"{all_cov * 100:.1f}%"
@@ -453,7 +549,14 @@ def plot_gap_map(
                 )
             )
     uncovered = residents.loc[~residents[f"covered_{category}"].to_numpy(dtype=bool)]
-    add_residents(ax, uncovered, handles, label=text("uncovered_residents", lang), size=5)
+    add_residents(
+        ax,
+        uncovered,
+        handles,
+        label=text("uncovered_residents", lang),
+        size=5,
+        bounds=map_bounds(prepared),
+    )
     if len(clusters):
         draw_outlines(ax, clusters.geometry, color="magenta", linewidth=1.4, zorder=4)
         for rank, geom in zip(clusters["rank"].head(10), clusters.geometry.head(10), strict=True):
@@ -580,7 +683,13 @@ def plot_plan_map(
             label=text("plan_existing", lang).format(cat=label),
         )
     )
-    add_residents(ax, residents.loc[~covered_after], handles, label=text("plan_left", lang))
+    add_residents(
+        ax,
+        residents.loc[~covered_after],
+        handles,
+        label=text("plan_left", lang),
+        bounds=map_bounds(prepared),
+    )
     if len(sites):
         pts = gpd.GeoSeries(sites.geometry.representative_point(), crs=sites.crs)
         pts.plot(ax=ax, color="gold", marker="*", markersize=160, edgecolor="black", zorder=6)
@@ -732,7 +841,7 @@ def _coverage_panel(
     col = f"covered_{cat}"
     if col in residents.columns:
         left = residents.loc[~residents[col].to_numpy(dtype=bool)]
-        add_residents(ax, left, [], label="", size=4)
+        add_residents(ax, left, [], label="", size=4, bounds=map_bounds(prepared))
     ax.set_xlabel("")
     ax.set_ylabel("")
     add_scale_bar(ax)

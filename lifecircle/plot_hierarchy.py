@@ -15,7 +15,14 @@ from matplotlib.patches import Patch
 
 from lifecircle.hierarchy import TIERS
 from lifecircle.i18n import Lang, category_label, text
-from lifecircle.plot import add_map_furniture, add_outlines_and_view, cjk_font, new_axes
+from lifecircle.plot import (
+    add_map_furniture,
+    add_outlines_and_view,
+    add_points,
+    cjk_font,
+    map_bounds,
+    new_axes,
+)
 
 if TYPE_CHECKING:
     from lifecircle.prepare import PreparedArea
@@ -77,21 +84,22 @@ def plot_tier_map(
     covered = residents[f"covered_{category}"].to_numpy(dtype=bool)
     pts = residents.geometry.to_numpy()
     x, y = shapely.get_x(pts), shapely.get_y(pts)
+    view = map_bounds(prepared)
     for tier in TIERS:
         sel = (residents["tier"] == tier).to_numpy()
         colour = TIER_COLORS[tier]
         cov = rows["coverage"].get(tier, np.nan)
         if sel.any():
-            # one scatter per style (geopandas' point plot costs ~10 s per 500k points)
-            ax.scatter(x[sel & covered], y[sel & covered], s=9, color=colour, zorder=3)
-            ax.scatter(
+            # one scatter (or image, for city-size sets) per style
+            add_points(ax, x[sel & covered], y[sel & covered], color=colour, size=9, bounds=view)
+            add_points(
+                ax,
                 x[sel & ~covered],
                 y[sel & ~covered],
-                s=14,
-                facecolors="none",
-                edgecolors=colour,
-                linewidths=0.9,
-                zorder=3,
+                color=colour,
+                size=14,
+                bounds=view,
+                hollow_width=0.9,
             )
             persons = rows["persons"].get(tier, np.nan)
             note = f"{cov * 100:.0f}%" + (

@@ -382,3 +382,47 @@ def test_outlines_are_drawn_from_every_ring_without_redrawing_or_moving_the_view
     assert ax.get_ylim() == (-1, 1)
     assert redraws == []
     plt.close(fig)
+
+
+def _rendered_ink(*, raster: bool, hollow: bool, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
+    import matplotlib.pyplot as plt
+
+    from lifecircle import plot as lcplot
+
+    fig = plt.figure(figsize=(1000 / lcplot.MAP_DPI, 800 / lcplot.MAP_DPI), dpi=lcplot.MAP_DPI)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(20, 980, 300), rng.uniform(20, 780, 300)
+    monkeypatch.setattr(lcplot, "RASTER_POINTS_ABOVE", 0 if raster else 10**9)
+    lcplot.add_points(
+        ax,
+        x,
+        y,
+        color="black",
+        size=14,
+        bounds=(0.0, 0.0, 1000.0, 800.0),
+        hollow_width=0.9 if hollow else None,
+    )
+    ax.set_xlim(0, 1000)
+    ax.set_ylim(0, 800)
+    fig.canvas.draw()
+    img = np.asarray(fig.canvas.buffer_rgba())[..., :3].mean(axis=2)
+    plt.close(fig)
+    return img < 128
+
+
+@pytest.mark.parametrize("hollow", [False, True])
+def test_city_size_point_sets_drawn_as_an_image_match_matplotlibs_markers(
+    hollow: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the image drawn above 50,000 points against matplotlib's own scatter of the same points
+    from scipy import ndimage
+
+    drawn = _rendered_ink(raster=False, hollow=hollow, monkeypatch=monkeypatch)
+    image = _rendered_ink(raster=True, hollow=hollow, monkeypatch=monkeypatch)
+    assert image.sum() == pytest.approx(drawn.sum(), rel=0.08)
+    assert (drawn & ndimage.binary_dilation(image)).sum() / drawn.sum() > 0.99
+    assert (image & ndimage.binary_dilation(drawn)).sum() / image.sum() > 0.99
+    if hollow:  # the stroke is a ring, not a disc
+        assert (drawn & image).sum() / (drawn | image).sum() > 0.9
