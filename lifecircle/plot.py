@@ -91,6 +91,58 @@ def draw_outlines(ax: Axes, geoms: Any, **style: Any) -> None:
     ax.add_collection(LineCollection(segments, **style), autolim=False)
 
 
+def _polygon_path(geom: shapely.Geometry) -> Any:
+    """Return a matplotlib path of a (multi)polygon: every ring closed, holes kept.
+
+    Exteriors run counter-clockwise and holes clockwise whatever the input's
+    orientation: matplotlib fills by the non-zero winding rule, so a hole
+    running the exterior's way would be filled.
+    """
+    from matplotlib.path import Path
+
+    verts: list[npt.NDArray[np.float64]] = []
+    codes: list[npt.NDArray[np.uint8]] = []
+    for part in shapely.get_parts(geom):
+        for k, ring in enumerate([part.exterior, *part.interiors]):
+            xy = np.asarray(ring.coords, dtype=float)
+            if len(xy) < 3:
+                continue
+            if shapely.is_ccw(ring) != (k == 0):  # filled by the non-zero rule: holes run clockwise
+                xy = xy[::-1]
+            c = np.full(len(xy), Path.LINETO, dtype=np.uint8)
+            c[0], c[-1] = Path.MOVETO, Path.CLOSEPOLY
+            verts.append(xy)
+            codes.append(c)
+    if not verts:
+        return Path(np.zeros((0, 2)))
+    return Path(np.concatenate(verts), np.concatenate(codes))
+
+
+def draw_polygons(ax: Axes, geoms: Any, *, facecolors: Any, **style: Any) -> None:
+    """Draw (multi)polygons as one path collection, without a redraw or a change of view.
+
+    `facecolors` is one colour or one per geometry; `style` goes to
+    :class:`matplotlib.collections.PathCollection` (``alpha``,
+    ``edgecolor``, ``linewidth``, ``zorder``). See :func:`draw_outlines`
+    for why not ``GeoSeries.plot``.
+    """
+    from matplotlib.collections import PathCollection
+
+    arr = np.asarray(gpd.GeoSeries(geoms).to_numpy(), dtype=object)
+    keep = np.isin(shapely.get_type_id(arr), (3, 6)) & ~shapely.is_empty(arr)
+    if isinstance(facecolors, np.ndarray) and facecolors.ndim == 2:
+        facecolors = facecolors[keep]
+    paths = [_polygon_path(g) for g in arr[keep]]
+    ax.add_collection(PathCollection(paths, facecolors=facecolors, **style), autolim=False)
+
+
+def draw_markers(ax: Axes, geoms: Any, **style: Any) -> None:
+    """Draw a marker at each geometry (its representative point) with ``ax.scatter``."""
+    arr = np.asarray(gpd.GeoSeries(geoms).to_numpy(), dtype=object)
+    pts = shapely.point_on_surface(arr[~shapely.is_empty(arr)])
+    ax.scatter(shapely.get_x(pts), shapely.get_y(pts), **style)
+
+
 def add_outlines_and_view(
     ax: Axes, prepared: PreparedArea, handles: list[Any], *, lang: Lang = "en"
 ) -> None:
@@ -370,7 +422,6 @@ def plot_coverage_map(
     fig, ax
     """
     fig, ax = new_axes(ax, (10, 10))
-    crs = prepared.crs
     add_streets(ax, prepared.network, bounds=map_bounds(prepared), color="#bbbbbb")
     handles: list[Any] = [Line2D([], [], color="#bbbbbb", label="walkable streets")]
     if category_isochrones is not None:
@@ -379,21 +430,28 @@ def plot_coverage_map(
         ):
             color = CATEGORY_COLORS.get(str(cat), "grey")
             tolerance_m = pixel_size_m(ax, map_bounds(prepared)) / 2  # half a pixel
-            gpd.GeoSeries([shapely.simplify(geom, tolerance_m)], crs=crs).plot(
-                ax=ax, color=color, alpha=0.15, edgecolor=color, linewidth=0.5, zorder=2
+            draw_polygons(
+                ax,
+                [shapely.simplify(geom, tolerance_m)],
+                facecolors=color,
+                alpha=0.15,
+                edgecolor=color,
+                linewidth=0.5,
+                zorder=2,
             )
             handles.append(Patch(facecolor=color, alpha=0.3, label=f"{cat} reach"))
     fac = prepared.facilities
     for cat, color in CATEGORY_COLORS.items():
         sub = fac.loc[fac["category"] == cat]
         if len(sub):
-            sub.plot(
-                ax=ax,
-                color=color,
-                markersize=18,
+            draw_markers(
+                ax,
+                sub.geometry,
+                c=color,
+                s=18,
                 marker="^",
-                edgecolor="black",
-                linewidth=0.3,
+                edgecolors="black",
+                linewidths=0.3,
                 zorder=4,
             )
             handles.append(Line2D([], [], marker="^", color=color, linestyle="", label=cat))
@@ -493,11 +551,10 @@ def plot_gap_map(
     norm = Normalize(vmin=0.0, vmax=1.0)
     shown = rings.loc[rings["coverage"].notna()]
     if len(shown):
-        shown.plot(
-            ax=ax,
-            column="coverage",
-            cmap=cmap,
-            norm=norm,
+        draw_polygons(
+            ax,
+            shown.geometry,
+            facecolors=cmap(norm(shown["coverage"].to_numpy(dtype=float))),
             alpha=0.35,
             edgecolor="grey",
             linewidth=0.6,
@@ -529,13 +586,14 @@ def plot_gap_map(
     for cat in cats:
         sub = fac.loc[fac["category"] == cat]
         if len(sub):
-            sub.plot(
-                ax=ax,
-                color=CATEGORY_COLORS[cat],
-                markersize=16,
+            draw_markers(
+                ax,
+                sub.geometry,
+                c=CATEGORY_COLORS[cat],
+                s=16,
                 marker="^",
-                edgecolor="black",
-                linewidth=0.3,
+                edgecolors="black",
+                linewidths=0.3,
                 zorder=5,
             )
             handles.append(
@@ -671,7 +729,7 @@ def plot_plan_map(
     handles: list[Any] = [Line2D([], [], color="#bbbbbb", label=text("walkable_streets", lang))]
     fac = prepared.facilities.loc[prepared.facilities["category"] == category]
     if len(fac):
-        fac.plot(ax=ax, color=color, marker="^", markersize=30, edgecolor="black", zorder=4)
+        draw_markers(ax, fac.geometry, c=color, marker="^", s=30, edgecolors="black", zorder=4)
     label = category_label(category, lang)
     handles.append(
         Line2D(
@@ -692,7 +750,7 @@ def plot_plan_map(
     )
     if len(sites):
         pts = gpd.GeoSeries(sites.geometry.representative_point(), crs=sites.crs)
-        pts.plot(ax=ax, color="gold", marker="*", markersize=160, edgecolor="black", zorder=6)
+        draw_markers(ax, pts, c="gold", marker="*", s=160, edgecolors="black", zorder=6)
         for rank, x, y in zip(sites["rank"], pts.x, pts.y, strict=True):
             ax.annotate(
                 str(rank),
@@ -826,16 +884,26 @@ def _coverage_panel(
     if iso is not None:
         sub_iso = iso.loc[iso["category"] == cat]
         if len(sub_iso):
-            sub_iso.plot(ax=ax, color=color, alpha=0.3, edgecolor=color, linewidth=0.8, zorder=2)
+            tolerance_m = pixel_size_m(ax, map_bounds(prepared)) / 2  # half a pixel
+            draw_polygons(
+                ax,
+                shapely.simplify(sub_iso.geometry.to_numpy(), tolerance_m),
+                facecolors=color,
+                alpha=0.3,
+                edgecolor=color,
+                linewidth=0.8,
+                zorder=2,
+            )
     fac = prepared.facilities.loc[prepared.facilities["category"] == cat]
     if len(fac):
-        fac.plot(
-            ax=ax,
-            color=color,
+        draw_markers(
+            ax,
+            fac.geometry,
+            c=color,
             marker="^",
-            markersize=40,
-            edgecolor="black",
-            linewidth=0.5,
+            s=40,
+            edgecolors="black",
+            linewidths=0.5,
             zorder=4,
         )
     col = f"covered_{cat}"

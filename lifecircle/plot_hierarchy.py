@@ -20,6 +20,7 @@ from lifecircle.plot import (
     add_outlines_and_view,
     add_points,
     cjk_font,
+    draw_polygons,
     map_bounds,
     new_axes,
 )
@@ -78,7 +79,14 @@ def plot_tier_map(
         for cls, colour in DEGURBA_FILL.items():
             cells = grid.loc[grid["degurba"] == cls]
             if len(cells):
-                cells.plot(ax=ax, color=colour, edgecolor="white", linewidth=0.5, zorder=0)
+                draw_polygons(
+                    ax,
+                    cells.geometry,
+                    facecolors=colour,
+                    edgecolor="white",
+                    linewidth=0.5,
+                    zorder=0,
+                )
                 handles.append(Patch(color=colour, label=f"DEGURBA {cls.replace('_', ' ')}"))
     rows = tier_table.loc[tier_table["category"] == category].set_index("tier")
     covered = residents[f"covered_{category}"].to_numpy(dtype=bool)

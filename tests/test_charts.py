@@ -426,3 +426,63 @@ def test_city_size_point_sets_drawn_as_an_image_match_matplotlibs_markers(
     assert (image & ndimage.binary_dilation(drawn)).sum() / image.sum() > 0.99
     if hollow:  # the stroke is a ring, not a disc
         assert (drawn & image).sum() / (drawn | image).sum() > 0.9
+
+
+def test_polygons_are_drawn_with_their_holes_and_colours_without_a_redraw() -> None:
+    import matplotlib.pyplot as plt
+    import shapely
+    from matplotlib.collections import PathCollection
+
+    from lifecircle.plot import draw_polygons
+
+    ring = shapely.Polygon([(0, 0), (10, 0), (10, 10), (0, 10)], [[(4, 4), (6, 4), (6, 6), (4, 6)]])
+    pair = shapely.MultiPolygon([shapely.box(20, 0, 22, 2), shapely.box(30, 0, 31, 1)])
+    fig, ax = plt.subplots()
+    redraws: list[int] = []
+    fig.canvas.mpl_connect("draw_event", lambda _e: redraws.append(1))
+    colours = np.array([[1.0, 0, 0, 1], [0, 0, 1.0, 1], [0, 1.0, 0, 1]])
+    draw_polygons(ax, [ring, shapely.Polygon(), pair], facecolors=colours)
+    (coll,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    paths = coll.get_paths()
+    assert len(paths) == 2
+    # the filled area of each path (even-odd within a polygon: the hole is left out), by sampling
+    grid = np.stack(np.meshgrid(np.arange(0.25, 40, 0.5), np.arange(0.25, 12, 0.5)), -1)
+    pts = grid.reshape(-1, 2)
+    for path, geom in zip(paths, [ring, pair], strict=True):
+        inside = _even_odd(path, pts)
+        assert (inside * 0.25).sum() == pytest.approx(geom.area)
+    np.testing.assert_array_equal(coll.get_facecolors()[:, :3], colours[[0, 2], :3])
+    assert redraws == []
+    plt.close(fig)
+
+
+def _even_odd(path: object, pts: np.ndarray) -> np.ndarray:
+    # a point is filled when it lies inside an odd number of the path's rings
+    from matplotlib.path import Path
+
+    assert isinstance(path, Path)
+    rings = [Path(p) for p in path.to_polygons()]
+    return np.sum([r.contains_points(pts) for r in rings], axis=0) % 2 == 1
+
+
+@pytest.mark.parametrize("hole_ccw", [False, True])
+def test_a_hole_stays_empty_whichever_way_its_ring_runs(hole_ccw: bool) -> None:
+    import matplotlib.pyplot as plt
+    import shapely
+
+    from lifecircle.plot import draw_polygons
+
+    hole = [(4, 4), (6, 4), (6, 6), (4, 6)]
+    poly = shapely.Polygon([(0, 0), (10, 0), (10, 10), (0, 10)], [hole if hole_ccw else hole[::-1]])
+    assert shapely.is_ccw(poly.interiors[0]) == hole_ccw
+    fig = plt.figure(figsize=(1, 1), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    draw_polygons(ax, [poly], facecolors="black")
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 10)
+    fig.canvas.draw()
+    red = np.asarray(fig.canvas.buffer_rgba())[..., 0]
+    plt.close(fig)
+    assert red[50, 50] == 255  # the hole's centre is not painted
+    assert red[20, 20] == 0  # the ring around it is
