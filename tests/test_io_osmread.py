@@ -3,6 +3,7 @@ plain per-object pyosmium reader gives (ids, node ids, coordinates, kept tags, f
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,8 @@ def assert_same_as_plain(path: Path) -> OSMData:
 
 def test_lujiazui_matches_a_plain_pyosmium_reader(data_dir: Path, tmp_path: Path) -> None:
     got = assert_same_as_plain(LUJIAZUI)
-    assert len(got.ways) == 1500 and len(got.features) > 600
+    assert len(got.ways) == 1500
+    assert len(got.features) > 600
     pbf = tmp_path / "l.osm.pbf"
     with osmium.SimpleWriter(str(pbf)) as writer:
         for obj in osmium.FileProcessor(str(LUJIAZUI)):
@@ -137,8 +139,10 @@ def test_tiled_pbf_with_missing_nodes_matches_a_plain_reader(tmp_path: Path) -> 
     # hand-checked: way 101 splits into runs 1-2 and 3-5-6; 102 and 103 vanish
     assert w.way_ids.tolist() == [100, 101, 101, 104, 106, 107]
     assert w.node_ids.tolist() == [1, 2, 3, 1, 2, 3, 5, 6, 8, 9, 5, 6, 5, 3, 5]
-    assert w.lon[2] == 121.0012345 and w.lat[2] == 31.0000001
-    assert w.tags[0] == {"highway": "footway"} and w.tags[0] is w.tags[5]
+    assert w.lon[2] == 121.0012345
+    assert w.lat[2] == 31.0000001
+    assert w.tags[0] == {"highway": "footway"}
+    assert w.tags[0] is w.tags[5]
     assert w.tags[1] == {"highway": "residential", "foot": "no"}
     assert w.tags[3] == {"highway": "path", "sidewalk:both": "separate"}
     assert w.tags[4] == {"highway": "pedestrian", "area": "yes"}
@@ -156,7 +160,8 @@ def test_opl_escapes_are_decoded_in_kept_tags() -> None:
     ways = io.highway_ways_from_opl(text)
     assert ways.way_ids.tolist() == [7]
     assert ways.tags == [{"highway": "foot way,x=y%", "foot": "no"}]
-    assert ways.lon.tolist() == [1.5, -1e-7] and ways.lat.tolist() == [-2.0, 0.0]
+    assert ways.lon.tolist() == [1.5, -1e-7]
+    assert ways.lat.tolist() == [-2.0, 0.0]
 
 
 def test_built_network_matches_a_per_edge_build(lujiazui_osm: OSMData) -> None:
@@ -170,10 +175,17 @@ def test_built_network_matches_a_per_edge_build(lujiazui_osm: OSMData) -> None:
         if not is_walkable(tags):
             continue
         ids = ways.node_ids[ways.offsets[i] : ways.offsets[i + 1]].tolist()
-        edges += [(a, b, int(ways.way_ids[i]), tags["highway"]) for a, b in zip(ids, ids[1:]) if a != b]
+        way = int(ways.way_ids[i])
+        edges += [(a, b, way, tags["highway"]) for a, b in itertools.pairwise(ids) if a != b]
     osmid = net.node_osmid
     got = list(
-        zip(osmid[net.u].tolist(), osmid[net.v].tolist(), net.way_id.tolist(), list(net.highway))
+        zip(
+            osmid[net.u].tolist(),
+            osmid[net.v].tolist(),
+            net.way_id.tolist(),
+            list(net.highway),
+            strict=True,
+        )
     )
     assert got == edges
     assert net.n_nodes == len({n for e in edges for n in e[:2]})
