@@ -286,17 +286,19 @@ def _add_node(
     entrance_lists: tuple[list[int], list[dict[str, str]], list[tuple[float, float]]],
 ) -> None:
     """Append a node to the features (a facility key) and to the entrances (``entrance=*``)."""
-    if not obj.location.valid():
+    location = obj.location
+    if not location.valid():
         return
-    if ENTRANCE_KEY in obj.tags:
+    tags = dict(obj.tags)  # one pass over pyosmium's tag list (each access is a C++ call)
+    if ENTRANCE_KEY in tags:
         entrance_lists[0].append(obj.id)
-        entrance_lists[1].append(dict(obj.tags))
-        entrance_lists[2].append((obj.location.lon, obj.location.lat))
-    if any(k in obj.tags for k in FEATURE_KEYS):
+        entrance_lists[1].append(tags)
+        entrance_lists[2].append((location.lon, location.lat))
+    if any(k in tags for k in FEATURE_KEYS):
         feature_lists[0].append("node")
         feature_lists[1].append(obj.id)
-        feature_lists[2].append(dict(obj.tags))
-        feature_lists[3].append(factory.create_point(obj.location))
+        feature_lists[2].append(tags if ENTRANCE_KEY not in tags else dict(tags))
+        feature_lists[3].append(factory.create_point(location))
 
 
 def highway_ways_from_opl(data: bytes) -> HighwayWays:
@@ -317,10 +319,13 @@ def highway_ways_from_opl(data: bytes) -> HighwayWays:
     -------
     HighwayWays
     """
-    id_tokens, tag_tokens, node_tokens = _opl_way_fields(data)
+    ids, tag_tokens, node_tokens = _opl_way_fields(data)
     del data
-    way_ids = np.array(b" ".join(id_tokens).replace(b"w", b"").split(), dtype=np.int64)
+    way_ids = np.array(ids.replace(b"w", b"").split(), dtype=np.int64)
     counts, refs, x_fix, y_fix = _opl_nodes(b"".join(node_tokens))
+    if len(counts) != len(way_ids):
+        msg = "libosmium's OPL output of the highway ways has an unexpected layout"
+        raise DataError(msg)
     del node_tokens
     lon_ok = (x_fix >= -1_800_000_000) & (x_fix <= 1_800_000_000)  # osmium Location.valid()
     valid = lon_ok & (y_fix >= -900_000_000) & (y_fix <= 900_000_000)
@@ -336,21 +341,39 @@ def highway_ways_from_opl(data: bytes) -> HighwayWays:
     )
 
 
-def _opl_way_fields(data: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
-    """Split the way lines of an OPL text into their id, tag and node fields."""
+def _opl_way_fields(data: bytes) -> tuple[bytes, list[bytes], list[bytes]]:
+    """Split the way lines of an OPL text into fields.
+
+    Returns the way ids (``w<id>`` joined by spaces), and the tag (``T...``) and
+    node (``N...``) field of each way.
+    """
     first = 0 if data[:1] == b"w" else data.find(b"\nw") + 1
     if first == 0 and data[:1] != b"w":
-        return [], [], []
+        return b"", [], []
     last = data.rfind(b"\nw") + 1
     end = data.find(b"\n", last)
     region = data[first : len(data) if end < 0 else end]
-    if b"\nn" in region or b"\nr" in region:  # an unsorted file: objects interleaved
-        region = b"\n".join(line for line in region.split(b"\n") if line[:1] == b"w")
-    tokens = region.replace(b"\n", b" ").split(b" ")
-    if len(tokens) % 3:
+    fields = _split_way_lines(region)
+    if fields is None:  # an unsorted file: other objects between the ways
+        fields = _split_way_lines(
+            b"\n".join(line for line in region.split(b"\n") if line[:1] == b"w")
+        )
+    if fields is None:
         msg = "libosmium's OPL output of the highway ways has an unexpected layout"
         raise DataError(msg)
-    return tokens[0::3], tokens[1::3], tokens[2::3]
+    return fields
+
+
+def _split_way_lines(text: bytes) -> tuple[bytes, list[bytes], list[bytes]] | None:
+    """Split lines ``w<id> T<tags> N<nodes>`` at once; None if other lines are mixed in."""
+    tokens = text.replace(b"\n", b" ").split(b" ")
+    if len(tokens) % 3:
+        return None
+    ids = b" ".join(tokens[0::3])
+    tags = tokens[1::3]
+    if ids[:1] != b"w" or ids.count(b"w") != len(tags) or any(t[:1] != b"T" for t in tags):
+        return None
+    return ids, tags, tokens[2::3]
 
 
 def _opl_nodes(
