@@ -406,7 +406,7 @@ def network_tables(net: WalkNetwork) -> tuple[pd.DataFrame, pd.DataFrame]:
             "u": net.u.astype(pos_type),
             "v": net.v.astype(pos_type),
             "osmid": net.way_id,
-            "highway": pd.Categorical(net.highway.astype(str)),
+            "highway": pd.Categorical(net.highway),  # object array of str: no <U copy
             "length_m": net.length_m,
         }
     )
