@@ -28,11 +28,13 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from importlib.resources.abc import Traversable
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -43,6 +45,7 @@ from lifecircle.network import WALK_EXCLUDE, walk_overpass_filter
 from lifecircle.osmdata import ENTRANCE_KEY, FEATURE_KEYS, HighwayWays, OSMData
 
 logger = logging.getLogger(__name__)
+IntArray = npt.NDArray[np.int64]
 # progress of long downloads: shown by the CLI unless -q (lifecircle.cli.main)
 progress = logging.getLogger("lifecircle.progress")
 
@@ -157,6 +160,12 @@ def _read_osm_base(path: Path) -> str | None:
 def read_osm(path: Path) -> OSMData:
     """Read an OSM extract with pyosmium into flat arrays and a feature table.
 
+    One pass over the file: libosmium resolves node locations and writes the
+    highway ways as OPL text (ids, tags, node refs with coordinates) to a
+    temporary file, which :func:`highway_ways_from_opl` parses with numpy and
+    pandas; only tagged nodes and areas reach Python objects. Per-way Python
+    access to pyosmium's node and tag lists cost about 50 s for 780,000 ways.
+
     Parameters
     ----------
     path
@@ -169,9 +178,6 @@ def read_osm(path: Path) -> OSMData:
         areas (polygons for closed ways and multipolygon relations), and the
         nodes tagged ``entrance=*`` (points).
     """
-    import osmium
-    from osmium.geom import WKBFactory
-
     path = Path(path)
     if not path.is_file():
         msg = f"OSM file {path} does not exist: check --osm-file or LIFECIRCLE_DATA_DIR"
@@ -179,81 +185,17 @@ def read_osm(path: Path) -> OSMData:
     if not is_osm_file(path):
         msg = f"{path.name} is not an OSM file: give a .osm, .osm.bz2 or .osm.pbf file"
         raise InputError(msg)
-
-    way_ids: list[int] = []
-    offsets: list[int] = [0]
-    refs: list[int] = []
-    lons: list[float] = []
-    lats: list[float] = []
-    way_tags: list[dict[str, str]] = []
-    f_type: list[str] = []
-    f_id: list[int] = []
-    f_tags: list[dict[str, str]] = []
-    f_wkb: list[Any] = []
-    e_id: list[int] = []
-    e_tags: list[dict[str, str]] = []
-    e_xy: list[tuple[float, float]] = []
-    factory = WKBFactory()
-    way_keys = frozenset(WALK_EXCLUDE) | {"highway"}
-    shared_tags: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
-    node_filter = osmium.filter.KeyFilter(*FEATURE_KEYS, ENTRANCE_KEY)
-    node_filter.enable_for(osmium.osm.NODE)  # ways, relations and areas pass unfiltered
-    processor = (
-        osmium.FileProcessor(str(path))
-        .with_locations()
-        .with_areas(osmium.filter.KeyFilter(*FEATURE_KEYS))
-        .with_filter(osmium.filter.EmptyTagFilter())
-        # only nodes that can be a facility or an entrance reach Python (locations are kept
-        # for every node by with_locations, which runs before the filters)
-        .with_filter(node_filter)
-    )
-    try:
-        for item in processor:
-            obj: Any = item
-            if obj.is_node():
-                _add_node(obj, factory, (f_type, f_id, f_tags, f_wkb), (e_id, e_tags, e_xy))
-            elif obj.is_way():
-                if "highway" not in obj.tags:
-                    continue
-                tags = _way_tags(obj.tags, way_keys, shared_tags)
-                for piece in _located_runs(obj.nodes):
-                    _flush_way(obj.id, piece, tags, way_ids, offsets, refs, lons, lats, way_tags)
-            elif obj.is_area():
-                try:
-                    wkb = factory.create_multipolygon(obj)
-                except RuntimeError:  # broken ring in the extract: skip, as osmnx does
-                    continue
-                f_type.append("way" if obj.from_way() else "relation")
-                f_id.append(obj.orig_id())
-                f_tags.append(dict(obj.tags))
-                f_wkb.append(wkb)
-    except RuntimeError as exc:
-        msg = f"cannot read OSM file {path}: {exc}; check that it is a complete OSM extract"
-        raise DataError(msg) from exc
-
-    ways = HighwayWays(
-        way_ids=np.asarray(way_ids, dtype=np.int64),
-        offsets=np.asarray(offsets, dtype=np.int64),
-        node_ids=np.asarray(refs, dtype=np.int64),
-        lon=np.asarray(lons, dtype=np.float64),
-        lat=np.asarray(lats, dtype=np.float64),
-        tags=way_tags,
-    )
-    geoms: Any = shapely.from_wkb(np.asarray(f_wkb, dtype=object)) if f_wkb else []
-    features = gpd.GeoDataFrame(
-        {"osm_type": f_type, "osm_id": np.asarray(f_id, dtype=np.int64), "tags": f_tags},
-        geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"),
-        crs="EPSG:4326",
-    )
+    with tempfile.TemporaryDirectory(prefix="lifecircle-osm-") as folder:
+        opl = Path(folder) / "highways.opl"
+        try:
+            features, entrances = _read_features(path, opl)
+        except RuntimeError as exc:
+            msg = f"cannot read OSM file {path}: {exc}; check that it is a complete OSM extract"
+            raise DataError(msg) from exc
+        ways = highway_ways_from_opl(opl.read_bytes())
     if len(ways) == 0 and features.empty:
         msg = f"OSM file {path} holds no highways and no tagged features: give a non-empty extract"
         raise DataError(msg)
-    xy = np.asarray(e_xy, dtype=np.float64).reshape(-1, 2)
-    entrances = gpd.GeoDataFrame(
-        {"osm_id": np.asarray(e_id, dtype=np.int64), "tags": e_tags},
-        geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1], crs="EPSG:4326"),
-        crs="EPSG:4326",
-    )
     logger.info(
         "read %s: %d highway ways, %d tagged features, %d entrances",
         path.name,
@@ -270,6 +212,73 @@ def read_osm(path: Path) -> OSMData:
     )
 
 
+# OPL without metadata: one line per way, "w<id> T<k=v,...> N<n<ref>x<lon>y<lat>,...>"
+_OPL_FORMAT = "opl,locations_on_ways=true,add_metadata=false"
+
+
+def _read_features(path: Path, opl: Path) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Read tagged nodes and areas, and write the highway ways to `opl` on the way.
+
+    The filter chain runs in libosmium: untagged objects stop first, nodes
+    without a feature or entrance key next, ways without ``highway`` next;
+    the OPL writer then receives the highway ways (and the kept nodes and
+    tagged relations, which :func:`highway_ways_from_opl` skips), and only
+    nodes and areas go on to Python.
+    """
+    import osmium
+    from osmium.geom import WKBFactory
+
+    f_type: list[str] = []
+    f_id: list[int] = []
+    f_tags: list[dict[str, str]] = []
+    f_wkb: list[Any] = []
+    e_id: list[int] = []
+    e_tags: list[dict[str, str]] = []
+    e_xy: list[tuple[float, float]] = []
+    factory = WKBFactory()
+    node_filter = osmium.filter.KeyFilter(*FEATURE_KEYS, ENTRANCE_KEY)
+    node_filter.enable_for(osmium.osm.NODE)
+    highway_filter = osmium.filter.KeyFilter("highway")
+    highway_filter.enable_for(osmium.osm.WAY)
+    with osmium.SimpleWriter(osmium.io.File(str(opl), _OPL_FORMAT)) as writer:
+        processor = (
+            osmium.FileProcessor(str(path))
+            .with_locations()  # keeps every node's location (runs before the filters)
+            .with_areas(osmium.filter.KeyFilter(*FEATURE_KEYS))
+            .with_filter(osmium.filter.EmptyTagFilter())
+            .with_filter(node_filter)
+            .with_filter(highway_filter)
+            .with_filter(writer)
+            .with_filter(osmium.filter.EntityFilter(osmium.osm.NODE | osmium.osm.AREA))
+        )
+        for item in processor:
+            obj: Any = item
+            if obj.is_node():
+                _add_node(obj, factory, (f_type, f_id, f_tags, f_wkb), (e_id, e_tags, e_xy))
+                continue
+            try:
+                wkb = factory.create_multipolygon(obj)
+            except RuntimeError:  # broken ring in the extract: skip, as osmnx does
+                continue
+            f_type.append("way" if obj.from_way() else "relation")
+            f_id.append(obj.orig_id())
+            f_tags.append(dict(obj.tags))
+            f_wkb.append(wkb)
+    geoms: Any = shapely.from_wkb(np.asarray(f_wkb, dtype=object)) if f_wkb else []
+    features = gpd.GeoDataFrame(
+        {"osm_type": f_type, "osm_id": np.asarray(f_id, dtype=np.int64), "tags": f_tags},
+        geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"),
+        crs="EPSG:4326",
+    )
+    xy = np.asarray(e_xy, dtype=np.float64).reshape(-1, 2)
+    entrances = gpd.GeoDataFrame(
+        {"osm_id": np.asarray(e_id, dtype=np.int64), "tags": e_tags},
+        geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1], crs="EPSG:4326"),
+        crs="EPSG:4326",
+    )
+    return features, entrances
+
+
 def _add_node(
     obj: Any,
     factory: Any,
@@ -277,69 +286,194 @@ def _add_node(
     entrance_lists: tuple[list[int], list[dict[str, str]], list[tuple[float, float]]],
 ) -> None:
     """Append a node to the features (a facility key) and to the entrances (``entrance=*``)."""
-    if not obj.location.valid():
+    location = obj.location
+    if not location.valid():
         return
-    if ENTRANCE_KEY in obj.tags:
+    tags = dict(obj.tags)  # one pass over pyosmium's tag list (each access is a C++ call)
+    if ENTRANCE_KEY in tags:
         entrance_lists[0].append(obj.id)
-        entrance_lists[1].append(dict(obj.tags))
-        entrance_lists[2].append((obj.location.lon, obj.location.lat))
-    if any(k in obj.tags for k in FEATURE_KEYS):
+        entrance_lists[1].append(tags)
+        entrance_lists[2].append((location.lon, location.lat))
+    if any(k in tags for k in FEATURE_KEYS):
         feature_lists[0].append("node")
         feature_lists[1].append(obj.id)
-        feature_lists[2].append(dict(obj.tags))
-        feature_lists[3].append(factory.create_point(obj.location))
+        feature_lists[2].append(tags if ENTRANCE_KEY not in tags else dict(tags))
+        feature_lists[3].append(factory.create_point(location))
 
 
-def _way_tags(
-    tags: Any, keys: frozenset[str], shared: dict[tuple[tuple[str, str], ...], dict[str, str]]
-) -> dict[str, str]:
-    """Return the tags of a highway way that the walking network reads (filter, ``highway``).
+def highway_ways_from_opl(data: bytes) -> HighwayWays:
+    """Parse libosmium's OPL of highway ways (``locations_on_ways``) into flat arrays.
 
-    Ways with the same such tags share one dict: two million ways hold a few hundred
-    distinct combinations, so this keeps hundreds of MB of tag dicts out of memory.
+    Lines other than ways are skipped. A way is split where its nodes have no
+    (valid) location, and each run of at least two located nodes is kept as one
+    entry under the way's id; ways with equal walk-filter tags share one dict.
+    Coordinates are parsed to libosmium's fixed-point integers (1e-7 degree) and
+    divided by 1e7, so they equal pyosmium's ``NodeRef.lon``/``lat`` exactly.
+
+    Parameters
+    ----------
+    data
+        The OPL text (format ``opl,locations_on_ways=true,add_metadata=false``).
+
+    Returns
+    -------
+    HighwayWays
     """
-    kept = {k: v for k, v in tags if k in keys}
-    return shared.setdefault(tuple(sorted(kept.items())), kept)
+    ids, tag_tokens, node_tokens = _opl_way_fields(data)
+    del data
+    way_ids = np.array(ids.replace(b"w", b"").split(), dtype=np.int64)
+    counts, refs, x_fix, y_fix = _opl_nodes(b"".join(node_tokens))
+    if len(counts) != len(way_ids):
+        msg = "libosmium's OPL output of the highway ways has an unexpected layout"
+        raise DataError(msg)
+    del node_tokens
+    lon_ok = (x_fix >= -1_800_000_000) & (x_fix <= 1_800_000_000)  # osmium Location.valid()
+    valid = lon_ok & (y_fix >= -900_000_000) & (y_fix <= 900_000_000)
+    run_way, run_len, keep = _located_runs(counts, valid)
+    tag_dicts = _opl_tag_dicts(tag_tokens)
+    return HighwayWays(
+        way_ids=way_ids[run_way],
+        offsets=np.concatenate([[0], np.cumsum(run_len)]).astype(np.int64),
+        node_ids=refs[keep],
+        lon=x_fix[keep] / 1e7,
+        lat=y_fix[keep] / 1e7,
+        tags=tag_dicts[run_way].tolist(),
+    )
 
 
-def _located_runs(nodes: Any) -> list[list[tuple[int, float, float]]]:
-    """Split a way's nodes into runs of located nodes: ``(ref, lon, lat)`` each."""
-    import osmium
+def _opl_way_fields(data: bytes) -> tuple[bytes, list[bytes], list[bytes]]:
+    """Split the way lines of an OPL text into fields.
 
-    try:  # the usual case, every node located: one list, no per-node validity test
-        return [[(nd.ref, nd.lon, nd.lat) for nd in nodes]]
-    except osmium.InvalidLocationError:
-        pass
-    runs: list[list[tuple[int, float, float]]] = [[]]
-    for nd in nodes:
-        if nd.location.valid():
-            runs[-1].append((nd.ref, nd.lon, nd.lat))
-        elif runs[-1]:
-            runs.append([])
-    return runs
+    Returns the way ids (``w<id>`` joined by spaces), and the tag (``T...``) and
+    node (``N...``) field of each way.
+    """
+    first = 0 if data[:1] == b"w" else data.find(b"\nw") + 1
+    if first == 0 and data[:1] != b"w":
+        return b"", [], []
+    last = data.rfind(b"\nw") + 1
+    end = data.find(b"\n", last)
+    region = data[first : len(data) if end < 0 else end]
+    fields = _split_way_lines(region)
+    if fields is None:  # an unsorted file: other objects between the ways
+        fields = _split_way_lines(
+            b"\n".join(line for line in region.split(b"\n") if line[:1] == b"w")
+        )
+    if fields is None:
+        msg = "libosmium's OPL output of the highway ways has an unexpected layout"
+        raise DataError(msg)
+    return fields
 
 
-def _flush_way(
-    way_id: int,
-    piece: list[tuple[int, float, float]],
-    tags: dict[str, str],
-    way_ids: list[int],
-    offsets: list[int],
-    refs: list[int],
-    lons: list[float],
-    lats: list[float],
-    way_tags: list[dict[str, str]],
-) -> None:
-    """Append one run of located nodes of a way (a way is split where nodes are missing)."""
-    if len(piece) < 2:
-        return
-    way_ids.append(way_id)
-    ref_run, lon_run, lat_run = zip(*piece, strict=True)
-    refs.extend(ref_run)
-    lons.extend(lon_run)
-    lats.extend(lat_run)
-    offsets.append(len(refs))
-    way_tags.append(tags)
+def _split_way_lines(text: bytes) -> tuple[bytes, list[bytes], list[bytes]] | None:
+    """Split lines ``w<id> T<tags> N<nodes>`` at once; None if other lines are mixed in."""
+    tokens = text.replace(b"\n", b" ").split(b" ")
+    if len(tokens) % 3:
+        return None
+    ids = b" ".join(tokens[0::3])
+    tags = tokens[1::3]
+    if ids[:1] != b"w" or ids.count(b"w") != len(tags) or any(t[:1] != b"T" for t in tags):
+        return None
+    return ids, tags, tokens[2::3]
+
+
+def _opl_nodes(
+    blob: bytes,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]
+]:
+    """Parse the joined node fields ``N<n<ref>x<lon>y<lat>,...>`` of all ways.
+
+    Returns the node count of each way, and per node its id and its fixed-point
+    coordinates (1e-7 degree; a missing location gives ``INT64_MIN``).
+    """
+    chars = np.frombuffer(blob, dtype=np.uint8)
+    way_starts = np.flatnonzero(chars == ord("N"))
+    node_starts = np.flatnonzero(chars == ord("n"))
+    bounds = np.searchsorted(node_starts, np.append(way_starts, len(chars)))
+    counts = np.diff(bounds).astype(np.int64)
+    del chars, way_starts, node_starts
+    if counts.sum() == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return counts, empty, empty, empty
+    # "Nn1x10.5y20,n2xy" -> "\n1,10.5,20\n2,,": one CSV row per node, blank rows skipped
+    csv = blob.translate(bytes.maketrans(b"xy,N", b",,\n\n"), b"n")
+    del blob
+    table = pd.read_csv(
+        BytesIO(csv),
+        header=None,
+        names=["ref", "lon", "lat"],
+        dtype={"ref": np.int64, "lon": np.float64, "lat": np.float64},
+        engine="c",
+    )
+    missing = np.iinfo(np.int64).min
+    fixed = [
+        np.where(np.isnan(v), missing, np.rint(np.nan_to_num(v) * 1e7)).astype(np.int64)
+        for v in (table["lon"].to_numpy(), table["lat"].to_numpy())
+    ]
+    return counts, table["ref"].to_numpy(dtype=np.int64), fixed[0], fixed[1]
+
+
+def _located_runs(
+    counts: IntArray, valid: npt.NDArray[np.bool_]
+) -> tuple[IntArray, IntArray, npt.NDArray[np.bool_]]:
+    """Split ways into runs of consecutive located nodes; keep runs of two or more.
+
+    Parameters
+    ----------
+    counts
+        Number of nodes of each way (the nodes of all ways are concatenated).
+    valid
+        Per node, whether it has a valid location.
+
+    Returns
+    -------
+    tuple
+        The way index of each kept run, its length, and the mask of the
+        nodes that belong to a kept run.
+    """
+    way_start = np.zeros(len(valid), dtype=bool)
+    way_start[(np.cumsum(counts) - counts)[counts > 0]] = True
+    prev_valid = np.concatenate([[False], valid[:-1]]) & ~way_start
+    run_start = valid & ~prev_valid
+    run_of_node = np.cumsum(run_start) - 1
+    run_len = np.bincount(run_of_node[valid], minlength=int(run_start.sum()))
+    kept_run = run_len >= 2
+    way_of_node = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    run_way = way_of_node[run_start][kept_run]
+    keep = valid & kept_run[np.maximum(run_of_node, 0)]
+    return run_way, run_len[kept_run].astype(np.int64), keep
+
+
+_OPL_ESCAPE = re.compile(r"%([0-9a-fA-F]+)%")
+
+
+def _opl_tag_dicts(tag_tokens: list[bytes]) -> npt.NDArray[np.object_]:
+    """Return, per way, the dict of its tags that the walking network reads.
+
+    Each distinct OPL tag field (``T<k=v,...>``) is parsed once; ways whose kept
+    tags are equal share one dict (a few hundred distinct combinations among two
+    million ways keep hundreds of MB of dicts out of memory).
+    """
+    keys = frozenset(WALK_EXCLUDE) | {"highway"}
+    codes, fields = pd.factorize(np.asarray(tag_tokens, dtype=object))
+    shared: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    dicts = np.empty(len(fields), dtype=object)
+    for i, field in enumerate(fields):
+        kept: dict[str, str] = {}
+        for pair in field[1:].decode("utf-8").split(",") if len(field) > 1 else []:
+            key, _, value = pair.partition("=")
+            key = _opl_unescape(key)
+            if key in keys:
+                kept[key] = _opl_unescape(value)
+        dicts[i] = shared.setdefault(tuple(sorted(kept.items())), kept)
+    return dicts[codes]
+
+
+def _opl_unescape(text: str) -> str:
+    """Decode OPL's ``%<hex code point>%`` escapes (space, comma, ``=``, ``@``, ``%``, ...)."""
+    if "%" not in text:
+        return text
+    return _OPL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
 # --------------------------------------------------------------------------- Overpass
