@@ -189,7 +189,14 @@ def read_osm(path: Path) -> OSMData:
         opl = Path(folder) / "highways.opl"
         try:
             features, entrances = _read_features(path, opl)
-        except RuntimeError as exc:
+        except (RuntimeError, OSError) as exc:
+            if shutil.disk_usage(folder).free < TEMP_SPACE_MIN_BYTES:
+                msg = (
+                    f"cannot read OSM file {path}: the temporary folder {tempfile.gettempdir()} is "
+                    "full (the highway ways are staged there, about 7x the .osm.pbf size); free "
+                    "disk space or point TMPDIR at a larger disk"
+                )
+                raise DataError(msg) from exc
             msg = f"cannot read OSM file {path}: {exc}; check that it is a complete OSM extract"
             raise DataError(msg) from exc
         ways = highway_ways_from_opl(opl.read_bytes())
@@ -214,6 +221,7 @@ def read_osm(path: Path) -> OSMData:
 
 # OPL without metadata: one line per way, "w<id> T<k=v,...> N<n<ref>x<lon>y<lat>,...>"
 _OPL_FORMAT = "opl,locations_on_ways=true,add_metadata=false"
+TEMP_SPACE_MIN_BYTES = 64 * 2**20  # less free space after a failed read: the disk was full
 
 
 def _read_features(path: Path, opl: Path) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:

@@ -198,3 +198,27 @@ def test_truncated_pbf_names_the_file(tmp_path: Path, name: str) -> None:
     bad.write_bytes(good[: len(good) // 2])
     with pytest.raises(DataError, match=name.replace(".", r"\.")):
         io.read_osm(bad)
+
+
+def test_a_full_temporary_disk_is_named_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the highway ways are staged as text in the temporary folder: when writing them fails on a
+    # full disk, the error says so (not "check that it is a complete OSM extract")
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    pbf = tmp_path / "tiny.osm.pbf"
+    writer = osmium.SimpleWriter(str(pbf))
+    writer.add_node(mutable.Node(id=1, location=(121.5, 31.2), tags={"amenity": "school"}))
+    writer.close()
+
+    def full_disk(*_args: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(io, "_read_features", full_disk)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(10, 10, 0))
+    with pytest.raises(DataError, match=r"temporary folder .* is full.*TMPDIR"):
+        io.read_osm(pbf)
