@@ -45,6 +45,8 @@ from lifecircle.network import WalkNetwork
 DEFAULT_BUFFER_M = 25.0
 FAST_QUAD_SEGS = 3
 FAST_SIMPLIFY_M = 1.0
+EXACT_QUAD_SEGS = 8
+FAST_MIN_AREA_R2 = 200.0
 DEFAULT_CELL_M = 250.0
 MAX_GRID_SIDE = 4000
 FloatArray = npt.NDArray[np.float64]
@@ -179,14 +181,17 @@ def segments_to_polygon(
     ``"fast"`` merges the segments of each group (an OSM way: fewer, longer
     lines cross at junctions, which keeps the union cheap) into polylines,
     simplifies them by :data:`FAST_SIMPLIFY_M`, buffers each with
-    ``quad_segs=3`` and unions them; ``"exact"`` buffers each segment
+    ``quad_segs=3`` and unions them; a polygon smaller than
+    :data:`FAST_MIN_AREA_R2` times the squared buffer (a small reach, e.g. a
+    facility on a short isolated path, where round ends are a large share of
+    the area) is built again with ``quad_segs=8``. ``"exact"`` buffers each segment
     (``quad_segs=8``) and unions them.
     """
     if len(segs) == 0:
         return shapely.Polygon()
     lines = np.asarray(shapely.linestrings(segs), dtype=object)
     if method == "exact":
-        return shapely.union_all(shapely.buffer(lines, buffer_m, quad_segs=8))
+        return shapely.union_all(shapely.buffer(lines, buffer_m, quad_segs=EXACT_QUAD_SEGS))
     if groups is None:
         groups = np.zeros(len(lines), dtype=np.int64)
     order = np.argsort(groups, kind="stable")
@@ -195,7 +200,12 @@ def segments_to_polygon(
         shapely.line_merge(shapely.multilinestrings(lines[order], indices=codes))
     )
     merged = shapely.simplify(merged, FAST_SIMPLIFY_M)
-    return shapely.union_all(shapely.buffer(merged, buffer_m, quad_segs=FAST_QUAD_SEGS))
+    poly = shapely.union_all(shapely.buffer(merged, buffer_m, quad_segs=FAST_QUAD_SEGS))
+    if shapely.area(poly) < FAST_MIN_AREA_R2 * buffer_m**2:
+        # a small reach: its round ends are a large share of its area (a lone
+        # 12-gon disc has 3.9 % less area than the 32-gon one), and cheap to redo
+        poly = shapely.union_all(shapely.buffer(merged, buffer_m, quad_segs=EXACT_QUAD_SEGS))
+    return poly
 
 
 @dataclass(frozen=True)
