@@ -47,6 +47,24 @@ def test_fast_polygons_match_exact_on_lujiazui(lujiazui_net, lujiazui_osm) -> No
     assert (fast.area / hull.area).max() < 0.9
 
 
+def test_fast_polygon_of_a_tiny_reach_keeps_its_round_ends() -> None:
+    # a facility 3 m off an isolated 8 m path: all of it is reached; the exact isochrone is
+    # the 25 m buffer (32-gon ends) of the path and the access leg, drawn here by hand
+    net = toy_network([(0, 0), (8, 0)], [(0, 1)])
+    fac = gpd.GeoDataFrame(
+        {"category": ["school"], "subtype": ["x"], "name": ["a"]},
+        geometry=[shapely.Point(4, 3)],
+        crs="EPSG:32651",
+    )
+    snapped = snap_points(fac, net)
+    fast = facility_isochrones(Router.from_network(net), fac, snapped, threshold_m=1000)
+    path = shapely.LineString([(0, 0), (8, 0)])
+    leg = shapely.LineString([(4, 3), (4, 0)])
+    exact = shapely.union_all(shapely.buffer([path, leg], 25, quad_segs=8))
+    # the old 12-gon ends lost 3.3 % of this area (overlap 0.967)
+    assert overlap_ratio(fast.geometry.iloc[0], exact) >= 0.995
+
+
 def test_isochrone_of_unreachable_facility_is_skipped() -> None:
     net = toy_network([(0, 0), (100, 0)], [(0, 1)])
     fac = gpd.GeoDataFrame(
