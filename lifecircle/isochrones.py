@@ -19,10 +19,17 @@ facility reaches, not on the size of the city.
 Speed: the reachable segments of one facility are first merged into one
 polyline set per OSM way (``line_merge``) and simplified by 1 m, then
 buffered with 3 segments per quarter circle and unioned; shapely releases the GIL, so
-facilities are buffered on a thread pool (measured overlap with the exact
-method: intersection over union above 0.99). ``method="exact"`` buffers
-each segment with round caps and unions them (the slow reference the
-benchmark compares against).
+facilities are buffered on a thread pool. A polygon smaller than 200 x the
+squared buffer is rebuilt with 8 segments per quarter circle (its round ends
+are a large share of its area). Measured overlap with the exact method
+(intersection over union, 200 random facilities of Porto Alegre): min
+0.9936, mean 0.9959. ``method="exact"`` buffers each segment with round
+caps and unions them (the slow reference the benchmark compares against).
+
+Dissolving (:func:`dissolve_tiled`): the category layers are unions (and,
+for tiered categories, intersections of unions) of many facility polygons;
+they are computed in 2 km tiles on a thread pool, each tile overlaying only
+the clipped parts inside it, then merged row by row.
 """
 
 from __future__ import annotations
