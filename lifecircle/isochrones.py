@@ -19,10 +19,17 @@ facility reaches, not on the size of the city.
 Speed: the reachable segments of one facility are first merged into one
 polyline set per OSM way (``line_merge``) and simplified by 1 m, then
 buffered with 3 segments per quarter circle and unioned; shapely releases the GIL, so
-facilities are buffered on a thread pool (measured overlap with the exact
-method: intersection over union above 0.99). ``method="exact"`` buffers
-each segment with round caps and unions them (the slow reference the
-benchmark compares against).
+facilities are buffered on a thread pool. A polygon smaller than 200 x the
+squared buffer is rebuilt with 8 segments per quarter circle (its round ends
+are a large share of its area). Measured overlap with the exact method
+(intersection over union, 200 random facilities of Porto Alegre): min
+0.9936, mean 0.9959. ``method="exact"`` buffers each segment with round
+caps and unions them (the slow reference the benchmark compares against).
+
+Dissolving (:func:`dissolve_tiled`): the category layers are unions (and,
+for tiered categories, intersections of unions) of many facility polygons;
+they are computed in 2 km tiles on a thread pool, each tile overlaying only
+the clipped parts inside it, then merged row by row.
 """
 
 from __future__ import annotations
@@ -45,7 +52,10 @@ from lifecircle.network import WalkNetwork
 DEFAULT_BUFFER_M = 25.0
 FAST_QUAD_SEGS = 3
 FAST_SIMPLIFY_M = 1.0
+EXACT_QUAD_SEGS = 8
+FAST_MIN_AREA_R2 = 200.0
 DEFAULT_CELL_M = 250.0
+DEFAULT_TILE_M = 2000.0
 MAX_GRID_SIDE = 4000
 FloatArray = npt.NDArray[np.float64]
 Method = Literal["fast", "exact"]
@@ -179,14 +189,17 @@ def segments_to_polygon(
     ``"fast"`` merges the segments of each group (an OSM way: fewer, longer
     lines cross at junctions, which keeps the union cheap) into polylines,
     simplifies them by :data:`FAST_SIMPLIFY_M`, buffers each with
-    ``quad_segs=3`` and unions them; ``"exact"`` buffers each segment
+    ``quad_segs=3`` and unions them; a polygon smaller than
+    :data:`FAST_MIN_AREA_R2` times the squared buffer (a small reach, e.g. a
+    facility on a short isolated path, where round ends are a large share of
+    the area) is built again with ``quad_segs=8``. ``"exact"`` buffers each segment
     (``quad_segs=8``) and unions them.
     """
     if len(segs) == 0:
         return shapely.Polygon()
     lines = np.asarray(shapely.linestrings(segs), dtype=object)
     if method == "exact":
-        return shapely.union_all(shapely.buffer(lines, buffer_m, quad_segs=8))
+        return shapely.union_all(shapely.buffer(lines, buffer_m, quad_segs=EXACT_QUAD_SEGS))
     if groups is None:
         groups = np.zeros(len(lines), dtype=np.int64)
     order = np.argsort(groups, kind="stable")
@@ -195,7 +208,12 @@ def segments_to_polygon(
         shapely.line_merge(shapely.multilinestrings(lines[order], indices=codes))
     )
     merged = shapely.simplify(merged, FAST_SIMPLIFY_M)
-    return shapely.union_all(shapely.buffer(merged, buffer_m, quad_segs=FAST_QUAD_SEGS))
+    poly = shapely.union_all(shapely.buffer(merged, buffer_m, quad_segs=FAST_QUAD_SEGS))
+    if shapely.area(poly) < FAST_MIN_AREA_R2 * buffer_m**2:
+        # a small reach: its round ends are a large share of its area (a lone
+        # 12-gon disc has 3.9 % less area than the 32-gon one), and cheap to redo
+        poly = shapely.union_all(shapely.buffer(merged, buffer_m, quad_segs=EXACT_QUAD_SEGS))
+    return poly
 
 
 @dataclass(frozen=True)
@@ -507,3 +525,86 @@ def overlap_ratio(a: shapely.Geometry, b: shapely.Geometry) -> float:
     """
     union = shapely.union(a, b).area
     return float(shapely.intersection(a, b).area / union) if union > 0 else 1.0
+
+
+def _tile_members(
+    bounds: FloatArray, x0: float, y0: float, tile_m: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Column, row and geometry index of every (tile, geometry) pair whose boxes meet."""
+    c0 = ((bounds[:, 0] - x0) // tile_m).astype(np.int64)
+    c1 = ((bounds[:, 2] - x0) // tile_m).astype(np.int64)
+    r0 = ((bounds[:, 1] - y0) // tile_m).astype(np.int64)
+    r1 = ((bounds[:, 3] - y0) // tile_m).astype(np.int64)
+    nc, nr = c1 - c0 + 1, r1 - r0 + 1
+    geom = np.repeat(np.arange(len(bounds)), nc * nr)
+    k = _ranges(np.zeros(len(bounds), dtype=np.int64), nc * nr)
+    return c0[geom] + k // nr[geom], r0[geom] + k % nr[geom], geom
+
+
+def dissolve_tiled(
+    tiers: list[npt.NDArray[np.object_]],
+    extra: npt.NDArray[np.object_] | None = None,
+    *,
+    tile_m: float = DEFAULT_TILE_M,
+    threads: int = 2,
+) -> shapely.Geometry:
+    """Return the intersection of the unions of each of `tiers`, united with `extra`.
+
+    ``(union(tiers[0]) & union(tiers[1]) & ...) | union(extra)``, computed in
+    square tiles of `tile_m` metres on a thread pool (shapely releases the
+    GIL): clipping to a rectangle commutes with union and intersection, so
+    each tile unions only the parts of the polygons inside it, and no overlay
+    handles the whole area at once until the tiles are merged (row by row on
+    the pool, then the rows). The result is the same set as the global
+    operations (up to floating-point noding).
+
+    Examples
+    --------
+    >>> a = np.array([shapely.box(0, 0, 3000, 10), shapely.box(2000, 0, 5000, 10)])
+    >>> b = np.array([shapely.box(1000, 0, 6000, 10)])
+    >>> dissolve_tiled([a, b], tile_m=1000).area
+    40000.0
+    """
+    groups = [np.asarray(g, dtype=object) for g in tiers]
+    groups = [g[~shapely.is_empty(g)] for g in groups]
+    more = np.zeros(0, dtype=object) if extra is None else np.asarray(extra, dtype=object)
+    more = more[~shapely.is_empty(more)]
+    if not groups or any(len(g) == 0 for g in groups):
+        return shapely.union_all(more) if len(more) else shapely.Polygon()
+    every = np.concatenate([*groups, more])
+    b = shapely.bounds(every)
+    x0, y0 = float(b[:, 0].min()), float(b[:, 1].min())
+    col, row, idx = _tile_members(b, x0, y0, tile_m)
+    owner = np.repeat(np.arange(len(groups) + 1), [*map(len, groups), len(more)])
+    key = col * (int(row.max()) + 1) + row
+    order = np.lexsort((idx, key))
+    keys, starts = np.unique(key[order], return_index=True)
+    members = np.split(idx[order], starts[1:])
+
+    def _tile(j: int) -> shapely.Geometry:
+        c, r = divmod(int(keys[j]), int(row.max()) + 1)
+        box = (x0 + c * tile_m, y0 + r * tile_m, x0 + (c + 1) * tile_m, y0 + (r + 1) * tile_m)
+        parts = shapely.clip_by_rect(every[members[j]], *box)
+        who = owner[members[j]]
+        unions = [shapely.union_all(parts[who == t]) for t in range(len(groups))]
+        core = shapely.intersection_all(unions) if len(groups) > 1 else unions[0]
+        add = parts[who == len(groups)]
+        if len(add):  # only what `core` does not already cover is merged
+            shapely.prepare(core)
+            core = shapely.union_all([core, *add[~shapely.covers(core, add)]])
+        return _polygonal(core)
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        cells = np.asarray(list(pool.map(_tile, range(len(keys)))), dtype=object)
+        rows = keys % (int(row.max()) + 1)
+        strips = list(pool.map(lambda r: shapely.union_all(cells[rows == r]), np.unique(rows)))
+    return _polygonal(shapely.union_all(strips))
+
+
+def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
+    """Return the polygons of `geom` (clipping can leave slivers of lines or points)."""
+    if int(shapely.get_type_id(geom)) in (3, 6):
+        return geom
+    parts = shapely.get_parts(geom)
+    keep = parts[np.isin(shapely.get_type_id(parts), [3, 6])]
+    return shapely.union_all(keep) if len(keep) else shapely.Polygon()

@@ -50,7 +50,12 @@ from lifecircle.facilities import (
 )
 from lifecircle.hierarchy import HierarchyOptions
 from lifecircle.i18n import Lang, check_lang
-from lifecircle.isochrones import DEFAULT_BUFFER_M, build_node_grid, facility_isochrones
+from lifecircle.isochrones import (
+    DEFAULT_BUFFER_M,
+    build_node_grid,
+    dissolve_tiled,
+    facility_isochrones,
+)
 from lifecircle.network import WalkNetwork
 from lifecircle.prepare import (
     CACHE_FILES,
@@ -480,12 +485,19 @@ def covered_legs(residents: gpd.GeoDataFrame, column: str) -> npt.NDArray[np.obj
     return np.asarray(shapely.linestrings(np.stack([start, end], axis=1)), dtype=object)
 
 
-def _tier_polygon(group: pd.DataFrame, tiers: list[Target]) -> shapely.Geometry:
-    """Where every required tier is met: the intersection of each tier's union of reach."""
-    if not tiers:
-        return shapely.union_all(group.geometry.to_numpy())
-    parts = [shapely.union_all(group.geometry.to_numpy()[target_mask(group, t)]) for t in tiers]
-    return shapely.intersection_all(parts) if len(parts) > 1 else parts[0]
+def _tier_polygon(
+    group: pd.DataFrame,
+    tiers: list[Target],
+    extra: npt.NDArray[np.object_] | None = None,
+) -> shapely.Geometry:
+    """Where every required tier is met: the intersection of each tier's union of reach.
+
+    `extra` polygons (the covered residents' buffered legs) are added; the
+    overlays run in tiles on a thread pool (:func:`dissolve_tiled`).
+    """
+    geoms = group.geometry.to_numpy()
+    sets = [geoms[target_mask(group, t)] for t in tiers] if tiers else [geoms]
+    return dissolve_tiled(sets, extra)
 
 
 def dissolve_isochrones(
@@ -507,11 +519,11 @@ def dissolve_isochrones(
     rows = []
     for cat, group in isochrones.groupby("category", sort=False):
         tiers = [t for t in targets or [] if t.category == cat and t.required]
-        geom = _tier_polygon(group, tiers)
         column = f"covered_{cat}"
+        legs = None
         if residents is not None and column in residents:
             legs = shapely.buffer(covered_legs(residents, column), buffer_m, quad_segs=3)
-            geom = shapely.union(geom, shapely.union_all(legs))
+        geom = _tier_polygon(group, tiers, legs)
         rows.append({"category": cat, "facilities": len(group), "geometry": geom})
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=isochrones.crs)
 

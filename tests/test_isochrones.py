@@ -47,6 +47,24 @@ def test_fast_polygons_match_exact_on_lujiazui(lujiazui_net, lujiazui_osm) -> No
     assert (fast.area / hull.area).max() < 0.9
 
 
+def test_fast_polygon_of_a_tiny_reach_keeps_its_round_ends() -> None:
+    # a facility 3 m off an isolated 8 m path: all of it is reached; the exact isochrone is
+    # the 25 m buffer (32-gon ends) of the path and the access leg, drawn here by hand
+    net = toy_network([(0, 0), (8, 0)], [(0, 1)])
+    fac = gpd.GeoDataFrame(
+        {"category": ["school"], "subtype": ["x"], "name": ["a"]},
+        geometry=[shapely.Point(4, 3)],
+        crs="EPSG:32651",
+    )
+    snapped = snap_points(fac, net)
+    fast = facility_isochrones(Router.from_network(net), fac, snapped, threshold_m=1000)
+    path = shapely.LineString([(0, 0), (8, 0)])
+    leg = shapely.LineString([(4, 3), (4, 0)])
+    exact = shapely.union_all(shapely.buffer([path, leg], 25, quad_segs=8))
+    # the old 12-gon ends lost 3.3 % of this area (overlap 0.967)
+    assert overlap_ratio(fast.geometry.iloc[0], exact) >= 0.995
+
+
 def test_isochrone_of_unreachable_facility_is_skipped() -> None:
     net = toy_network([(0, 0), (100, 0)], [(0, 1)])
     fac = gpd.GeoDataFrame(
@@ -274,3 +292,25 @@ def test_street_raster_is_reused_for_the_same_network_and_view(lujiazui_net) -> 
     assert np.array_equal(first, street_raster(net, bounds, 5.0))
     assert _street_raster_once(net, bounds, 5.0) is first  # drawn once, reused
     assert _street_raster_once(net, bounds, 4.0) is not first  # another pixel size: recomputed
+
+
+def test_tiled_dissolve_is_the_global_overlay_on_lujiazui(lujiazui_net) -> None:  # type: ignore[no-untyped-def]
+    from lifecircle.isochrones import dissolve_tiled
+
+    net = lujiazui_net
+    fac = _street_facilities(net, 12, seed=5)
+    iso = facility_isochrones(Router.from_network(net), fac, snap_points(fac, net), threshold_m=600)
+    polys = iso.geometry.to_numpy()
+    a, b = polys[::2], polys[1::2]  # two tiers: where both are reached
+    rng = np.random.default_rng(2)
+    x0, y0 = net.x.min(), net.y.min()
+    pts = rng.uniform(0, 1, (300, 2)) * [np.ptp(net.x), np.ptp(net.y)] + [x0, y0]
+    legs = shapely.buffer(shapely.linestrings(np.stack([pts, pts + 40.0], axis=1)), 25)
+    want = shapely.union(shapely.intersection(shapely.union_all(a), shapely.union_all(b)),
+                         shapely.union_all(legs))  # fmt: skip
+    got = dissolve_tiled([a, b], legs, tile_m=300.0)  # many tiles cut through the polygons
+    assert shapely.is_valid(got)
+    assert got.area == pytest.approx(want.area, rel=1e-9)
+    assert shapely.symmetric_difference(got, want).area < 1e-6 * want.area
+    one = dissolve_tiled([polys], tile_m=300.0)
+    assert shapely.symmetric_difference(one, shapely.union_all(polys)).area < 1e-6 * one.area
