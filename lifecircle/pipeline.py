@@ -371,6 +371,12 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
             fragment_max_m=options.fragment_max_m,
             facility_max_snap_m=options.facility_max_snap_m,
             resident_snap=prepared.resident_snap_for(options.max_snap_m, options.fragment_max_m),
+            access_snap=prepared.access_snap_for(
+                options.max_snap_m
+                if options.facility_max_snap_m is None
+                else options.facility_max_snap_m,
+                options.fragment_max_m,
+            ),
         )
     margin_m = float(prepared.manifest.get("parameters", {}).get("margin_m", DEFAULT_MARGIN_M))
     limit, notes = search_limit(options, targets, margin_m)
