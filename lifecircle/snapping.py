@@ -370,7 +370,7 @@ def _fragment_candidates(
         return np.zeros(0, dtype=np.int64)
     reach = offset[ok] * (1.0 + 1e-9) + _CANDIDATE_SLACK_M
     g_idx, _ = idx_fragments.tree.query(geoms[ok], predicate="dwithin", distance=reach)
-    return ok[np.unique(g_idx)]
+    return np.asarray(ok[np.unique(g_idx)], dtype=np.int64)
 
 
 def snapped_xy(snap: pd.DataFrame, net: WalkNetwork) -> tuple[FloatArray, FloatArray]:

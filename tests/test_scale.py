@@ -12,7 +12,13 @@ import pytest
 import scipy.sparse as sp
 import shapely
 
-from lifecircle.network import WalkNetwork, network_csr, network_from_tables, network_tables
+from lifecircle.network import (
+    WalkNetwork,
+    min_per_pair,
+    network_csr,
+    network_from_tables,
+    network_tables,
+)
 from lifecircle.pipeline import (
     CoverageOptions,
     compute_coverage,
@@ -158,3 +164,17 @@ def test_cached_access_snap_equals_a_fresh_snap(private_cache: Path) -> None:
         pd.testing.assert_series_equal(with_cache.facility_reachable, without.facility_reachable)
     # other limits: the stored snap is not used
     assert cached.access_snap_for(150.0, 1000.0) is None
+
+
+def test_min_per_pair_keeps_the_smallest_weight_of_each_pair() -> None:
+    """Against a dictionary: many repeated pairs, in random order, with tied weights."""
+    rng = np.random.default_rng(5)
+    rows = rng.integers(0, 30, 5000)
+    cols = rng.integers(0, 40, 5000)
+    weights = np.round(rng.uniform(0, 10, 5000), 1)
+    best: dict[tuple[int, int], float] = {}
+    for a, b, w in zip(rows.tolist(), cols.tolist(), weights.tolist(), strict=True):
+        best[(a, b)] = min(best.get((a, b), np.inf), w)
+    r, c, w = min_per_pair(rows, cols, weights)
+    assert list(zip(r.tolist(), c.tolist(), strict=True)) == sorted(best)
+    assert w.tolist() == [best[k] for k in sorted(best)]
