@@ -652,8 +652,11 @@ def coverage_by_zone(
     )
     out = []
     lab = labels.reindex(residents.index)
-    for zone in list(pd.unique(lab.dropna())):
-        sel = (lab == zone).to_numpy()
+    # one pass over the labels (first-appearance order, NaN left out) instead of one
+    # comparison of 500k strings per zone
+    codes, zones = pd.factorize(lab, use_na_sentinel=True)
+    for k, zone in enumerate(zones):
+        sel = codes == k
         people = float(persons[sel].sum())
         entry: dict[str, Any] = {
             "zone": str(zone),
@@ -688,5 +691,7 @@ def ring_labels(distance_km: npt.NDArray[np.float64], edges_km: tuple[float, ...
     idx = np.searchsorted(edges, distance_km, side="right") - 1
     names = [f"{edges[i]:g}-{edges[i + 1]:g} km" for i in range(len(edges) - 1)]
     names.append(f"{edges[-1]:g}+ km")  # open outer ring: beyond the last edge
-    labels = [names[i] if 0 <= i < len(names) else np.nan for i in idx]
-    return pd.Series(labels, dtype=object)
+    table = np.array([*names, np.nan], dtype=object)  # the last entry: no ring
+    return pd.Series(
+        table[np.where((idx >= 0) & (idx < len(names)), idx, len(names))], dtype=object
+    )
