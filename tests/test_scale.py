@@ -27,12 +27,16 @@ from lifecircle.pipeline import (
 )
 from lifecircle.prepare import AreaRequest, prepare_area
 from lifecircle.snapping import (
+    SPATIAL_ORDER_MIN,
+    EdgeIndex,
     SnapIndex,
     routable_edges,
     snap_access,
     snap_area,
+    snap_geometries,
     snap_residents,
     snap_to_routable,
+    spatial_order,
 )
 from tests.conftest import care_home
 
@@ -178,3 +182,35 @@ def test_min_per_pair_keeps_the_smallest_weight_of_each_pair() -> None:
     r, c, w = min_per_pair(rows, cols, weights)
     assert list(zip(r.tolist(), c.tolist(), strict=True)) == sorted(best)
     assert w.tolist() == [best[k] for k in sorted(best)]
+
+
+def test_searching_in_hilbert_order_changes_no_snap(lujiazui_net: WalkNetwork) -> None:
+    """Large layers are searched along a Hilbert curve; each point's edge stays the one
+    the tree gives it when searched in the given order (ties included)."""
+    net = lujiazui_net
+    rng = np.random.default_rng(8)
+    n = SPATIAL_ORDER_MIN + 2000
+    # grid points (many ties at street corners) and random points
+    side = int(np.sqrt(n / 2))
+    gx, gy = np.meshgrid(
+        np.linspace(net.x.min(), net.x.max(), side), np.linspace(net.y.min(), net.y.max(), side)
+    )
+    xy = np.vstack(
+        [
+            np.column_stack([gx.ravel(), gy.ravel()]),
+            np.column_stack(
+                [
+                    rng.uniform(net.x.min(), net.x.max(), n - side * side),
+                    rng.uniform(net.y.min(), net.y.max(), n - side * side),
+                ]
+            ),
+        ]
+    )
+    geoms = shapely.points(xy)
+    assert not np.array_equal(spatial_order(geoms), np.arange(n))
+    index = EdgeIndex.build(net, routable_edges(net))
+    got = snap_geometries(geoms, net, index, max_snap_m=300)
+    g_idx, t_idx = index.tree.query_nearest(geoms, max_distance=300, all_matches=False)
+    want = np.full(n, -1)
+    want[g_idx] = index.positions[t_idx]
+    np.testing.assert_array_equal(got["edge"].to_numpy(), want)
