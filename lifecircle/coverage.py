@@ -574,6 +574,7 @@ def summarize_coverage(
         ``categories`` and ``all_categories`` sections of ``coverage.json``.
     """
     w = residents["weight"].to_numpy(dtype=float)
+    status_ok = residents["status"].to_numpy() == STATUS_OK  # once: 500k strings to compare
     categories: dict[str, Any] = {}
     for cat in [c for c in covered.columns if c != "all_categories"]:
         mask = covered[cat].to_numpy()
@@ -581,9 +582,7 @@ def summarize_coverage(
         for t, described in zip(targets, describe_thresholds(targets), strict=True):
             if t.category != cat:
                 continue
-            met = (residents[t.column].to_numpy(dtype=float) <= t.threshold_m) & (
-                residents["status"].to_numpy() == STATUS_OK
-            )
+            met = (residents[t.column].to_numpy(dtype=float) <= t.threshold_m) & status_ok
             tier_share = weighted_share(met, w)
             rows.append(
                 {
