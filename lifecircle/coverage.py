@@ -574,6 +574,7 @@ def summarize_coverage(
         ``categories`` and ``all_categories`` sections of ``coverage.json``.
     """
     w = residents["weight"].to_numpy(dtype=float)
+    status_ok = residents["status"].to_numpy() == STATUS_OK  # once: 500k strings to compare
     categories: dict[str, Any] = {}
     for cat in [c for c in covered.columns if c != "all_categories"]:
         mask = covered[cat].to_numpy()
@@ -581,9 +582,7 @@ def summarize_coverage(
         for t, described in zip(targets, describe_thresholds(targets), strict=True):
             if t.category != cat:
                 continue
-            met = (residents[t.column].to_numpy(dtype=float) <= t.threshold_m) & (
-                residents["status"].to_numpy() == STATUS_OK
-            )
+            met = (residents[t.column].to_numpy(dtype=float) <= t.threshold_m) & status_ok
             tier_share = weighted_share(met, w)
             rows.append(
                 {
@@ -652,8 +651,11 @@ def coverage_by_zone(
     )
     out = []
     lab = labels.reindex(residents.index)
-    for zone in list(pd.unique(lab.dropna())):
-        sel = (lab == zone).to_numpy()
+    # one pass over the labels (first-appearance order, NaN left out) instead of one
+    # comparison of 500k strings per zone
+    codes, zones = pd.factorize(lab, use_na_sentinel=True)
+    for k, zone in enumerate(zones):
+        sel = codes == k
         people = float(persons[sel].sum())
         entry: dict[str, Any] = {
             "zone": str(zone),
@@ -688,5 +690,7 @@ def ring_labels(distance_km: npt.NDArray[np.float64], edges_km: tuple[float, ...
     idx = np.searchsorted(edges, distance_km, side="right") - 1
     names = [f"{edges[i]:g}-{edges[i + 1]:g} km" for i in range(len(edges) - 1)]
     names.append(f"{edges[-1]:g}+ km")  # open outer ring: beyond the last edge
-    labels = [names[i] if 0 <= i < len(names) else np.nan for i in idx]
-    return pd.Series(labels, dtype=object)
+    table = np.array([*names, np.nan], dtype=object)  # the last entry: no ring
+    return pd.Series(
+        table[np.where((idx >= 0) & (idx < len(names)), idx, len(names))], dtype=object
+    )

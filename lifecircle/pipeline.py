@@ -12,7 +12,7 @@ import logging
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
@@ -48,7 +48,6 @@ from lifecircle.facilities import (
     change_facilities,
     change_facility_access,
 )
-from lifecircle.hierarchy import HierarchyOptions
 from lifecircle.i18n import Lang, check_lang
 from lifecircle.isochrones import (
     DEFAULT_BUFFER_M,
@@ -77,6 +76,9 @@ from lifecircle.snapping import (
 )
 from lifecircle.summary import coverage_summary, gaps_summary
 from lifecircle.zones import admin_coverage
+
+if TYPE_CHECKING:  # imported where used: scipy.ndimage costs 0.2 s at every start
+    from lifecircle.hierarchy import HierarchyOptions
 
 logger = logging.getLogger(__name__)
 
@@ -376,6 +378,12 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
             fragment_max_m=options.fragment_max_m,
             facility_max_snap_m=options.facility_max_snap_m,
             resident_snap=prepared.resident_snap_for(options.max_snap_m, options.fragment_max_m),
+            access_snap=prepared.access_snap_for(
+                options.max_snap_m
+                if options.facility_max_snap_m is None
+                else options.facility_max_snap_m,
+                options.fragment_max_m,
+            ),
         )
     margin_m = float(prepared.manifest.get("parameters", {}).get("margin_m", DEFAULT_MARGIN_M))
     limit, notes = search_limit(options, targets, margin_m)
@@ -755,6 +763,12 @@ def options_dict(options: CoverageOptions) -> dict[str, Any]:
 # --------------------------------------------------------------------------- gaps
 
 
+def _default_hierarchy() -> HierarchyOptions:
+    from lifecircle.hierarchy import HierarchyOptions
+
+    return HierarchyOptions()
+
+
 @dataclass(frozen=True)
 class GapOptions:
     """Parameters of the gap analysis (recorded in ``gaps.json``)."""
@@ -769,7 +783,7 @@ class GapOptions:
     central_file: Path | None = None
     centres_file: Path | None = None
     osm_places: bool = False
-    hierarchy: HierarchyOptions = field(default_factory=HierarchyOptions)
+    hierarchy: HierarchyOptions = field(default_factory=_default_hierarchy)
 
 
 @dataclass

@@ -66,7 +66,14 @@ from lifecircle.network import (
     summarize_network,
 )
 from lifecircle.residents import build_residents, summarize_residents
-from lifecircle.snapping import DEFAULT_FRAGMENT_MAX_M, DEFAULT_MAX_SNAP_M, snap_residents
+from lifecircle.snapping import (
+    DEFAULT_FRAGMENT_MAX_M,
+    DEFAULT_MAX_SNAP_M,
+    AccessSnap,
+    SnapIndex,
+    snap_access,
+    snap_residents,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +82,7 @@ PROCESSING_VERSION = "3"  # 2: standard categories, facility_access, landuse inf
 DEFAULT_MARGIN_M = settings.DEFAULT_MARGIN_M
 MANIFEST = "manifest.json"
 RESIDENT_SNAP = "residents_snap.parquet"
+ACCESS_SNAP = "facility_access_snap.parquet"
 CACHE_FILES = frozenset(
     {
         MANIFEST,
@@ -85,6 +93,7 @@ CACHE_FILES = frozenset(
         "facility_access.gpkg",
         "residents.parquet",
         "residents_snap.parquet",
+        "facility_access_snap.parquet",
         "extent.gpkg",
         "zones.gpkg",
     }
@@ -144,6 +153,9 @@ class PreparedArea:
     resident_snap: pd.DataFrame | None = None
     """The residents snapped with the default limits (:func:`snapping.snap_residents`),
     kept in the cache; see :meth:`resident_snap_for`."""
+    access_snap: AccessSnap | None = None
+    """The ``facility_access`` layer snapped with the default limits
+    (:func:`snapping.snap_access`), kept in the cache; see :meth:`access_snap_for`."""
 
     def resident_snap_for(self, max_snap_m: float, fragment_max_m: float) -> pd.DataFrame | None:
         """Return the cached resident snap when it was made with these limits, else None."""
@@ -154,6 +166,16 @@ class PreparedArea:
         }:
             return None
         return self.resident_snap
+
+    def access_snap_for(self, max_snap_m: float, fragment_max_m: float) -> AccessSnap | None:
+        """Return the cached facility access snap when it was made with these limits, else None.
+
+        It is the snap of the cached ``facility_access`` layer (a scenario may change the
+        layer: :func:`snapping.snap_area` takes only the rows it finds unchanged).
+        """
+        params = self.manifest.get("access_snap")
+        wanted = {"max_snap_m": float(max_snap_m), "fragment_max_m": float(fragment_max_m)}
+        return self.access_snap if params == wanted else None
 
     @property
     def boundary_m(self) -> BaseGeometry:
@@ -667,7 +689,10 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     info["warnings"] = notes
     zones = _zones_layer(district, crs)
-    resident_snap = snap_residents(net, residents)  # default limits; reused from the cache
+    index = SnapIndex(net)  # one set of edge lines and trees for both layers
+    resident_snap = snap_residents(net, residents, index=index)  # default limits, cached
+    access_snap = AccessSnap(access, snap_access(access, index))
+    del index  # the trees hold two million lines: free them before the analysis
     manifest = {
         "lifecircle_version": __version__,
         "key": key,
@@ -682,6 +707,10 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
             "max_snap_m": float(DEFAULT_MAX_SNAP_M),
             "fragment_max_m": float(DEFAULT_FRAGMENT_MAX_M),
         },
+        "access_snap": {
+            "max_snap_m": float(DEFAULT_MAX_SNAP_M),
+            "fragment_max_m": float(DEFAULT_FRAGMENT_MAX_M),
+        },
         **info,
     }
     nodes, edges = network_tables(net)
@@ -689,6 +718,7 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         "network_nodes.parquet": nodes,
         "network_edges.parquet": edges,
         RESIDENT_SNAP: resident_snap.reset_index(names="resident_id"),
+        ACCESS_SNAP: access_snap.table,
     }
     layers = {
         "boundary.gpkg": boundary,
@@ -718,6 +748,7 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         zones=zones,
         facility_access=access,
         resident_snap=resident_snap,
+        access_snap=access_snap,
     )
 
 
@@ -742,6 +773,9 @@ def _load(
     if manifest.get("resident_snap") is not None:
         snap = io.load_table(folder / RESIDENT_SNAP).set_index("resident_id")
         snap.index = residents.index if len(snap) == len(residents) else snap.index
+    access_snap = None
+    if manifest.get("access_snap") is not None:
+        access_snap = AccessSnap(access, io.load_table(folder / ACCESS_SNAP))
     return PreparedArea(
         key=key,
         folder=folder,
@@ -756,6 +790,7 @@ def _load(
         zones=zones,
         facility_access=access,
         resident_snap=snap,
+        access_snap=access_snap,
     )
 
 

@@ -48,6 +48,12 @@ def weighted_quantile(values: FloatArray, weights: FloatArray, q: float) -> floa
     weights = np.asarray(weights, dtype=float)
     if len(values) == 0 or not weights.sum() > 0:
         return float("nan")
+    if (weights == weights[0]).all():
+        # equal weights (grid points): the cumulative weight does not depend on the order,
+        # so the answer is the value of rank `pos`, found without sorting everything
+        cum = np.cumsum(weights)
+        pos = min(int(np.searchsorted(cum, q * cum[-1])), len(values) - 1)
+        return float(np.partition(values, pos)[pos])
     order = np.argsort(values, kind="stable")
     cum = np.cumsum(weights[order])
     pos = int(np.searchsorted(cum, q * cum[-1]))
