@@ -604,11 +604,13 @@ def test_concurrent_tasks_each_see_their_own_settings(
         with settings.using(mine):
             results[name] = run_batch(spec, tmp_path / f"out-{name}", scheduler=threaded)
 
-    threads = [threading.Thread(target=batch_in, args=(n,)) for n in ("one", "two")]
+    # daemon threads: a batch that never returns fails this test instead of hanging pytest's exit
+    threads = [threading.Thread(target=batch_in, args=(n,), daemon=True) for n in ("one", "two")]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=120)
+    assert [t.is_alive() for t in threads] == [False, False], (results, seen)
     assert seen == {
         str(tmp_path / "one"): tmp_path / "data-one",
         str(tmp_path / "two"): tmp_path / "data-two",
