@@ -429,10 +429,12 @@ def plot_coverage_map(
             category_isochrones["category"], category_isochrones.geometry, strict=True
         ):
             color = CATEGORY_COLORS.get(str(cat), "grey")
-            tolerance_m = pixel_size_m(ax, map_bounds(prepared)) / 2  # half a pixel
+            # half a pixel, by plain Douglas-Peucker: keeping the topology of a city's layer
+            # (1.5M vertices) took minutes, and a sub-pixel crossing is invisible
+            tolerance_m = pixel_size_m(ax, map_bounds(prepared)) / 2
             draw_polygons(
                 ax,
-                [shapely.simplify(geom, tolerance_m)],
+                [shapely.simplify(geom, tolerance_m, preserve_topology=False)],
                 facecolors=color,
                 alpha=0.15,
                 edgecolor=color,
@@ -887,7 +889,7 @@ def _coverage_panel(
             tolerance_m = pixel_size_m(ax, map_bounds(prepared)) / 2  # half a pixel
             draw_polygons(
                 ax,
-                shapely.simplify(sub_iso.geometry.to_numpy(), tolerance_m),
+                shapely.simplify(sub_iso.geometry.to_numpy(), tolerance_m, preserve_topology=False),
                 facecolors=color,
                 alpha=0.3,
                 edgecolor=color,
