@@ -247,6 +247,30 @@ def street_raster(
     return img.reshape(n_rows, n_cols)
 
 
+def show_ink(
+    ax: Axes,
+    ink: npt.NDArray[np.bool_],
+    bounds: tuple[float, float, float, float],
+    pixel_m: float,
+    *,
+    color: str,
+    zorder: float,
+) -> AxesImage:
+    """Draw a boolean image (row 0 = north, from the top left of `bounds`) in `color`."""
+    rgba = np.zeros((*ink.shape, 4), dtype=np.float32)
+    rgba[ink] = to_rgba(color)
+    n_rows, n_cols = ink.shape
+    minx, maxy = bounds[0], bounds[3]
+    return ax.imshow(
+        rgba,
+        extent=(minx, minx + n_cols * pixel_m, maxy - n_rows * pixel_m, maxy),
+        origin="upper",
+        interpolation="nearest",
+        zorder=zorder,
+        rasterized=True,
+    )
+
+
 def add_streets(
     ax: Axes,
     network: WalkNetwork,
@@ -263,18 +287,7 @@ def add_streets(
     """
     pixel_m = pixel_size_m(ax, bounds)
     ink = _street_raster_once(network, bounds, pixel_m)
-    rgba = np.zeros((*ink.shape, 4), dtype=np.float32)
-    rgba[ink] = to_rgba(color)
-    minx, maxy = bounds[0], bounds[3]
-    n_rows, n_cols = ink.shape
-    return ax.imshow(
-        rgba,
-        extent=(minx, minx + n_cols * pixel_m, maxy - n_rows * pixel_m, maxy),
-        origin="upper",
-        interpolation="nearest",
-        zorder=zorder,
-        rasterized=True,
-    )
+    return show_ink(ax, ink, bounds, pixel_m, color=color, zorder=zorder)
 
 
 _LAST_RASTER: list[tuple[WalkNetwork, tuple[float, ...], npt.NDArray[np.bool_]]] = []
@@ -377,17 +390,7 @@ def add_points(
         diameter_px=np.sqrt(size) * px_per_pt,
         ring_px=None if hollow_width is None else hollow_width * px_per_pt,
     )
-    rgba = np.zeros((*ink.shape, 4), dtype=np.float32)
-    rgba[ink] = to_rgba(color)
-    n_rows, n_cols = ink.shape
-    minx, maxy = bounds[0], bounds[3]
-    ax.imshow(
-        rgba,
-        extent=(minx, minx + n_cols * pixel_m, maxy - n_rows * pixel_m, maxy),
-        origin="upper",
-        interpolation="nearest",
-        zorder=zorder,
-    )
+    show_ink(ax, ink, bounds, pixel_m, color=color, zorder=zorder)
 
 
 def add_residents(
