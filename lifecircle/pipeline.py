@@ -48,12 +48,21 @@ from lifecircle.facilities import (
     change_facilities,
     change_facility_access,
 )
+from lifecircle.fields import (
+    tiled_field,
+    tiled_intersect,
+    tiled_lower_segments,
+    tiled_polygon,
+)
 from lifecircle.i18n import Lang, check_lang
 from lifecircle.isochrones import (
     DEFAULT_BUFFER_M,
+    Sink,
     build_node_grid,
     dissolve_tiled,
     facility_isochrones,
+    field_cell_m,
+    field_reach_m,
 )
 from lifecircle.network import WalkNetwork
 from lifecircle.prepare import (
@@ -284,8 +293,17 @@ def _isochrones(
     snapped: SnappedArea,
     targets: list[Target],
     buffer_m: float,
-) -> gpd.GeoDataFrame | None:
-    """One isochrone per facility at its own threshold, from all its access points."""
+    residents: gpd.GeoDataFrame | None = None,
+) -> tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None]:
+    """One isochrone per facility at its own threshold, and the category layers.
+
+    A category's layer is where every required tier is met, each tier drawn
+    at its own threshold (a school serving the 10 and 15 minute tiers
+    counts for the 10 minute tier with its 10 minute reach), plus the legs
+    of the residents its figures count as covered (`residents`). Layers are
+    contoured from tiled distance fields (:class:`lifecircle.isochrones.Sink`),
+    one tier after the other.
+    """
     acc = snapped.access
     fac = facilities.loc[acc["facility_id"].to_numpy()]
     thresholds = facility_thresholds(fac, targets)
@@ -294,23 +312,43 @@ def _isochrones(
         geometry=shapely.points(acc["leg_x"].to_numpy(), acc["leg_y"].to_numpy()),
         crs=facilities.crs,
     )
-    parts = []
     grid = build_node_grid(router.net)  # once: each facility then searches its neighbourhood
-    for value in np.unique(thresholds[np.isfinite(thresholds)]):
-        sel = thresholds == value
-        iso = facility_isochrones(
-            router,
-            legs.loc[sel],
-            acc.loc[sel],
-            threshold_m=float(value),
-            buffer_m=buffer_m,
-            grid=grid,
-        )
-        parts.append(iso.assign(facility_id=acc["facility_id"].to_numpy()[iso.index]))
+    parts, layers = [], []
+    cats = legs["category"].to_numpy()
+    for cat in dict.fromkeys(cats[np.isfinite(thresholds)]):
+        rows = (cats == cat) & np.isfinite(thresholds)
+        done = np.zeros(len(rows), dtype=bool)
+        layer = None
+        for tier in [t for t in targets if t.category == cat and t.required]:
+            serves = target_mask(fac, tier) & rows
+            own = rows & (thresholds == tier.threshold_m) & ~done  # each polygon once
+            done |= own
+            canvas = tiled_field(cell_m=field_cell_m(buffer_m), reach_m=field_reach_m(buffer_m))
+            need = serves | own
+            iso = facility_isochrones(
+                router,
+                legs.loc[need],
+                acc.loc[need],
+                threshold_m=tier.threshold_m,
+                buffer_m=buffer_m,
+                grid=grid,
+                sinks=[Sink(canvas, serves[need])],
+                polygons=own[need],
+            )
+            parts.append(iso.assign(facility_id=acc["facility_id"].to_numpy()[iso.index]))
+            layer = canvas if layer is None else tiled_intersect(layer, canvas)
+        if layer is not None:
+            column = f"covered_{cat}"
+            if residents is not None and column in residents:
+                tiled_lower_segments(layer, leg_coords(residents, column))
+            layers.append({"category": cat, "geometry": tiled_polygon(layer, buffer_m)})
     if not parts:
-        return None
-    iso = gpd.GeoDataFrame(pd.concat(parts), crs=router.net.crs)
-    return dissolve_by_facility(iso)
+        return None, None
+    iso = dissolve_by_facility(gpd.GeoDataFrame(pd.concat(parts), crs=router.net.crs))
+    counts = iso.groupby("category", sort=False).size()
+    frame = gpd.GeoDataFrame(layers, geometry="geometry", crs=iso.crs)
+    frame.insert(1, "facilities", frame["category"].map(counts).fillna(0).astype(int))
+    return iso, frame
 
 
 def dissolve_by_facility(iso: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -333,6 +371,7 @@ class CoverageFrames:
     snapped: SnappedArea
     router: Router
     targets: list[Target]
+    category_isochrones: gpd.GeoDataFrame | None = None
 
 
 def scenario_area(
@@ -406,11 +445,11 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
         warn.append(note)
     warn += long_leg_warning(fac_table)
     zones_out = _zone_coverage(prepared, residents, covered, options)
-    isochrones = None
+    isochrones = layers = None
     if options.isochrones:
         with step("isochrones"):
-            isochrones = _isochrones(
-                router, facilities, snapped, targets, options.isochrone_buffer_m
+            isochrones, layers = _isochrones(
+                router, facilities, snapped, targets, options.isochrone_buffer_m, residents
             )
     summary = coverage_summary(
         prepared,
@@ -424,7 +463,9 @@ def compute_coverage(prepared: PreparedArea, options: CoverageOptions) -> Covera
         zones=zones_out,
         warnings_=[*warn, *notes],
     )
-    return CoverageFrames(summary, residents, isochrones, fac_table, snapped, router, targets)
+    return CoverageFrames(
+        summary, residents, isochrones, fac_table, snapped, router, targets, layers
+    )
 
 
 def _with_persons(
@@ -481,8 +522,8 @@ def _core_point(prepared: PreparedArea) -> BaseGeometry:
     return prepared.boundary_m.centroid
 
 
-def covered_legs(residents: gpd.GeoDataFrame, column: str) -> npt.NDArray[np.object_]:
-    """Return the access legs (resident point to street) of the residents where `column` is True."""
+def leg_coords(residents: gpd.GeoDataFrame, column: str) -> npt.NDArray[np.float64]:
+    """Return the access legs (resident point to street) where `column` is True, ``(k, 2, 2)``."""
     sel = residents[column].to_numpy(dtype=bool)
     start = np.column_stack(
         [residents.geometry.x.to_numpy()[sel], residents.geometry.y.to_numpy()[sel]]
@@ -490,7 +531,12 @@ def covered_legs(residents: gpd.GeoDataFrame, column: str) -> npt.NDArray[np.obj
     end = np.column_stack(
         [residents["street_x"].to_numpy()[sel], residents["street_y"].to_numpy()[sel]]
     )
-    return np.asarray(shapely.linestrings(np.stack([start, end], axis=1)), dtype=object)
+    return np.stack([start, end], axis=1).reshape(-1, 2, 2)
+
+
+def covered_legs(residents: gpd.GeoDataFrame, column: str) -> npt.NDArray[np.object_]:
+    """Return the access legs (resident point to street) of the residents where `column` is True."""
+    return np.asarray(shapely.linestrings(leg_coords(residents, column)), dtype=object)
 
 
 def _tier_polygon(
@@ -515,7 +561,11 @@ def dissolve_isochrones(
     *,
     buffer_m: float = DEFAULT_BUFFER_M,
 ) -> gpd.GeoDataFrame:
-    """Dissolve facility isochrones into one polygon per category.
+    """Dissolve facility isochrone polygons into one polygon per category (a polygon overlay).
+
+    The pipeline builds its layers from distance fields instead (:func:`_isochrones`,
+    each tier at its own threshold); this overlays given polygons, a facility's
+    polygon standing for every tier it serves, and is the tests' exact reference.
 
     With `targets`, a category's polygon is where *every* required tier is
     reached (the intersection of each tier's reach), as its coverage figure
@@ -681,10 +731,9 @@ def run_coverage(
         files.append(io.save_gdf(frames.facilities, out.path("facilities_reach.gpkg")))
         if iso is not None and not iso.empty:
             files.append(io.save_gdf(iso, out.path("isochrones.gpkg")))
-            cat_iso = dissolve_isochrones(
-                iso, residents, frames.targets, buffer_m=options.isochrone_buffer_m
-            )
-            files.append(io.save_gdf(cat_iso, out.path("category_isochrones.gpkg")))
+            cat_iso = frames.category_isochrones
+            if cat_iso is not None:
+                files.append(io.save_gdf(cat_iso, out.path("category_isochrones.gpkg")))
         if options.make_map:
             from lifecircle.report import report_file_name
             from lifecircle.webmap import area_name, coverage_web_map

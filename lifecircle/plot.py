@@ -431,13 +431,15 @@ def plot_coverage_map(
         for cat, geom in zip(
             category_isochrones["category"], category_isochrones.geometry, strict=True
         ):
+            from lifecircle.webmap import simplify_rings
+
             color = CATEGORY_COLORS.get(str(cat), "grey")
-            # half a pixel, by plain Douglas-Peucker: keeping the topology of a city's layer
-            # (1.5M vertices) took minutes, and a sub-pixel crossing is invisible
+            # half a pixel, ring by ring: GEOS's polygon simplification (it repairs each
+            # result) took minutes on a city's layer, and a sub-pixel crossing is invisible
             tolerance_m = pixel_size_m(ax, map_bounds(prepared)) / 2
             draw_polygons(
                 ax,
-                [shapely.simplify(geom, tolerance_m, preserve_topology=False)],
+                simplify_rings(np.array([geom], dtype=object), tolerance_m),
                 facecolors=color,
                 alpha=0.15,
                 edgecolor=color,
@@ -889,10 +891,12 @@ def _coverage_panel(
     if iso is not None:
         sub_iso = iso.loc[iso["category"] == cat]
         if len(sub_iso):
+            from lifecircle.webmap import simplify_rings
+
             tolerance_m = pixel_size_m(ax, map_bounds(prepared)) / 2  # half a pixel
             draw_polygons(
                 ax,
-                shapely.simplify(sub_iso.geometry.to_numpy(), tolerance_m, preserve_topology=False),
+                simplify_rings(sub_iso.geometry.to_numpy(), tolerance_m),
                 facecolors=color,
                 alpha=0.3,
                 edgecolor=color,

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 
 from lifecircle.coverage import Target
@@ -136,3 +137,78 @@ def test_tiered_statistics_use_the_tiers_counted(data_dir: Path, tmp_path: Path)
         w = res["weight"].to_numpy()[np.argsort(res[f"dist_school_{tier}_m"].to_numpy())]
         median = d[np.searchsorted(np.cumsum(w), 0.5 * w.sum())]
         assert tiers[tier]["median_distance_m"] == pytest.approx(round(float(median), 1))
+
+
+def test_each_tier_of_a_layer_is_drawn_at_its_own_threshold() -> None:
+    # a 3 km street; one school serving the primary (5 min = 400 m at 4.8 km/h) and the
+    # secondary (15 min = 1,200 m) tiers, at x = 1,500 m. Its own isochrone reaches 1,200 m
+    # either way; the school layer (every tier met) only the primary tier's 400 m. The
+    # old layer took the facility's 1,200 m polygon for both tiers.
+    from lifecircle.access import Router
+    from lifecircle.pipeline import _isochrones
+    from lifecircle.snapping import SnappedArea, snap_points
+    from tests.conftest import toy_network
+
+    net = toy_network([(x, 0.0) for x in range(0, 3001, 100)], [(i, i + 1) for i in range(30)])
+    fac = gpd.GeoDataFrame(
+        {"category": ["school"], "subtype": ["primary+secondary"], "name": ["a"]},
+        geometry=gpd.points_from_xy([1500.0], [0.0]),
+        crs=net.crs,
+        index=[7],
+    )
+    acc = snap_points(fac, net).reset_index(drop=True).assign(facility_id=[7])
+    snapped = SnappedArea(
+        residents=pd.DataFrame(),
+        access=acc,
+        facility_reachable=pd.Series({7: True}),
+        routable=np.ones(net.n_nodes, dtype=bool),
+    )
+    tiers = [
+        Target("school", "primary", ("primary",), 5.0, 4.8, ""),
+        Target("school", "secondary", ("secondary",), 15.0, 4.8, ""),
+    ]
+    iso, layers = _isochrones(Router.from_network(net), fac, snapped, tiers, 25.0)
+    assert iso.geometry.iloc[0].bounds == pytest.approx((275, -25, 2725, 25), abs=1.0)
+    layer = layers.set_index("category").geometry["school"]
+    assert layer.bounds == pytest.approx((1075, -25, 1925, 25), abs=1.0)
+    assert layer.area == pytest.approx(800 * 50 + np.pi * 25**2, rel=5e-3)
+
+
+def test_category_layers_match_the_exact_overlay_on_lujiazui(data_dir: Path) -> None:
+    # the layers are contours of distance fields; the reference buffers every reached
+    # segment (quad_segs=8), unions them per facility and overlays the facilities and the
+    # covered residents' legs as polygons (the old route, with the exact polygons)
+    import shapely
+
+    from lifecircle.coverage import facility_thresholds
+    from lifecircle.isochrones import facility_isochrones, overlap_ratio
+    from lifecircle.pipeline import compute_coverage, dissolve_by_facility, dissolve_isochrones
+
+    prepared = scenario_area(prepare_area(AreaRequest(district="pudong")), add=care_home())
+    frames = compute_coverage(prepared, CoverageOptions())
+    acc = frames.snapped.access
+    fac = prepared.facilities.loc[acc["facility_id"].to_numpy()]
+    legs = gpd.GeoDataFrame(
+        {c: fac[c].to_numpy() for c in ("category", "subtype", "name")},
+        geometry=shapely.points(acc["leg_x"].to_numpy(), acc["leg_y"].to_numpy()),
+        crs=prepared.crs,
+    )
+    thresholds = facility_thresholds(fac, frames.targets)
+    parts = []
+    for value in np.unique(thresholds[np.isfinite(thresholds)]):
+        sel = thresholds == value
+        one = facility_isochrones(
+            frames.router, legs.loc[sel], acc.loc[sel], threshold_m=value, method="exact"
+        )
+        parts.append(one.assign(facility_id=acc["facility_id"].to_numpy()[one.index]))
+    exact = dissolve_by_facility(gpd.GeoDataFrame(pd.concat(parts), crs=prepared.crs))
+    ref = dissolve_isochrones(exact, frames.residents, frames.targets).set_index("category")
+    got = frames.category_isochrones.set_index("category")
+    assert sorted(got.index) == sorted(ref.index) == ["culture", "elderly_care", "health", "school"]
+    for cat in ref.index:
+        assert got.loc[cat, "facilities"] == ref.loc[cat, "facilities"]
+        assert overlap_ratio(got.geometry[cat], ref.geometry[cat]) > 0.99, cat
+    # and each facility's polygon against its exact one
+    mine = frames.isochrones.loc[exact.index]
+    ratios = [overlap_ratio(a, b) for a, b in zip(mine.geometry, exact.geometry, strict=True)]
+    assert min(ratios) > 0.99
