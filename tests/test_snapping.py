@@ -180,10 +180,20 @@ def _old_snap_geometries(geoms, net, index, max_snap_m):  # type: ignore[no-unty
     return edge, along, offset
 
 
-def test_nearest_within_equals_the_screened_geos_search_on_lujiazui(lujiazui_net) -> None:  # type: ignore[no-untyped-def]
-    """Same edge and position as GEOS's max_distance search, and the brute-force distance."""
+@pytest.mark.parametrize(("parallel_min", "threads"), [(10**9, 1), (1, 2), (1, 3)])
+def test_nearest_within_equals_the_screened_geos_search_on_lujiazui(  # type: ignore[no-untyped-def]
+    lujiazui_net, monkeypatch, parallel_min: int, threads: int
+) -> None:
+    """Same edge and position as GEOS's max_distance search, and the brute-force distance.
+
+    One thread, and blocks searched by 2 and 3 threads at once.
+    """
+    from lifecircle import snapping
     from lifecircle.prepare import AreaRequest, prepare_area
     from lifecircle.snapping import SnapIndex, nearest_within, snap_geometries
+
+    monkeypatch.setattr(snapping, "PARALLEL_MIN", parallel_min)
+    monkeypatch.setattr(snapping, "search_threads", lambda: threads)
 
     net = lujiazui_net
     prepared = prepare_area(AreaRequest(district="pudong"))
