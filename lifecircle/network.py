@@ -364,18 +364,10 @@ def analysed_extent(net: WalkNetwork, *, cell_m: float = 200.0) -> gpd.GeoDataFr
 
 
 def edge_lines(net: WalkNetwork) -> npt.NDArray[np.object_]:
-    """Return the edges as an array of shapely LineStrings (network CRS).
-
-    Built from one flat coordinate array (``u`` then ``v`` end of each edge) by
-    :func:`shapely.from_ragged_array`: the same lines as :func:`shapely.linestrings` on
-    an ``(n, 2, 2)`` array, a quarter faster at two million edges.
-    """
-    coords = np.empty((2 * net.n_edges, 2), dtype=np.float64)
-    coords[0::2, 0], coords[0::2, 1] = net.x[net.u], net.y[net.u]
-    coords[1::2, 0], coords[1::2, 1] = net.x[net.v], net.y[net.v]
-    offsets = np.arange(0, 2 * net.n_edges + 1, 2, dtype=np.int64)
-    lines = shapely.from_ragged_array(shapely.GeometryType.LINESTRING, coords, (offsets,))
-    return np.asarray(lines, dtype=object)
+    """Return the edges as an array of shapely LineStrings (network CRS)."""
+    start = np.column_stack([net.x[net.u], net.y[net.u]])
+    end = np.column_stack([net.x[net.v], net.y[net.v]])
+    return np.asarray(shapely.linestrings(np.stack([start, end], axis=1)), dtype=object)
 
 
 def network_to_gdfs(net: WalkNetwork) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:

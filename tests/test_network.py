@@ -12,7 +12,6 @@ from lifecircle.network import (
     analysed_extent,
     build_walk_network,
     component_labels,
-    edge_lines,
     is_walkable,
     network_csr,
     network_from_gdfs,
@@ -199,20 +198,3 @@ def test_download_query_uses_the_same_filter() -> None:
     query = build_overpass_query("31.2 121.5 31.3 121.5 31.3 121.6", "[out:json]")
     assert f"way{walk_overpass_filter()}(poly:" in query
     assert set(WALK_EXCLUDE) == {k for k, op, _ in _osmnx_walk_clauses() if op}
-
-
-def test_edge_lines_are_the_straight_edges_of_lujiazui(lujiazui_net) -> None:  # type: ignore[no-untyped-def]
-    """The flat-array lines equal the plain one-LineString-per-edge construction, bit for bit."""
-    import shapely
-
-    net = lujiazui_net
-    lines = edge_lines(net)
-    plain = [
-        shapely.LineString([(net.x[a], net.y[a]), (net.x[b], net.y[b])])
-        for a, b in zip(net.u.tolist(), net.v.tolist(), strict=True)
-    ]
-    assert lines.dtype == object
-    assert len(lines) == net.n_edges > 5_000
-    assert shapely.to_wkb(lines).tolist() == shapely.to_wkb(np.array(plain)).tolist()
-    empty = toy_network([(0, 0), (1, 1)], [])
-    assert len(edge_lines(empty)) == 0
