@@ -279,3 +279,27 @@ def test_build_warnings_are_repeated_when_the_cache_is_reused(
     assert said
     assert said <= {str(w.message) for w in second}
     assert set(built.manifest["warnings"]) == said
+
+
+def test_snap_index_built_in_the_background_equals_the_foreground_one(lujiazui_net) -> None:  # type: ignore[no-untyped-def]
+    """The first run's index built in a thread is the one SnapIndex builds in the foreground."""
+    from lifecircle.prepare import index_in_background, release_freed_memory
+    from lifecircle.snapping import SnapIndex
+
+    net = lujiazui_net
+    pending = index_in_background(net)
+    plain = SnapIndex(net)
+    plain_r, plain_f = plain.indexes()
+    got = pending.result(timeout=120)
+    got_r, got_f = got.indexes()
+    assert np.array_equal(got.labels, plain.labels)
+    assert np.array_equal(got.routable, plain.routable)
+    assert 0 < int(got.routable.sum()) < net.n_edges  # Lujiazui has fragments
+    for a, b in ((got_r, plain_r), (got_f, plain_f)):
+        assert np.array_equal(a.positions, b.positions)
+        assert shapely.to_wkb(a.lines).tolist() == shapely.to_wkb(b.lines).tolist()
+    probes = shapely.points(net.x[::50] + 7.0, net.y[::50] - 3.0)
+    for a, b in ((got_r, plain_r), (got_f, plain_f)):
+        want = b.tree.query_nearest(probes, all_matches=False)
+        assert np.array_equal(a.tree.query_nearest(probes, all_matches=False), want)
+    release_freed_memory()  # glibc or not, it never raises
