@@ -68,6 +68,7 @@ from lifecircle.network import (
     network_tables,
     summarize_network,
 )
+from lifecircle.osmdata import HighwayWays
 from lifecircle.residents import build_residents, summarize_residents
 from lifecircle.snapping import (
     DEFAULT_FRAGMENT_MAX_M,
@@ -528,10 +529,10 @@ def _build(
     boundary_m = dissolve(boundary.to_crs(crs))
     clip = _buffered_wgs84(boundary_m, crs, req.margin_m)
     osm = io.read_osm(osm_path)
-    net = build_walk_network(osm.ways, crs=crs, clip=clip)
-    pending_index = index_in_background(net)  # built while the layers below are
+    # the network, then its snap index, are built in a thread while the layers below are
+    pending_net, pending_index = network_in_background(osm.ways, crs=crs, clip=clip)
     feats, entrances, osm_base = osm.features, osm.entrances, osm.osm_base
-    del osm  # the highway ways are in `net` now: free them while the index is built
+    del osm  # the thread holds the highway ways until the network is built
     rules = parse_tag_table(io.read_text(req.tags_file)) if req.tags_file else default_tag_rules()
     in_clip = shapely.within(shapely.point_on_surface(feats.geometry.to_numpy()), clip)
     osm_fac = facilities_from_osm(feats.loc[in_clip], rules)
@@ -545,6 +546,7 @@ def _build(
         kept_parts.append(kept)
     facilities = combine_facilities([osm_fac, *kept_parts]).to_crs(crs)
     access = facility_access(facility_shapes(facilities, feats), entrances, crs=crs)
+    net = pending_net.result()
     extent = analysed_extent(net)
     extent_geom = shapely.intersection(extent.geometry.iloc[0], boundary_m)
     population = None
@@ -600,20 +602,31 @@ def _build(
     return net, facilities, access, residents, extent, info, pending_index
 
 
-def index_in_background(net: WalkNetwork) -> Future[SnapIndex]:
-    """Start building the snap index of `net` in a thread and return its future.
+def network_in_background(
+    ways: HighwayWays, *, crs: str, clip: BaseGeometry | None
+) -> tuple[Future[WalkNetwork], Future[SnapIndex]]:
+    """Start building the walking network, then its snap index, in one thread.
 
-    The edge lines, their trees and the component labels (two million edges: 3-4 s)
-    do not depend on the facilities, the extent or the residents, which the caller
-    builds meanwhile; both sides spend much of their time in GEOS, numpy and scipy,
-    which release the GIL, so on two cores the first run is about 2 s shorter. The
-    index is the same object :class:`SnapIndex` builds in the foreground.
+    Returns the futures of :func:`build_walk_network` (same arguments) and of the
+    :class:`SnapIndex` of that network with its edge lines and trees built. Neither
+    depends on the facilities, the imported POIs, the extent or the residents, which
+    the caller builds meanwhile; both sides spend much of their time in numpy, scipy
+    and GEOS, which release the GIL, so on two cores the first run at 1.9 million
+    nodes is about 3 s shorter. The results are the objects the same calls give in
+    the foreground.
     """
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifecircle-snap-index")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifecircle-network")
     try:
-        return pool.submit(_built_index, net)
+        net = pool.submit(build_walk_network, ways, crs=crs, clip=clip)
+        return net, pool.submit(_index_of, net)  # one worker: runs once the network is built
     finally:
-        pool.shutdown(wait=False)  # the thread ends when the index is built
+        pool.shutdown(wait=False)  # the thread ends when both are built
+
+
+def _index_of(pending_net: Future[WalkNetwork]) -> SnapIndex:
+    index = SnapIndex(pending_net.result())
+    index.indexes()
+    return index
 
 
 def release_freed_memory() -> None:
@@ -621,7 +634,7 @@ def release_freed_memory() -> None:
 
     glibc gives each thread its own heap (arena) and keeps what is freed there for
     that thread's later use: the two million edge lines built by
-    :func:`index_in_background` would otherwise stay in the process's resident memory
+    :func:`network_in_background` would otherwise stay in the process's resident memory
     (about 300 MB at 1.9 million nodes) after they are freed.
     """
     try:
@@ -629,12 +642,6 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
     except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
         return
-
-
-def _built_index(net: WalkNetwork) -> SnapIndex:
-    index = SnapIndex(net)
-    index.indexes()
-    return index
 
 
 def _cache_inputs(
