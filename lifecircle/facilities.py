@@ -38,6 +38,7 @@ import difflib
 import logging
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
@@ -277,6 +278,30 @@ def classify_tags(tags: dict[str, str], rules: list[TagRule]) -> tuple[str, str]
     return None
 
 
+def classify_many(
+    tag_dicts: Iterable[dict[str, str]], rules: list[TagRule]
+) -> list[tuple[str, str] | None]:
+    """Return :func:`classify_tags` of each tag dict, classifying each distinct tag set once.
+
+    A city's features repeat few tag sets (Porto Alegre 7 x 7: 42,091 features, 445
+    distinct), and the class depends on the tags alone.
+
+    Examples
+    --------
+    >>> rules = default_tag_rules()
+    >>> classify_many([{"amenity": "school"}, {"building": "yes"}, {"amenity": "school"}], rules)
+    [('school', 'school'), None, ('school', 'school')]
+    """
+    known: dict[frozenset[tuple[str, str]], tuple[str, str] | None] = {}
+    out: list[tuple[str, str] | None] = []
+    for tags in tag_dicts:
+        key = frozenset(tags.items())
+        if key not in known:
+            known[key] = classify_tags(tags, rules)
+        out.append(known[key])
+    return out
+
+
 def facilities_from_osm(
     features: gpd.GeoDataFrame, rules: list[TagRule] | None = None
 ) -> gpd.GeoDataFrame:
@@ -296,7 +321,7 @@ def facilities_from_osm(
         ``source_id`` (e.g. "way/957008785"), WGS-84 points.
     """
     rules = default_tag_rules() if rules is None else rules
-    found = [classify_tags(tags, rules) for tags in features["tags"]]
+    found = classify_many(features["tags"], rules)
     keep = np.array([f is not None for f in found], dtype=bool)
     kept = features.loc[keep]
     pairs = [f for f in found if f is not None]

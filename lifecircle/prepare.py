@@ -21,11 +21,14 @@ complete cache, or none, never a mix.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime as dt
 import hashlib
 import json
 import logging
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,7 @@ from lifecircle.network import (
     network_tables,
     summarize_network,
 )
+from lifecircle.osmdata import HighwayWays
 from lifecircle.residents import build_residents, summarize_residents
 from lifecircle.snapping import (
     DEFAULT_FRAGMENT_MAX_M,
@@ -520,13 +524,16 @@ def _build(
     gpd.GeoDataFrame,
     gpd.GeoDataFrame,
     dict[str, Any],
+    Future[SnapIndex],
 ]:
     boundary_m = dissolve(boundary.to_crs(crs))
     clip = _buffered_wgs84(boundary_m, crs, req.margin_m)
     osm = io.read_osm(osm_path)
-    net = build_walk_network(osm.ways, crs=crs, clip=clip)
+    # the network, then its snap index, are built in a thread while the layers below are
+    pending_net, pending_index = network_in_background(osm.ways, crs=crs, clip=clip)
+    feats, entrances, osm_base = osm.features, osm.entrances, osm.osm_base
+    del osm  # the thread holds the highway ways until the network is built
     rules = parse_tag_table(io.read_text(req.tags_file)) if req.tags_file else default_tag_rules()
-    feats = osm.features
     in_clip = shapely.within(shapely.point_on_surface(feats.geometry.to_numpy()), clip)
     osm_fac = facilities_from_osm(feats.loc[in_clip], rules)
     imported = _load_pois(req, crs, clip)
@@ -538,7 +545,8 @@ def _build(
         dropped += n + n_self
         kept_parts.append(kept)
     facilities = combine_facilities([osm_fac, *kept_parts]).to_crs(crs)
-    access = facility_access(facility_shapes(facilities, feats), osm.entrances, crs=crs)
+    access = facility_access(facility_shapes(facilities, feats), entrances, crs=crs)
+    net = pending_net.result()
     extent = analysed_extent(net)
     extent_geom = shapely.intersection(extent.geometry.iloc[0], boundary_m)
     population = None
@@ -564,7 +572,7 @@ def _build(
         else float(boundary_m.area) / 1e6
     )
     info = {
-        "osm": {"path": str(osm_path), "osm_base": osm.osm_base},
+        "osm": {"path": str(osm_path), "osm_base": osm_base},
         "network": summarize_network(net),
         "facilities": _facility_counts(facilities),
         "facility_access": {
@@ -591,7 +599,49 @@ def _build(
         },
     }
     extent = gpd.GeoDataFrame({"area_km2": [analysed_km2]}, geometry=[extent_geom], crs=crs)
-    return net, facilities, access, residents, extent, info
+    return net, facilities, access, residents, extent, info, pending_index
+
+
+def network_in_background(
+    ways: HighwayWays, *, crs: str, clip: BaseGeometry | None
+) -> tuple[Future[WalkNetwork], Future[SnapIndex]]:
+    """Start building the walking network, then its snap index, in one thread.
+
+    Returns the futures of :func:`build_walk_network` (same arguments) and of the
+    :class:`SnapIndex` of that network with its edge lines and trees built. Neither
+    depends on the facilities, the imported POIs, the extent or the residents, which
+    the caller builds meanwhile; both sides spend much of their time in numpy, scipy
+    and GEOS, which release the GIL, so on two cores the first run at 1.9 million
+    nodes is about 3 s shorter. The results are the objects the same calls give in
+    the foreground.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifecircle-network")
+    try:
+        net = pool.submit(build_walk_network, ways, crs=crs, clip=clip)
+        return net, pool.submit(_index_of, net)  # one worker: runs once the network is built
+    finally:
+        pool.shutdown(wait=False)  # the thread ends when both are built
+
+
+def _index_of(pending_net: Future[WalkNetwork]) -> SnapIndex:
+    index = SnapIndex(pending_net.result())
+    index.indexes()
+    return index
+
+
+def release_freed_memory() -> None:
+    """Return the heap memory freed so far to the operating system (glibc only; else nothing).
+
+    glibc gives each thread its own heap (arena) and keeps what is freed there for
+    that thread's later use: the two million edge lines built by
+    :func:`network_in_background` would otherwise stay in the process's resident memory
+    (about 300 MB at 1.9 million nodes) after they are freed.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
+        return
 
 
 def _cache_inputs(
@@ -681,7 +731,7 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        net, facilities, access, residents, extent, info = _build(
+        net, facilities, access, residents, extent, info, pending_index = _build(
             req, key, crs, boundary, osm_path, folder, district
         )
     notes = list(dict.fromkeys(str(w.message) for w in caught if w.category is RuntimeWarning))
@@ -689,10 +739,11 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     info["warnings"] = notes
     zones = _zones_layer(district, crs)
-    index = SnapIndex(net)  # one set of edge lines and trees for both layers
+    index = pending_index.result()  # one set of edge lines and trees for both layers
     resident_snap = snap_residents(net, residents, index=index)  # default limits, cached
     access_snap = AccessSnap(access, snap_access(access, index))
     del index  # the trees hold two million lines: free them before the analysis
+    release_freed_memory()  # they were built in a thread: see the function
     manifest = {
         "lifecircle_version": __version__,
         "key": key,

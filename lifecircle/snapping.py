@@ -16,6 +16,9 @@ point is *unreachable* only when no routable edge lies within
 
 from __future__ import annotations
 
+import itertools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -191,6 +194,59 @@ def spatial_order(geoms: npt.NDArray[np.object_]) -> npt.NDArray[np.int64]:
     return np.asarray(np.argsort(key, kind="stable"), dtype=np.int64)
 
 
+def nearest_within(
+    tree: shapely.STRtree, geoms: npt.NDArray[np.object_], max_distance_m: float
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Return ``(geometry, tree item)`` positions of the nearest item within `max_distance_m`.
+
+    The same pairs as ``tree.query_nearest(geoms, max_distance=max_distance_m,
+    all_matches=False)``, faster: there, `max_distance` only pre-screens each geometry with
+    an envelope query (which in a dense city visits hundreds of edges per point, a third
+    of the time) and then drops the pairs farther than it; the nearest-item search itself
+    is the same. Here the search runs unscreened and the pairs with a distance above
+    `max_distance_m` are dropped after, by the same ``<=`` test on the same GEOS distance.
+
+    Each geometry's search is independent of the others and GEOS releases the GIL, so
+    from :data:`PARALLEL_MIN` geometries on, consecutive blocks (neighbours, when `geoms`
+    are in :func:`spatial_order`) are searched by :func:`search_threads` threads at once.
+    """
+    n = len(geoms)
+    threads = search_threads() if n >= PARALLEL_MIN else 1
+    bounds = np.linspace(0, n, threads + 1).astype(np.int64)
+    blocks = [(int(a), int(b)) for a, b in itertools.pairwise(bounds.tolist())]
+
+    def search(block: tuple[int, int]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        start, stop = block
+        (g, t), dist = tree.query_nearest(
+            geoms[start:stop], return_distance=True, all_matches=False
+        )
+        keep = dist <= max_distance_m
+        return np.asarray(g[keep], dtype=np.int64) + start, np.asarray(t[keep], dtype=np.int64)
+
+    if threads == 1:
+        return search((0, n))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        parts = list(pool.map(search, blocks))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+PARALLEL_MIN = 20_000
+"""Fewer geometries than this are searched by one thread (threads cost more than they save)."""
+
+
+def search_threads() -> int:
+    """Return how many threads search nearest edges: the usable CPUs, at most 2.
+
+    Two, as the isochrones use by default: the analysis runs beside other work (batch
+    workers, other areas), and the searches are a small share of a run.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        usable = os.cpu_count() or 1
+    return max(1, min(2, usable))
+
+
 def snap_geometries(
     geoms: npt.NDArray[np.object_],
     net: WalkNetwork,
@@ -227,9 +283,7 @@ def snap_geometries(
     along, offset, leg_x, leg_y = (np.full(n, np.nan) for _ in range(4))
     if n and len(index.positions):
         order = spatial_order(geoms)
-        g_idx, t_idx = index.tree.query_nearest(
-            geoms[order], max_distance=max_snap_m, all_matches=False
-        )
+        g_idx, t_idx = nearest_within(index.tree, geoms[order], max_snap_m)
         g_idx = order[g_idx]
         e_idx = index.positions[t_idx]
         a, o, lx, ly = _project(geoms[g_idx], e_idx, net)

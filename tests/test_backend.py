@@ -72,3 +72,19 @@ def test_cli_writes_the_maps_with_no_display(tmp_path: Path) -> None:
     assert _python(code, env).splitlines()[-1] == "agg"
     for name in ("coverage_map.png", "coverage_by_category.png", "accessibility_curves.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_file_backend_before_matplotlib_is_imported_chooses_agg_without_importing() -> None:
+    # the CLI's start: matplotlib not imported yet; it must stay so until a map is drawn,
+    # and then come up with Agg, as the import-then-switch way gave
+    code = (
+        "import sys; from lifecircle import settings; settings.use_file_backend();"
+        "a = 'matplotlib' in sys.modules; import matplotlib;"
+        "print(a, matplotlib.get_backend().lower())"
+    )
+    assert _python(code, _env_without_display()) == "False agg"
+    env = _env_without_display()
+    env["MPLBACKEND"] = "TkAgg"  # a window toolkit becomes Agg
+    assert _python(code, env) == "False agg"
+    env["MPLBACKEND"] = "svg"  # a file backend is kept
+    assert _python(code, env) == "False svg"

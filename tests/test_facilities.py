@@ -10,6 +10,7 @@ from lifecircle.facilities import (
     COMMUNITY_CULTURE_SUBTYPES,
     TOURISM_SUBTYPES,
     amap_mapping,
+    classify_many,
     classify_tags,
     deduplicate,
     default_tag_rules,
@@ -498,3 +499,19 @@ def test_one_facility_listed_several_times_counts_once() -> None:
 def test_review_misclassifications(tags: dict[str, str], expected: object) -> None:
     """Cases found by the hostile review of issue 8 on the real Pudong POIs and Lujiazui."""
     assert classify_tags(tags, default_tag_rules()) == expected
+
+
+def test_classify_many_equals_one_feature_at_a_time(lujiazui_osm) -> None:  # type: ignore[no-untyped-def]
+    """Classifying each distinct tag set once gives every feature the class it had alone."""
+    rules = default_tag_rules()
+    tags = list(lujiazui_osm.features["tags"])
+    # the same tags in another key order, and a name that changes one school's class
+    extra = [dict(reversed(list(t.items()))) for t in tags[:50]]
+    extra += [{"amenity": "school", "name": "崂山小学"}, {"amenity": "school", "name": "金陵中学"}]
+    everything = tags + extra + tags
+    want = [classify_tags(t, rules) for t in everything]
+    assert classify_many(everything, rules) == want
+    assert want[len(tags) + 50 : len(tags) + 52] == [("school", "primary"), ("school", "secondary")]
+    assert sum(w is not None for w in want) == 2 * len(LUJIAZUI_FACILITIES) + 2 + sum(
+        w is not None for w in want[len(tags) : len(tags) + 50]
+    )

@@ -16,6 +16,8 @@ from lifecircle.io import read_raster_cells
 from lifecircle.prepare import AreaRequest, PoiSource, prepare_area
 from tests.conftest import LUJIAZUI
 
+CRS = "EPSG:32651"
+
 BBOX = "121.495,31.228,121.512,31.243"
 
 
@@ -279,3 +281,47 @@ def test_build_warnings_are_repeated_when_the_cache_is_reused(
     assert said
     assert said <= {str(w.message) for w in second}
     assert set(built.manifest["warnings"]) == said
+
+
+def test_network_and_index_built_in_the_background_equal_the_foreground_ones(  # type: ignore[no-untyped-def]
+    lujiazui_osm,
+) -> None:
+    """The network and snap index built in a thread are those built in the foreground."""
+    from lifecircle.network import build_walk_network
+    from lifecircle.prepare import network_in_background, release_freed_memory
+    from lifecircle.snapping import SnapIndex
+
+    clip = shapely.box(121.49, 31.22, 121.52, 31.245)  # part of Lujiazui: some edges dropped
+    pending_net, pending_index = network_in_background(lujiazui_osm.ways, crs=CRS, clip=clip)
+    net = build_walk_network(lujiazui_osm.ways, crs=CRS, clip=clip)
+    got_net = pending_net.result(timeout=120)
+    assert got_net.n_edges == net.n_edges > 1000
+    for name in ("node_osmid", "x", "y", "u", "v", "length_m", "way_id", "highway"):
+        assert np.array_equal(getattr(got_net, name), getattr(net, name)), name
+    assert got_net.crs == net.crs
+    plain = SnapIndex(net)
+    plain_r, plain_f = plain.indexes()
+    got = pending_index.result(timeout=120)
+    assert got.net is got_net
+    got_r, got_f = got.indexes()
+    assert np.array_equal(got.labels, plain.labels)
+    assert np.array_equal(got.routable, plain.routable)
+    assert 0 < int(got.routable.sum()) < net.n_edges  # fragments are left out
+    for a, b in ((got_r, plain_r), (got_f, plain_f)):
+        assert np.array_equal(a.positions, b.positions)
+        assert shapely.to_wkb(a.lines).tolist() == shapely.to_wkb(b.lines).tolist()
+    probes = shapely.points(net.x[::20] + 7.0, net.y[::20] - 3.0)
+    for a, b in ((got_r, plain_r), (got_f, plain_f)):
+        want = b.tree.query_nearest(probes, all_matches=False)
+        assert np.array_equal(a.tree.query_nearest(probes, all_matches=False), want)
+    release_freed_memory()  # glibc or not, it never raises
+
+
+def test_a_failed_network_build_in_the_background_raises_in_the_caller() -> None:
+    from lifecircle.prepare import network_in_background
+
+    pending_net, pending_index = network_in_background(None, crs=CRS, clip=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        pending_net.result(timeout=60)
+    with pytest.raises(TypeError):
+        pending_index.result(timeout=60)

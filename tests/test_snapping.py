@@ -160,3 +160,70 @@ def test_facility_snap_limit_is_separate() -> None:
     assert tight.access["edge"].tolist() == [-1]
     assert tight.residents["edge"].tolist() == [0]  # residents keep their own limit
     assert tight.facility_reachable.to_dict() == {1: False}
+
+
+def _old_snap_geometries(geoms, net, index, max_snap_m):  # type: ignore[no-untyped-def]
+    """The snap as written before `nearest_within`: GEOS's own max_distance screen."""
+    from lifecircle.snapping import _project, spatial_order
+
+    n = len(geoms)
+    edge = np.full(n, -1, dtype=np.int64)
+    along, offset = np.full(n, np.nan), np.full(n, np.nan)
+    order = spatial_order(geoms)
+    g_idx, t_idx = index.tree.query_nearest(
+        geoms[order], max_distance=max_snap_m, all_matches=False
+    )
+    g_idx = order[g_idx]
+    e_idx = index.positions[t_idx]
+    a, o, _, _ = _project(geoms[g_idx], e_idx, net)
+    edge[g_idx], along[g_idx], offset[g_idx] = e_idx, a, o
+    return edge, along, offset
+
+
+@pytest.mark.parametrize(("parallel_min", "threads"), [(10**9, 1), (1, 2), (1, 3)])
+def test_nearest_within_equals_the_screened_geos_search_on_lujiazui(  # type: ignore[no-untyped-def]
+    lujiazui_net, monkeypatch, parallel_min: int, threads: int
+) -> None:
+    """Same edge and position as GEOS's max_distance search, and the brute-force distance.
+
+    One thread, and blocks searched by 2 and 3 threads at once.
+    """
+    from lifecircle import snapping
+    from lifecircle.prepare import AreaRequest, prepare_area
+    from lifecircle.snapping import SnapIndex, nearest_within, snap_geometries
+
+    monkeypatch.setattr(snapping, "PARALLEL_MIN", parallel_min)
+    monkeypatch.setattr(snapping, "search_threads", lambda: threads)
+
+    net = lujiazui_net
+    prepared = prepare_area(AreaRequest(district="pudong"))
+    residents = prepared.residents.to_crs(CRS).geometry.to_numpy()
+    outlines = prepared.facility_access.to_crs(CRS).geometry.to_numpy()
+    west = int(np.argmin(net.x))  # points west of the westernmost node: 5 km, 250 m, 299.9 m
+    x0, y0 = float(net.x[west]), float(net.y[west])
+    far = shapely.points([x0 - 5000, x0 - 250, x0 - 299.9], [y0, y0, y0])
+    geoms = np.concatenate([residents, outlines, far])
+    routable, fragments = SnapIndex(net).indexes()
+    for index in (routable, fragments):
+        for limit in (300.0, 40.0):
+            want = index.tree.query_nearest(geoms, max_distance=limit, all_matches=False)
+            got = nearest_within(index.tree, geoms, limit)
+            assert np.array_equal(np.vstack(got), want)
+            old = _old_snap_geometries(geoms, net, index, limit)
+            new = snap_geometries(geoms, net, index, max_snap_m=limit)
+            assert np.array_equal(new["edge"].to_numpy(), old[0])
+            assert np.array_equal(new["along_m"].to_numpy(), old[1], equal_nan=True)
+            assert np.array_equal(new["offset_m"].to_numpy(), old[2], equal_nan=True)
+    # brute force: the chosen edge is at the least distance over every routable edge
+    lines = routable.lines[routable.positions]
+    snap = snap_geometries(geoms, net, routable, max_snap_m=300.0)
+    sample = np.r_[np.arange(0, len(residents), 7), np.arange(len(residents), len(geoms))]
+    for i in sample.tolist():
+        d = shapely.distance(geoms[i], lines)
+        e = int(snap["edge"].iloc[i])
+        if d.min() > 300.0:
+            assert e == -1
+        else:
+            assert e >= 0
+            assert float(shapely.distance(geoms[i], routable.lines[e])) == float(d.min())
+    assert (snap["edge"].to_numpy()[-3:] >= 0).tolist() == [False, True, True]
