@@ -103,7 +103,7 @@ def stage_iso(which: str, per_category: int, categories: list[str], work: Path) 
     grid = build_node_grid(net)
     t_grid = time.perf_counter() - t0
     parts, layers = [], []
-    t_contour = 0.0
+    t_contour = c_contour = 0.0
     for cat in categories:
         sel = (fac["category"] == cat).to_numpy()
         field = tiled_field(
@@ -119,9 +119,10 @@ def stage_iso(which: str, per_category: int, categories: list[str], work: Path) 
                 sinks=[Sink(field, np.ones(int(sel.sum()), dtype=bool))],
             )
         )
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         layers.append(tiled_polygon(field, DEFAULT_BUFFER_M))
         t_contour += time.perf_counter() - t1
+        c_contour += time.process_time() - c1
     t_all = time.perf_counter() - t0
     c_all = time.process_time() - c0
     out = {
@@ -132,8 +133,8 @@ def stage_iso(which: str, per_category: int, categories: list[str], work: Path) 
         "iso_s": t_all - t_contour,
         "layers_s": t_contour,
         "total_s": t_all,
-        "iso_cpu_s": c_all,
-        "layers_cpu_s": 0.0,
+        "iso_cpu_s": c_all - c_contour,
+        "layers_cpu_s": c_contour,
         "layer_area_km2": [float(shapely.area(g)) / 1e6 for g in layers],
     }
     with (work / f"iso_{which}.pkl").open("wb") as f:
@@ -355,8 +356,9 @@ def markdown_section(work: Path | None = None) -> str:
             f"({platform.machine()}), Python {platform.python_version()}. The machine is shared "
             f"(load average {load0[0]:.1f} at the start; the 1-minute load after each stage is in "
             "brackets): wall times include waiting for a core, CPU times do not. Each stage runs "
-            "in its own process; peak RSS polled every 20 ms. 1,000 m, 25 m buffer, fast polygons, "
-            "2 buffering threads. Facilities at random street positions.",
+            "in its own process; peak RSS polled every 20 ms. 1,000 m, 25 m buffer, fast polygons "
+            "(distance fields on a 5 m lattice, marching squares), 2 threads. Facilities at random "
+            "street positions.",
             "",
             "| measure | result | target | met |",
             "|---|---|---|---|",
@@ -384,7 +386,9 @@ def markdown_section(work: Path | None = None) -> str:
             f"{i7.get('load_after', float('nan')):.1f}] | {i7['iso_s']:.1f} s wall, "
             f"{i7['iso_cpu_s']:.1f} s CPU ({per7:.1f} ms CPU per facility; node grid "
             f"{i7['grid_s']:.1f} s) | | |",
-            f"| + the 4 dissolved category layers (union of the facility polygons in 2 km tiles) | "
+            "| + the 4 dissolved category layers (each facility's distance field lowered into its "
+            "category's tiled field while its polygon is built; the contour of each field, one "
+            f"(multi)polygon per category, is timed here) | "
             f"{i7['layers_s']:.1f} s wall, {i7['layers_cpu_s']:.1f} s CPU; total "
             f"{i7['total_s']:.1f} s wall | <= 60 s | {ok(i7['total_s'], 60)} |",
             f"| peak RSS of that process (network, 8,000 polygons) | {i7['peak_mib']:.0f} MiB | "
