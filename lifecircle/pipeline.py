@@ -73,6 +73,7 @@ from lifecircle.prepare import (
     admin_units,
     check_nonempty,
     prepare_area,
+    release_freed_memory,
 )
 from lifecircle.progress import step, track
 from lifecircle.snapping import (
@@ -342,6 +343,8 @@ def _isochrones(
             if residents is not None and column in residents:
                 tiled_lower_segments(layer, leg_coords(residents, column))
             layers.append({"category": cat, "geometry": tiled_polygon(layer, buffer_m)})
+            del layer
+            release_freed_memory()  # a city's tier fields are ~1 GB; hand them back
     if not parts:
         return None, None
     iso = dissolve_by_facility(gpd.GeoDataFrame(pd.concat(parts), crs=router.net.crs))

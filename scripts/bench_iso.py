@@ -93,6 +93,7 @@ def stage_iso(which: str, per_category: int, categories: list[str], work: Path) 
         field_cell_m,
         field_reach_m,
     )
+    from lifecircle.prepare import release_freed_memory
     from lifecircle.snapping import snap_points
 
     net = load_network(which, work)
@@ -123,6 +124,8 @@ def stage_iso(which: str, per_category: int, categories: list[str], work: Path) 
         layers.append(tiled_polygon(field, DEFAULT_BUFFER_M))
         t_contour += time.perf_counter() - t1
         c_contour += time.process_time() - c1
+        del field
+        release_freed_memory()  # as the pipeline does after each category
     t_all = time.perf_counter() - t0
     c_all = time.process_time() - c0
     out = {
