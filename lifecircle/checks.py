@@ -76,10 +76,11 @@ NUMBER_RULES: dict[str, NumberRule] = {
     ),
     "isochrone_buffer_m": NumberRule(
         0.0,
-        False,
-        "give a width in metres >= 0, e.g. 25",
-        (0.0, 500.0),
-        "isochrone polygons will be much wider than the streets they follow",
+        True,
+        "give a width in metres > 0, e.g. 25",
+        (5.0, 500.0),
+        "isochrone polygons are drawn on a lattice of a fifth of the width but at least 1 m, "
+        "so under 5 m they are coarse for their width, and over 500 m much wider than the streets",
     ),
     "margin_m": NumberRule(0.0, False, "give a distance in metres >= 0, e.g. 3000"),
     "cluster_eps_m": NumberRule(

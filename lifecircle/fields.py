@@ -6,7 +6,7 @@ the buffers (GEOS unions cost about 25 ms per facility at 1 km), the
 distance from each point of a square lattice to the nearest piece is
 computed exactly (point-to-segment distance, in a compiled loop over each
 piece's neighbourhood), and the polygon is the lattice's contour at
-``buffer_m`` (contourpy, linear interpolation along cell sides).
+``buffer_m`` (marching squares, linear interpolation along the cell sides).
 
 The lattice is global: point ``(i, j)`` is at ``(i x cell_m, j x cell_m)``
 in the network CRS, so fields of different facilities line up and a
@@ -298,8 +298,8 @@ def tiled_polygon(tiled: TiledField, level_m: float) -> shapely.Geometry:
 # segments of neighbouring blocks join exactly, and rings are followed by
 # matching each segment's end to the next segment's start.
 
-_EDGE_OFFSET = 1 << 21  # lattice indices must stay within +-2^21 cells
-_EDGE_WIDTH = 1 << 22
+_EDGE_OFFSET = 1 << 29  # lattice indices within +-2^29 cells: 107,000 km at 0.2 m
+_EDGE_WIDTH = 1 << 30
 _T_MIN = 1e-7  # a crossing never sits exactly on a lattice point (rings never touch)
 
 # per case (bit 1: corner (i, j), 2: (i+1, j), 4: (i+1, j+1), 8: (i, j+1) inside), the

@@ -190,9 +190,24 @@ def _pieces_coords(
     return np.stack([np.column_stack([x0, y0]), np.column_stack([x1, y1])], axis=1)
 
 
+MIN_FIELD_CELL_M = 1.0
+
+
 def field_cell_m(buffer_m: float) -> float:
-    """Lattice spacing of the distance fields for a buffer width (``buffer_m / 5``)."""
-    return buffer_m / FIELD_CELLS_PER_BUFFER
+    """Return the lattice spacing of the distance fields: ``buffer_m / 5``, at least 1 m.
+
+    A finer lattice for a narrow buffer would make each facility's field
+    millions of points (a 1 km reach at 0.2 m is 10^8).
+
+    Examples
+    --------
+    >>> field_cell_m(25.0), field_cell_m(2.0)
+    (5.0, 1.0)
+    """
+    if not buffer_m > 0:
+        msg = f"isochrone buffer must be > 0 m, got {buffer_m}"
+        raise ValueError(msg)
+    return max(buffer_m / FIELD_CELLS_PER_BUFFER, MIN_FIELD_CELL_M)
 
 
 def field_reach_m(buffer_m: float) -> float:
