@@ -13,8 +13,11 @@ in the network CRS, so fields of different facilities line up and a
 category's layer is the pointwise minimum of its facilities' fields (a
 union), and the maximum of its tiers' fields (an intersection), contoured
 once. With ``cell_m = buffer_m / 5`` (5 m for the default 25 m) the overlap
-with buffering every segment (``method="exact"``) is at least 0.99 (see
-the tests and ``make bench``).
+with buffering every segment (``method="exact"``) was min 0.996, mean 0.998
+on 100 random Porto Alegre facilities at 1 km (``make bench``); a hostile
+fuzz of random points at 50 m found 0.990. Features narrower than a cell
+can differ: a gap or hole under one cell may close or open, and a lattice
+point exactly at the level counts as inside.
 
 Only lattice points within ``reach_m`` of a piece get a distance; the rest
 keep ``reach_m``. With ``reach_m >= level + cell_m x sqrt(2)`` the contour
@@ -301,6 +304,7 @@ def tiled_polygon(tiled: TiledField, level_m: float) -> shapely.Geometry:
 _EDGE_OFFSET = 1 << 29  # lattice indices within +-2^29 cells: 107,000 km at 0.2 m
 _EDGE_WIDTH = 1 << 30
 _T_MIN = 1e-7  # a crossing never sits exactly on a lattice point (rings never touch)
+COLLINEAR_M = 1e-6  # ring vertices this close to their neighbours' line are dropped
 
 # per case (bit 1: corner (i, j), 2: (i+1, j), 4: (i+1, j+1), 8: (i, j+1) inside), the
 # sides (0 bottom, 1 right, 2 top, 3 left) each segment runs from and to; saddles
@@ -542,10 +546,51 @@ def contour_polygon(fields: Iterable[Field], level_m: float) -> shapely.Geometry
     del nxt
     coords = xy[seq]
     del xy, seq
+    # along a straight street the contour crosses every cell side on the same offset
+    # line (60% of a facility polygon's vertices): those go (they are within a micrometre)
+    first = np.flatnonzero(np.r_[True, ring[1:] != ring[:-1]])
+    keep = ~_collinear(coords, first, COLLINEAR_M)
+    coords, ring = coords[keep], ring[keep]
     first = np.flatnonzero(np.r_[True, ring[1:] != ring[:-1]])
     rings = np.asarray(shapely.linearrings(coords, indices=ring), dtype=object)
     del ring
     return _assemble(rings, np.asarray(shapely.is_ccw(rings), dtype=bool), coords[first])
+
+
+def _collinear_py(
+    coords: FloatArray, first: IntArray, eps: float
+) -> npt.NDArray[np.bool_]:  # pragma: no cover
+    """Mark ring vertices within `eps` of the line from the last kept vertex to the next.
+
+    Rings are consecutive runs of `coords` starting at `first`; each ring's
+    first vertex is kept, and a ring keeps all its vertices if fewer than 3
+    would remain.
+    """
+    n = coords.shape[0]
+    drop = np.zeros(n, dtype=np.bool_)
+    for r in range(first.size):
+        lo = first[r]
+        hi = first[r + 1] if r + 1 < first.size else n
+        x0, y0 = coords[lo, 0], coords[lo, 1]
+        kept = lo
+        count = 1
+        for v in range(lo + 1, hi):
+            w = v + 1 if v + 1 < hi else lo
+            ax, ay = coords[kept, 0] - x0, coords[kept, 1] - y0
+            dx, dy = coords[w, 0] - x0 - ax, coords[w, 1] - y0 - ay
+            length = math.sqrt(dx * dx + dy * dy)
+            off = abs(dx * (coords[v, 1] - y0 - ay) - dy * (coords[v, 0] - x0 - ax))
+            if length > 1e-9 and off < eps * length:
+                drop[v] = True
+            else:
+                kept = v
+                count += 1
+        if count < 3:
+            drop[lo:hi] = False
+    return drop
+
+
+_collinear = numba.njit(cache=True, nogil=True)(_collinear_py)
 
 
 def _hole_parents(

@@ -136,3 +136,20 @@ def test_intersecting_tiled_fields_keeps_where_both_reach() -> None:
     poly = tiled_polygon(both, 25.0)
     exact = shapely.LineString([(600, 0), (1000, 0)]).buffer(25, quad_segs=64)
     assert overlap_ratio(poly, exact) > 0.995
+
+
+def test_straight_runs_keep_only_their_ends_and_round_caps_keep_their_shape() -> None:
+    # a 1 km street at 25 m: the two long sides are straight, so their 200 lattice crossings
+    # each go; the round caps (and a corner where two crossings nearly coincide) stay
+    f = segment_field(np.array([[[3.0, 1.0], [1003.0, 1.0]]]), cell_m=5.0, reach_m=35.0)
+    poly = field_polygon(f, 25.0)
+    assert shapely.get_num_coordinates(poly) < 60
+    assert poly.area == pytest.approx(1000 * 50 + math.pi * 25**2, rel=2e-3)
+    exact = shapely.LineString([(3, 1), (1003, 1)]).buffer(25, quad_segs=64)
+    assert overlap_ratio(poly, exact) > 0.998
+    # the same for a diagonal street: crossings of the lattice lie on the offset line too
+    g = segment_field(np.array([[[0.0, 0.0], [600.0, 800.0]]]), cell_m=5.0, reach_m=35.0)
+    diag = field_polygon(g, 25.0)
+    assert shapely.get_num_coordinates(diag) < 80
+    exact = shapely.LineString([(0, 0), (600, 800)]).buffer(25, quad_segs=64)
+    assert overlap_ratio(diag, exact) > 0.998
