@@ -28,19 +28,51 @@ changes by at most one cell side between neighbouring points.
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-import numba
 import numpy as np
 import numpy.typing as npt
 import shapely
 
 FIELD_CELLS_PER_BUFFER = 5.0
 FloatArray = npt.NDArray[np.float64]
+_COMPILE_LOCK = threading.Lock()
+_KERNELS: dict[str, Any] = {}
+
+
+def _kernel(name: str) -> Any:
+    """Return a compiled loop, compiling all of them on first use (numba, cached on disk).
+
+    numba is imported here, not with the module: a run without isochrones
+    never pays for it (0.4 s and 100 MB).
+    """
+    if not _KERNELS:
+        with _COMPILE_LOCK:
+            if not _KERNELS:
+                import numba
+
+                jit = numba.njit(cache=True, nogil=True)
+                g = globals()
+                # helpers first: the loops find them as module globals when compiled
+                for short, py in (
+                    ("_side", _side_py),
+                    ("_case_nb", _case),
+                    ("_neighbour", _neighbour_py),
+                ):
+                    g[short] = jit(py)
+                compiled = {
+                    "min_distance": jit(_min_distance_py),
+                    "march": jit(_march_py),
+                    "follow": jit(_follow_py),
+                    "collinear": jit(_collinear_py),
+                }
+                _KERNELS.update(compiled)
+    return _KERNELS[name]
 
 
 def _min_distance_py(
@@ -80,10 +112,6 @@ def _min_distance_py(
                     d = math.sqrt(d2)
                     if d < out[j, i]:
                         out[j, i] = d
-
-
-_min_distance: Callable[[float, float, float, float, FloatArray, npt.NDArray[np.floating]], None]
-_min_distance = numba.njit(cache=True, nogil=True)(_min_distance_py)
 
 
 @dataclass
@@ -128,7 +156,7 @@ def lower_field(field: Field, segs: FloatArray, reach_m: float) -> None:
         return
     seg = np.ascontiguousarray(segs, dtype=np.float64)
     x0, y0 = field.i0 * field.cell_m, field.j0 * field.cell_m
-    _min_distance(x0, y0, field.cell_m, reach_m, seg, field.data)
+    _kernel("min_distance")(x0, y0, field.cell_m, reach_m, seg, field.data)
 
 
 def segment_field(segs: FloatArray, *, cell_m: float, reach_m: float) -> Field:
@@ -351,14 +379,14 @@ def _side_py(
     return eid, (ei + t * dx) * cell, (ej + t * dy) * cell
 
 
-_side = numba.njit(cache=True, nogil=True)(_side_py)
+_side: Any = _side_py  # replaced by the compiled helper in _kernel
 
 
 def _case(za: float, zb: float, zc: float, zd: float, level: float) -> int:  # pragma: no cover
     return int(za <= level) + 2 * int(zb <= level) + 4 * int(zc <= level) + 8 * int(zd <= level)
 
 
-_case_nb = numba.njit(cache=True, nogil=True)(_case)
+_case_nb: Any = _case  # replaced by the compiled helper in _kernel
 
 
 def _march_py(
@@ -435,13 +463,10 @@ def _neighbour_py(side: int, i: int, j: int, nx: int, ny: int) -> int:  # pragma
     return j * (nx - 1) + i
 
 
-_neighbour = numba.njit(cache=True, nogil=True)(_neighbour_py)
-
-
-_march = numba.njit(cache=True, nogil=True)(_march_py)
-
-
 IntArray = npt.NDArray[np.int64]
+
+
+_neighbour: Any = _neighbour_py  # replaced by the compiled helper in _kernel
 
 
 def _follow_py(nxt: IntArray) -> tuple[IntArray, IntArray]:  # pragma: no cover
@@ -466,15 +491,12 @@ def _follow_py(nxt: IntArray) -> tuple[IntArray, IntArray]:  # pragma: no cover
     return seq, ring
 
 
-_follow = numba.njit(cache=True, nogil=True)(_follow_py)
-
-
 Marched = tuple[IntArray, IntArray, FloatArray, IntArray, npt.NDArray[np.bool_]]
 
 
 def _march_field(f: Field, level_m: float) -> Marched:
     z = np.ascontiguousarray(f.data, dtype=np.float64)
-    out: Marched = _march(z, level_m, f.i0, f.j0, f.cell_m, _SEGMENTS, _SADDLE_OUT)
+    out: Marched = _kernel("march")(z, level_m, f.i0, f.j0, f.cell_m, _SEGMENTS, _SADDLE_OUT)
     return out
 
 
@@ -542,14 +564,14 @@ def contour_polygon(fields: Iterable[Field], level_m: float) -> shapely.Geometry
     nxt, xy = _segments(fields, level_m)
     if len(nxt) == 0:
         return shapely.Polygon()
-    seq, ring = _follow(nxt)
+    seq, ring = _kernel("follow")(nxt)
     del nxt
     coords = xy[seq]
     del xy, seq
     # along a straight street the contour crosses every cell side on the same offset
     # line (60% of a facility polygon's vertices): those go (they are within a micrometre)
     first = np.flatnonzero(np.r_[True, ring[1:] != ring[:-1]])
-    keep = ~_collinear(coords, first, COLLINEAR_M)
+    keep = ~_kernel("collinear")(coords, first, COLLINEAR_M)
     coords, ring = coords[keep], ring[keep]
     first = np.flatnonzero(np.r_[True, ring[1:] != ring[:-1]])
     rings = np.asarray(shapely.linearrings(coords, indices=ring), dtype=object)
@@ -588,9 +610,6 @@ def _collinear_py(
         if count < 3:
             drop[lo:hi] = False
     return drop
-
-
-_collinear = numba.njit(cache=True, nogil=True)(_collinear_py)
 
 
 def _hole_parents(
