@@ -96,26 +96,27 @@ def _polygon_path(geom: shapely.Geometry) -> Any:
 
     Exteriors run counter-clockwise and holes clockwise whatever the input's
     orientation: matplotlib fills by the non-zero winding rule, so a hole
-    running the exterior's way would be filled.
+    running the exterior's way would be filled. All rings at once (a city's
+    layer has hundreds of thousands of holes).
     """
     from matplotlib.path import Path
 
-    verts: list[npt.NDArray[np.float64]] = []
-    codes: list[npt.NDArray[np.uint8]] = []
-    for part in shapely.get_parts(geom):
-        for k, ring in enumerate([part.exterior, *part.interiors]):
-            xy = np.asarray(ring.coords, dtype=float)
-            if len(xy) < 3:
-                continue
-            if shapely.is_ccw(ring) != (k == 0):  # filled by the non-zero rule: holes run clockwise
-                xy = xy[::-1]
-            c = np.full(len(xy), Path.LINETO, dtype=np.uint8)
-            c[0], c[-1] = Path.MOVETO, Path.CLOSEPOLY
-            verts.append(xy)
-            codes.append(c)
-    if not verts:
+    rings, part_of = shapely.get_rings(shapely.get_parts(geom), return_index=True)
+    if len(rings) == 0:
         return Path(np.zeros((0, 2)))
-    return Path(np.concatenate(verts), np.concatenate(codes))
+    shell = np.r_[True, part_of[1:] != part_of[:-1]]
+    xy, ring_of = shapely.get_coordinates(rings, return_index=True)
+    n = np.bincount(ring_of, minlength=len(rings))
+    start = np.r_[0, np.cumsum(n)[:-1]]
+    flip = np.asarray(shapely.is_ccw(rings), dtype=bool) != shell  # holes run clockwise
+    pos = np.arange(len(xy))
+    first, last = start[ring_of], start[ring_of] + n[ring_of] - 1
+    xy = xy[np.where(flip[ring_of], first + last - pos, pos)]
+    codes = np.full(len(xy), Path.LINETO, dtype=np.uint8)
+    codes[start] = Path.MOVETO
+    codes[start + n - 1] = Path.CLOSEPOLY
+    keep = (n >= 3)[ring_of]
+    return Path(xy[keep], codes[keep])
 
 
 def draw_polygons(ax: Axes, geoms: Any, *, facecolors: Any, **style: Any) -> None:

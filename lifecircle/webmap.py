@@ -323,7 +323,10 @@ def simplify_rings(geoms: npt.ArrayLike, tolerance_m: float) -> npt.NDArray[np.o
     rings, ring_of = shapely.get_rings(parts, return_index=True)
     coords, idx = shapely.get_coordinates(rings, return_index=True)
     lines = np.asarray(
-        shapely.simplify(shapely.linestrings(coords, indices=idx), tolerance_m), dtype=object
+        shapely.simplify(
+            shapely.linestrings(coords, indices=idx), tolerance_m, preserve_topology=False
+        ),
+        dtype=object,
     )
     shell = np.r_[True, ring_of[1:] != ring_of[:-1]] if len(ring_of) else np.zeros(0, bool)
     ok = np.asarray(shapely.get_num_coordinates(lines) >= 4, dtype=bool)

@@ -248,6 +248,7 @@ def stage_maps(work: Path) -> dict:  # type: ignore[type-arg]
     box = shapely.box(net.x.min(), net.y.min(), net.x.max(), net.y.max())
     prepared = SimpleNamespace(
         key="poa7x7",
+        district=None,
         crs=CRS,
         network=net,
         facilities=fac,
@@ -309,7 +310,7 @@ def run_stage(stage: str, work: Path, *args: str) -> dict:  # type: ignore[type-
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
-    peak, code = run_with_peak_rss(cmd, env)
+    peak, code, _cpu = run_with_peak_rss(cmd, env)
     if code != 0:
         msg = f"stage {stage} {args} failed with exit code {code}"
         raise SystemExit(msg)
