@@ -31,10 +31,10 @@ facility's field is lowered into its category's tier fields (a pointwise
 minimum is a union); a category's layer is the pointwise maximum of its
 tiers' fields (an intersection), contoured once.
 
-Dissolving polygons (:func:`dissolve_tiled`, the reference and the route
-for areas too large for one lattice in memory): unions (and, for tiered
-categories, intersections of unions) of many facility polygons are computed
-in 2 km tiles on a thread pool, each tile overlaying only
+Dissolving polygons (:func:`dissolve_tiled`, the polygon-overlay reference
+the tests compare the layers with): unions (and, for tiered categories,
+intersections of unions) of many facility polygons are computed in 2 km
+tiles on a thread pool, each tile overlaying only
 the clipped parts inside it, then merged row by row.
 """
 
