@@ -486,3 +486,32 @@ def test_a_hole_stays_empty_whichever_way_its_ring_runs(hole_ccw: bool) -> None:
     plt.close(fig)
     assert red[50, 50] == 255  # the hole's centre is not painted
     assert red[20, 20] == 0  # the ring around it is
+
+
+def test_point_raster_equals_the_pixel_by_pixel_rule() -> None:
+    # the compiled loop against the rule written out with numpy, offset by offset
+    from lifecircle.plot import point_raster
+
+    rng = np.random.default_rng(5)
+    x, y = rng.uniform(-50, 1050, 3000), rng.uniform(-50, 750, 3000)  # some off the map
+    bounds, pixel_m = (0.0, 0.0, 1000.0, 700.0), 3.7
+    for diameter, ring in ((1.0, None), (4.6, None), (6.0, 1.5)):
+        got = point_raster(x, y, bounds, pixel_m, diameter_px=diameter, ring_px=ring)
+        n_cols, n_rows = int(np.ceil(1000 / pixel_m)), int(np.ceil(700 / pixel_m))
+        fx, fy = x / pixel_m, (700 - y) / pixel_m
+        r, inner = max(diameter / 2, 0.5), -1.0
+        if ring is not None:
+            r, inner = r + ring / 2, max(r - ring / 2, 0.0)
+        want = np.zeros((n_rows, n_cols), dtype=bool)
+        reach = int(np.ceil(r)) + 1
+        c0, r0 = np.floor(fx).astype(int), np.floor(fy).astype(int)
+        for dr in range(-reach, reach + 1):
+            for dc in range(-reach, reach + 1):
+                col, row = c0 + dc, r0 + dr
+                d = np.hypot(col + 0.5 - fx, row + 0.5 - fy)
+                hit = ((d <= r) | ((dr == 0) & (dc == 0))) & (d >= inner)
+                hit &= (col >= 0) & (col < n_cols) & (row >= 0) & (row < n_rows)
+                want[row[hit], col[hit]] = True
+        assert got.shape == want.shape
+        assert (got == want).all()
+        assert want.sum() > 1000
