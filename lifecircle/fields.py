@@ -41,37 +41,41 @@ import shapely
 
 FIELD_CELLS_PER_BUFFER = 5.0
 FloatArray = npt.NDArray[np.float64]
-_COMPILE_LOCK = threading.Lock()
+_COMPILE_LOCK = threading.RLock()
+_COMPILED: dict[Any, Any] = {}
 _KERNELS: dict[str, Any] = {}
 
 
-def _kernel(name: str) -> Any:
-    """Return a compiled loop, compiling all of them on first use (numba, cached on disk).
+def compiled(py: Any) -> Any:
+    """Return `py` compiled by numba (``nogil``, cached on disk), compiling it on first use.
 
-    numba is imported here, not with the module: a run without isochrones
-    never pays for it (0.4 s and 100 MB).
+    numba is imported here, not with the module: a run that draws no
+    isochrone and no large point layer never pays for it (0.4 s and 100 MB).
     """
+    with _COMPILE_LOCK:
+        if py not in _COMPILED:
+            import numba
+
+            _COMPILED[py] = numba.njit(cache=True, nogil=True)(py)
+        return _COMPILED[py]
+
+
+def _kernel(name: str) -> Any:
+    """Return one of this module's compiled loops, compiling all of them on first use."""
     if not _KERNELS:
         with _COMPILE_LOCK:
             if not _KERNELS:
-                import numba
-
-                jit = numba.njit(cache=True, nogil=True)
                 g = globals()
                 # helpers first: the loops find them as module globals when compiled
-                for short, py in (
-                    ("_side", _side_py),
-                    ("_case_nb", _case),
-                    ("_neighbour", _neighbour_py),
-                ):
-                    g[short] = jit(py)
-                compiled = {
-                    "min_distance": jit(_min_distance_py),
-                    "march": jit(_march_py),
-                    "follow": jit(_follow_py),
-                    "collinear": jit(_collinear_py),
-                }
-                _KERNELS.update(compiled)
+                g["_side"] = compiled(_side_py)
+                g["_case_nb"] = compiled(_case)
+                g["_neighbour"] = compiled(_neighbour_py)
+                _KERNELS.update(
+                    min_distance=compiled(_min_distance_py),
+                    march=compiled(_march_py),
+                    follow=compiled(_follow_py),
+                    collinear=compiled(_collinear_py),
+                )
     return _KERNELS[name]
 
 

@@ -339,16 +339,11 @@ def _ink_markers_py(
                     img[row, col] = True
 
 
-_INK: list[Any] = []
-
-
 def _ink_markers() -> Any:
-    """Return the compiled marker loop (numba, compiled on first use, cached on disk)."""
-    if not _INK:
-        import numba
+    """Return the compiled marker loop (:func:`lifecircle.fields.compiled`)."""
+    from lifecircle.fields import compiled
 
-        _INK.append(numba.njit(cache=True, nogil=True)(_ink_markers_py))
-    return _INK[0]
+    return compiled(_ink_markers_py)
 
 
 def point_raster(
