@@ -460,7 +460,10 @@ def build_residents(
             features, crs=crs, area=area, analysed=analysed, spacing_m=grid_spacing_m
         )
         unit = "grid_point"
-    residents = residents.loc[shapely.within(residents.geometry.to_numpy(), area)]
+    # contains on the prepared area, not within(points, area): 567k points against a city
+    # boundary took 2.3 s unprepared (the same predicate, converse arguments)
+    shapely.prepare(area)
+    residents = residents.loc[shapely.contains(area, residents.geometry.to_numpy())]
     residents = residents.loc[residents["weight"].to_numpy(dtype=float) > 0]
     if residents.empty:
         msg = "no residents inside the area: check the boundary, or give --population"
