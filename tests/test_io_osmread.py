@@ -147,6 +147,38 @@ def test_tiled_pbf_with_missing_nodes_matches_a_plain_reader(tmp_path: Path) -> 
     assert w.tags[3] == {"highway": "path", "sidewalk:both": "separate"}
     assert w.tags[4] == {"highway": "pedestrian", "area": "yes"}
     assert got.features["tags"].iloc[1]["name"] == "学校 a,b=c%d @e"
+    # node 10 is a feature and an entrance: each table has its own dict
+    feature_tags = got.features.loc[got.features["osm_id"] == 10, "tags"].iloc[0]
+    entrance_tags = got.entrances.loc[got.entrances["osm_id"] == 10, "tags"].iloc[0]
+    assert feature_tags == entrance_tags == {"building": "yes", "entrance": "main"}
+    assert feature_tags is not entrance_tags
+
+
+def test_tagged_nodes_are_read_from_the_opl_text_sorted_or_not() -> None:
+    sorted_text = (
+        b"n1 Tamenity=school,name=A%20%B%2c%C x121.5 y31.25\n"
+        b"n2 Tentrance=yes,amenity=clinic x-0.0000001 y-89.9999999\n"
+        b"n3 Tname=no%20%place x y\n"
+        b"w7 Thighway=footway Nn1x121.5y31.25,n2x1y2\n"
+        b"r5 Ttype=x Mw7@\n"
+    )
+    feats, ents = io.tagged_nodes_from_opl(sorted_text)
+    assert feats["osm_id"].tolist() == [1, 2]  # node 3 has no location
+    assert feats["tags"].tolist() == [
+        {"amenity": "school", "name": "A B,C"},
+        {"entrance": "yes", "amenity": "clinic"},
+    ]
+    assert feats.geometry.x.tolist() == [121.5, -1e-7]
+    assert feats.geometry.y.tolist() == [31.25, -89.9999999]
+    assert ents["osm_id"].tolist() == [2]
+    # nodes after other objects (an unsorted file) are found too, in file order
+    unsorted = b"w7 Thighway=footway Nn1x1y2,n2x1y3\nn9 Tamenity=school x1 y2\nn4 Tname=x x3 y4\n"
+    feats, ents = io.tagged_nodes_from_opl(unsorted)
+    assert feats["osm_id"].tolist() == [9, 4]
+    assert ents.empty
+    feats, ents = io.tagged_nodes_from_opl(b"w7 Thighway=footway Nn1x1y2,n2x1y3\n")
+    assert feats.empty
+    assert ents.empty
 
 
 def test_opl_escapes_are_decoded_in_kept_tags() -> None:
