@@ -447,6 +447,52 @@ def network_from_tables(nodes: pd.DataFrame, edges: pd.DataFrame, *, crs: str) -
     )
 
 
+def derived_tables(net: WalkNetwork) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return what :func:`network_csr` and :func:`component_labels` derive, as tables.
+
+    The processed cache stores them so a run from the cache does not sort four
+    million entries and label the components again (about 0.9 s at 1.9 million
+    nodes); :func:`attach_derived` gives them back to a network.
+
+    Returns
+    -------
+    per_node, adjacency
+        ``per_node``: ``component`` (label, 0 = the longest) and ``degree``
+        (entries in the node's row of the matrix), one row per node;
+        ``adjacency``: ``col`` and ``length_m``, the matrix entries row by row.
+    """
+    csr = network_csr(net)
+    col_type = np.int32 if net.n_nodes < np.iinfo(np.int32).max else np.int64
+    per_node = pd.DataFrame(
+        {"component": component_labels(net), "degree": np.diff(csr.indptr).astype(np.int64)}
+    )
+    adjacency = pd.DataFrame(
+        {"col": csr.indices.astype(col_type), "length_m": csr.data.astype(np.float64)}
+    )
+    return per_node, adjacency
+
+
+def attach_derived(net: WalkNetwork, per_node: pd.DataFrame, adjacency: pd.DataFrame) -> None:
+    """Make `net` answer :func:`network_csr` and :func:`component_labels` from cached tables.
+
+    Raises
+    ------
+    NoDataError
+        If the tables do not fit the network (a damaged cache).
+    """
+    degree = per_node["degree"].to_numpy(dtype=np.int64)
+    cols = adjacency["col"].to_numpy(dtype=np.int64)
+    n = net.n_nodes
+    if len(per_node) != n or int(degree.sum()) != len(cols) or (len(cols) and cols.max() >= n):
+        msg = "the cached network matrix does not fit the cached network: rebuild (--rebuild)"
+        raise NoDataError(msg)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(degree, out=indptr[1:])
+    weights = adjacency["length_m"].to_numpy(dtype=np.float64)
+    _remember(net, "csr", sp.csr_matrix((weights, cols, indptr), shape=(n, n)))
+    _remember(net, "components", per_node["component"].to_numpy(dtype=np.int64))
+
+
 def network_from_gdfs(nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame) -> WalkNetwork:
     """Rebuild a :class:`WalkNetwork` from :func:`network_to_gdfs` output."""
     if nodes.crs is None or not nodes.crs.is_projected:

@@ -64,6 +64,8 @@ from lifecircle.network import (
     WalkNetwork,
     analysed_extent,
     build_walk_network,
+    attach_derived,
+    derived_tables,
     network_from_tables,
     network_tables,
     summarize_network,
@@ -87,12 +89,16 @@ DEFAULT_MARGIN_M = settings.DEFAULT_MARGIN_M
 MANIFEST = "manifest.json"
 RESIDENT_SNAP = "residents_snap.parquet"
 ACCESS_SNAP = "facility_access_snap.parquet"
+NETWORK_PER_NODE = "network_components.parquet"  # network.derived_tables
+NETWORK_ADJACENCY = "network_adjacency.parquet"
 CACHE_FILES = frozenset(
     {
         MANIFEST,
         "boundary.gpkg",
         "network_nodes.parquet",
         "network_edges.parquet",
+        NETWORK_PER_NODE,
+        NETWORK_ADJACENCY,
         "facilities.gpkg",
         "facility_access.gpkg",
         "residents.parquet",
@@ -765,9 +771,12 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         **info,
     }
     nodes, edges = network_tables(net)
+    per_node, adjacency = derived_tables(net)
     tables = {
         "network_nodes.parquet": nodes,
         "network_edges.parquet": edges,
+        NETWORK_PER_NODE: per_node,
+        NETWORK_ADJACENCY: adjacency,
         RESIDENT_SNAP: resident_snap.reset_index(names="resident_id"),
         ACCESS_SNAP: access_snap.table,
     }
@@ -810,6 +819,9 @@ def _load(
         io.load_table(folder / "network_nodes.parquet"),
         io.load_table(folder / "network_edges.parquet"),
         crs=crs,
+    )
+    attach_derived(
+        net, io.load_table(folder / NETWORK_PER_NODE), io.load_table(folder / NETWORK_ADJACENCY)
     )
     residents = io.load_gdf(folder / "residents.parquet")
     if "resident_id" in residents.columns:

@@ -12,8 +12,12 @@ import pytest
 import scipy.sparse as sp
 import shapely
 
+from lifecircle.errors import NoDataError
 from lifecircle.network import (
     WalkNetwork,
+    attach_derived,
+    component_labels,
+    derived_tables,
     min_per_pair,
     network_csr,
     network_from_tables,
@@ -63,6 +67,43 @@ def test_csr_matches_a_dictionary_of_shortest_parallel_edges(lujiazui_net: WalkN
     assert (got != want).nnz == 0
     assert got.nnz == len(best)  # zero-length edges stay explicit entries
     assert network_csr(net) is got  # computed once per network
+
+
+def test_cached_matrix_and_components_equal_a_fresh_computation(lujiazui_net: WalkNetwork) -> None:
+    """The cache's matrix and labels, through its own tables, equal networkx and a new build."""
+    import networkx as nx
+
+    nodes, edges = network_tables(lujiazui_net)
+    per_node, adjacency = derived_tables(replace(lujiazui_net))
+    loaded = network_from_tables(nodes, edges, crs=lujiazui_net.crs)
+    attach_derived(loaded, per_node, adjacency)
+    fresh = replace(lujiazui_net)  # a fresh object: nothing remembered
+    assert (network_csr(loaded) != network_csr(fresh)).nnz == 0
+    np.testing.assert_array_equal(network_csr(loaded).indptr, network_csr(fresh).indptr)
+    labels = component_labels(loaded)
+    np.testing.assert_array_equal(labels, component_labels(fresh))
+    # independent: networkx's components hold the same node sets, the longest labelled 0
+    graph = nx.Graph()
+    graph.add_nodes_from(range(loaded.n_nodes))
+    graph.add_edges_from(zip(loaded.u.tolist(), loaded.v.tolist(), strict=True))
+    for comp in nx.connected_components(graph):
+        assert len(set(labels[list(comp)].tolist())) == 1
+    assert len(np.unique(labels)) == nx.number_connected_components(graph)
+    longest = max(
+        nx.connected_components(graph),
+        key=lambda c: loaded.length_m[np.isin(loaded.u, list(c))].sum(),
+    )
+    assert set(labels[list(longest)].tolist()) == {0}
+
+
+def test_a_cached_matrix_that_does_not_fit_the_network_is_refused(
+    lujiazui_net: WalkNetwork,
+) -> None:
+    per_node, adjacency = derived_tables(replace(lujiazui_net))
+    with pytest.raises(NoDataError, match="rebuild"):
+        attach_derived(replace(lujiazui_net), per_node.iloc[:-1], adjacency)
+    with pytest.raises(NoDataError, match="rebuild"):
+        attach_derived(replace(lujiazui_net), per_node, adjacency.iloc[:-1])
 
 
 @pytest.mark.filterwarnings("ignore:no elderly_care facilities:RuntimeWarning")
