@@ -49,8 +49,8 @@ _KERNELS: dict[str, Any] = {}
 def compiled(py: Any) -> Any:
     """Return `py` compiled by numba (``nogil``, cached on disk), compiling it on first use.
 
-    numba is imported here, not with the module: a run that draws no
-    isochrone and no large point layer never pays for it (0.4 s and 100 MB).
+    numba is imported here, not with the module: importing lifecircle (or a
+    command that neither routes nor draws) does not pay for it (0.2-0.4 s, 100 MB).
     """
     with _COMPILE_LOCK:
         if py not in _COMPILED:

@@ -115,3 +115,46 @@ def test_matches_networkx_on_lujiazui(lujiazui_net, lujiazui_osm) -> None:  # ty
         assert finite.sum() > 200
         assert np.array_equal(np.isfinite(got), finite)
         assert np.abs(got[finite] - ref[finite]).max() < 0.01
+
+
+def test_compiled_search_equals_scipy_bit_for_bit_on_lujiazui(lujiazui_net) -> None:  # type: ignore[no-untyped-def]
+    """The compiled Dijkstra gives scipy's distances exactly, at and around the limit."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import dijkstra
+
+    from lifecircle.access import bounded_dijkstra
+
+    router = Router.from_network(lujiazui_net)
+    rng = np.random.default_rng(12)
+    n = lujiazui_net.n_nodes
+    for k in (1, 7, 60):
+        e = rng.integers(0, lujiazui_net.n_edges, k)
+        graph = router.with_sources(_snap(e.tolist(), [3.0] * k, [2.5] * k))
+        for limit in (0.0, 250.0, 1000.0, 1e9):
+            want = dijkstra(graph, directed=True, indices=n, limit=limit)
+            got = bounded_dijkstra(graph, n, limit)
+            np.testing.assert_array_equal(got, want)
+        # a node exactly at the limit is reached, as scipy reaches it
+        edge_node = int(lujiazui_net.u[e[0]])
+        at = float(dijkstra(graph, directed=True, indices=n)[edge_node])
+        assert bounded_dijkstra(graph, n, at)[edge_node] == at
+        assert dijkstra(graph, directed=True, indices=n, limit=at)[edge_node] == at
+    # zero-length edges are edges (scipy keeps explicit zeros of a sparse matrix)
+    zero = sp.csr_matrix(
+        (np.array([0.0, 5.0, 0.0]), np.array([1, 2, 0]), np.array([0, 1, 2, 3, 3])), shape=(4, 4)
+    )
+    assert bounded_dijkstra(zero, 0, 10.0).tolist() == [0.0, 0.0, 5.0, np.inf]
+
+
+def test_groups_searched_on_two_threads_equal_one_by_one(lujiazui_net) -> None:  # type: ignore[no-untyped-def]
+    router = Router.from_network(lujiazui_net)
+    rng = np.random.default_rng(3)
+    m = lujiazui_net.n_edges
+    fac = _snap(rng.integers(0, m, 40).tolist(), [1.0] * 40, [4.0] * 40)
+    res = _snap(rng.integers(0, m, 500).tolist(), [2.0] * 500, [7.0] * 500)
+    groups = {f"g{i}": np.arange(40) % 5 == i for i in range(5)}
+    got = nearest_distances(router, res, fac, groups, limit_m=800)
+    for name, mask in groups.items():
+        np.testing.assert_array_equal(
+            got[name].to_numpy(), router.distances(res, fac.loc[mask], limit_m=800)
+        )
