@@ -374,7 +374,10 @@ def _click_unit(driver: Any, point: tuple[float, float]) -> str:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.execute_script("lifecircleMap.map.setView([arguments[0], arguments[1]], 16);", *point)
+    # no animation: under load a click during the zoom animation lands on another unit
+    driver.execute_script(
+        "lifecircleMap.map.setView([arguments[0], arguments[1]], 16, {animate: false});", *point
+    )
     ActionChains(driver).move_to_element(driver.find_element("id", "map")).click().perform()
     WebDriverWait(driver, 10).until(
         lambda d: d.find_elements("css selector", ".leaflet-popup-content")
