@@ -2,7 +2,8 @@
 
 One multi-source shortest-path search per facility group on the array form
 of the network (a compiled Dijkstra with a distance limit, equal bit for bit
-to scipy's; the groups run on two threads), no Python loop over nodes. Facilities and origins sit *on* edges (see
+to scipy's; the groups run on two threads), no Python loop over nodes.
+Facilities and origins sit *on* edges (see
 :mod:`lifecircle.snapping`): a virtual source node is joined to both ends of
 each facility's edge by the walk from the facility to that end (access leg
 plus the part of the edge), and an origin takes the shorter way out of its
@@ -84,10 +85,14 @@ def bounded_dijkstra(graph: sp.csr_matrix, source: int, limit_m: float) -> Float
     """Return the shortest distance from `source` to every node, ``inf`` beyond `limit_m`.
 
     The same answer as scipy's ``dijkstra(graph, directed=True, indices=source,
-    limit=limit_m)``, bit for bit (``tests/test_access.py``), from a compiled loop
+    limit=limit_m)``, bit for bit (``tests/test_access.py``; a negative or NaN limit
+    raises ``ValueError``, as scipy does for a negative one), from a compiled loop
     that releases the GIL, so the searches of several facility groups run on two
     threads at once (scipy's holds the GIL).
     """
+    if not limit_m >= 0:  # also NaN
+        msg = f"limit must be >= 0 m, got {limit_m}"
+        raise ValueError(msg)
     from lifecircle.fields import compiled
 
     kernel = compiled(_dijkstra_py)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,12 +52,29 @@ def compiled(py: Any) -> Any:
 
     numba is imported here, not with the module: importing lifecircle (or a
     command that neither routes nor draws) does not pay for it (0.2-0.4 s, 100 MB).
+    Without a writable cache folder (a read-only install and no writable
+    ``NUMBA_CACHE_DIR``), the loops are compiled in memory for each run, with a
+    warning, instead of failing.
     """
     with _COMPILE_LOCK:
         if py not in _COMPILED:
             import numba
 
-            _COMPILED[py] = numba.njit(cache=True, nogil=True)(py)
+            try:
+                _COMPILED[py] = numba.njit(cache=True, nogil=True)(py)
+            except RuntimeError as exc:  # numba: "cannot cache function ...: no locator"
+                if "cannot cache" not in str(exc):
+                    raise
+                if not _COMPILED.get("warned"):
+                    _COMPILED["warned"] = True
+                    warnings.warn(
+                        "numba has no writable folder to cache lifecircle's compiled loops, so "
+                        "they are compiled again in each run (a few seconds); set "
+                        "NUMBA_CACHE_DIR to a writable folder",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                _COMPILED[py] = numba.njit(cache=False, nogil=True)(py)
         return _COMPILED[py]
 
 

@@ -281,7 +281,7 @@ def _read_features(path: Path, opl: Path) -> gpd.GeoDataFrame:
 
 
 def tagged_nodes_from_opl(data: bytes) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
-    """Parse the node lines ``n<id> T<tags> x<lon> y<lat>`` of an OPL text.
+    r"""Parse the node lines ``n<id> T<tags> x<lon> y<lat>`` of an OPL text.
 
     Returns the features (nodes with a key of ``FEATURE_KEYS``: ``osm_type``
     "node", ``osm_id``, ``tags``, points) and the entrances (nodes tagged
@@ -293,7 +293,8 @@ def tagged_nodes_from_opl(data: bytes) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFra
     Examples
     --------
     >>> feats, ents = tagged_nodes_from_opl(
-    ...     b"n1 Tamenity=school,name=A%2c%B x121.5 y31.25\\nn2 Tentrance=yes x1 y2\\nn3 Tname=c x y\\n"
+    ...     b"n1 Tamenity=school,name=A%2c%B x121.5 y31.25\n"
+    ...     b"n2 Tentrance=yes x1 y2\nn3 Tname=c x y\n"
     ... )
     >>> feats["osm_id"].tolist(), feats["tags"].tolist(), feats.geometry.x.tolist()
     ([1], [{'amenity': 'school', 'name': 'A,B'}], [121.5])
@@ -484,6 +485,9 @@ def _located_runs(
         The way index of each kept run, its length, and the mask of the
         nodes that belong to a kept run.
     """
+    if not valid.any():  # no way has a located node (ways without their nodes)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(len(valid), dtype=bool)
     way_start = np.zeros(len(valid), dtype=bool)
     way_start[(np.cumsum(counts) - counts)[counts > 0]] = True
     prev_valid = np.concatenate([[False], valid[:-1]]) & ~way_start
@@ -1450,7 +1454,7 @@ def save_gdf(gdf: gpd.GeoDataFrame, path: Path, *, layer: str | None = None) -> 
     ensure_writable_dir(path.parent)
     with _atomic_path(path) as tmp:
         if path.suffix == ".parquet":
-            gdf.to_parquet(tmp, index=True)
+            gdf.to_parquet(tmp, index=True, write_page_checksum=True)
         else:
             _write_gpkg(gdf, tmp, layer or path.stem)
     return path
@@ -1476,7 +1480,7 @@ def save_table(table: pd.DataFrame, path: Path) -> Path:
     ensure_writable_dir(path.parent)
     with _atomic_path(path) as tmp:
         if path.suffix == ".parquet":
-            table.to_parquet(tmp, index=False)
+            table.to_parquet(tmp, index=False, write_page_checksum=True)
         else:
             table.to_csv(tmp, index=False)
     return path
@@ -1516,7 +1520,7 @@ def load_gdf(path: Path) -> gpd.GeoDataFrame:
     path = Path(path)
     try:
         if path.suffix == ".parquet":
-            return gpd.read_parquet(path)
+            return gpd.read_parquet(path, page_checksum_verification=True)
         return gpd.read_file(path, engine="pyogrio")
     except (
         OSError,
@@ -1529,10 +1533,14 @@ def load_gdf(path: Path) -> gpd.GeoDataFrame:
 
 
 def load_table(path: Path) -> pd.DataFrame:
-    """Read a Parquet table written by :func:`save_table`."""
+    """Read a Parquet table written by :func:`save_table`.
+
+    Pages carry CRC checksums, verified on reading: a damaged cached table is
+    refused (and the cache rebuilt) rather than read back as other numbers.
+    """
     path = Path(path)
     try:
-        return pd.read_parquet(path)
+        return pd.read_parquet(path, page_checksum_verification=True)
     except (OSError, ValueError, RuntimeError) as exc:  # pyarrow errors subclass these
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         msg = f"cannot read cached table {path}: {first}"

@@ -483,14 +483,21 @@ def attach_derived(net: WalkNetwork, per_node: pd.DataFrame, adjacency: pd.DataF
     degree = per_node["degree"].to_numpy(dtype=np.int64)
     cols = adjacency["col"].to_numpy(dtype=np.int64)
     n = net.n_nodes
-    if len(per_node) != n or int(degree.sum()) != len(cols) or (len(cols) and cols.max() >= n):
+    labels = per_node["component"].to_numpy(dtype=np.int64)
+    fits = (
+        len(per_node) == n
+        and int(degree.sum()) == len(cols)
+        and (len(cols) == 0 or (int(cols.min()) >= 0 and int(cols.max()) < n))
+        and bool(np.all(labels[net.u] == labels[net.v]))  # a street joins one component
+    )
+    if not fits:
         msg = "the cached network matrix does not fit the cached network: rebuild (--rebuild)"
         raise NoDataError(msg)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(degree, out=indptr[1:])
     weights = adjacency["length_m"].to_numpy(dtype=np.float64)
     _remember(net, "csr", sp.csr_matrix((weights, cols, indptr), shape=(n, n)))
-    _remember(net, "components", per_node["component"].to_numpy(dtype=np.int64))
+    _remember(net, "components", labels)
 
 
 def network_from_gdfs(nodes: gpd.GeoDataFrame, edges: gpd.GeoDataFrame) -> WalkNetwork:

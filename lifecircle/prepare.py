@@ -63,8 +63,8 @@ from lifecircle.facilities import (
 from lifecircle.network import (
     WalkNetwork,
     analysed_extent,
-    build_walk_network,
     attach_derived,
+    build_walk_network,
     derived_tables,
     network_from_tables,
     network_tables,

@@ -144,6 +144,9 @@ def test_compiled_search_equals_scipy_bit_for_bit_on_lujiazui(lujiazui_net) -> N
         (np.array([0.0, 5.0, 0.0]), np.array([1, 2, 0]), np.array([0, 1, 2, 3, 3])), shape=(4, 4)
     )
     assert bounded_dijkstra(zero, 0, 10.0).tolist() == [0.0, 0.0, 5.0, np.inf]
+    for bad in (-1.0, float("nan")):  # scipy refuses a negative limit; NaN would not bound
+        with pytest.raises(ValueError, match="limit must be >= 0"):
+            bounded_dijkstra(zero, 0, bad)
 
 
 def test_groups_searched_on_two_threads_equal_one_by_one(lujiazui_net) -> None:  # type: ignore[no-untyped-def]

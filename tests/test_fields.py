@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
+from typing import Any
 
 import numpy as np
 import pytest
 import shapely
 
+from lifecircle import fields
 from lifecircle.fields import (
     add_field,
     block_field,
@@ -153,3 +156,36 @@ def test_straight_runs_keep_only_their_ends_and_round_caps_keep_their_shape() ->
     assert shapely.get_num_coordinates(diag) < 80
     exact = shapely.LineString([(0, 0), (600, 800)]).buffer(25, quad_segs=64)
     assert overlap_ratio(diag, exact) > 0.998
+
+
+def test_without_a_numba_cache_folder_loops_are_compiled_in_memory_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # numba refuses cache=True when no cache folder is writable (a read-only install with an
+    # unwritable NUMBA_CACHE_DIR): reproduce its error, the rest is numba's own compiler
+    import numba
+
+    real = numba.njit
+
+    def njit(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("cache"):
+            msg = "cannot cache function 'f': no locator available for file '/ro/f.py'"
+            raise RuntimeError(msg)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    monkeypatch.setattr(fields, "_COMPILED", {})
+
+    def twice(x: float) -> float:
+        return 2.0 * x
+
+    def thrice(x: float) -> float:
+        return 3.0 * x
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert fields.compiled(twice)(4.0) == 8.0
+        assert fields.compiled(thrice)(4.0) == 12.0
+    said = [w for w in caught if "NUMBA_CACHE_DIR" in str(w.message)]
+    assert len(said) == 1  # once per run, not once per loop
+    assert said[0].category is RuntimeWarning

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
@@ -365,3 +366,22 @@ def test_million_row_poi_table_is_mapped_per_distinct_value(tmp_path: Path, data
     got = out.groupby(["category", "subtype"]).size().to_dict()
     assert got == expected
     assert len(out) == sum(expected.values()) > 100_000
+
+
+def test_a_damaged_cached_table_is_refused_not_read_as_other_numbers(tmp_path: Path) -> None:
+    """Pages carry checksums: a flipped bit in a cached table is an error, never other values."""
+    rng = np.random.default_rng(5)
+    table = pd.DataFrame({"col": rng.integers(0, 10**6, 200_000), "length_m": rng.random(200_000)})
+    path = io.save_table(table, tmp_path / "t.parquet")
+    good = path.read_bytes()
+    silent = 0
+    for pos in rng.integers(len(good) // 10, len(good) * 8 // 10, 25).tolist():
+        bad = bytearray(good)
+        bad[pos] ^= 1 << int(rng.integers(0, 8))
+        path.write_bytes(bytes(bad))
+        try:
+            back = io.load_table(path)
+        except DataError:
+            continue
+        silent += not back.equals(table)
+    assert silent == 0

@@ -254,3 +254,13 @@ def test_a_full_temporary_disk_is_named_with_the_fix(
     monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(10, 10, 0))
     with pytest.raises(DataError, match=r"temporary folder .* is full.*TMPDIR"):
         io.read_osm(pbf)
+
+
+def test_ways_without_their_nodes_name_the_file(tmp_path: Path) -> None:
+    # an extract cut without its nodes: no way has a location, so there is no network
+    path = tmp_path / "ways_only.osm.pbf"
+    with osmium.SimpleWriter(str(path)) as writer:
+        writer.add_way(mutable.Way(id=1, nodes=[1, 2, 3], tags={"highway": "footway"}))
+        writer.add_way(mutable.Way(id=2, nodes=[3, 4], tags={"highway": "path"}))
+    with pytest.raises(DataError, match=r"ways_only\.osm\.pbf holds no highways"):
+        io.read_osm(path)

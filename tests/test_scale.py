@@ -104,6 +104,12 @@ def test_a_cached_matrix_that_does_not_fit_the_network_is_refused(
         attach_derived(replace(lujiazui_net), per_node.iloc[:-1], adjacency)
     with pytest.raises(NoDataError, match="rebuild"):
         attach_derived(replace(lujiazui_net), per_node, adjacency.iloc[:-1])
+    shifted = per_node.assign(component=np.roll(per_node["component"].to_numpy(), 1))
+    with pytest.raises(NoDataError, match="rebuild"):  # a street would join two components
+        attach_derived(replace(lujiazui_net), shifted, adjacency)
+    negative = adjacency.assign(col=adjacency["col"].where(adjacency.index != 5, -1))
+    with pytest.raises(NoDataError, match="rebuild"):
+        attach_derived(replace(lujiazui_net), per_node, negative)
 
 
 @pytest.mark.filterwarnings("ignore:no elderly_care facilities:RuntimeWarning")
