@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,56 +30,106 @@ logger = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 
 
+def _sift_up_py(
+    keys: FloatArray, items: npt.NDArray[np.int64], i: int, key: float, item: int
+) -> None:  # pragma: no cover - compiled by numba in dijkstra_kernel
+    """Place `item` at `key` in the binary heap, starting at free slot `i`."""
+    while i > 0 and keys[(i - 1) // 2] > key:
+        keys[i], items[i], i = keys[(i - 1) // 2], items[(i - 1) // 2], (i - 1) // 2
+    keys[i], items[i] = key, item
+
+
+def _sift_down_py(
+    keys: FloatArray, items: npt.NDArray[np.int64], size: int
+) -> None:  # pragma: no cover - compiled by numba in dijkstra_kernel
+    """Move the item at `size` (the old last one) into the root's place and sift it down."""
+    key, item, i = keys[size], items[size], 0
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            break
+        if c + 1 < size and keys[c + 1] < keys[c]:
+            c += 1
+        if keys[c] >= key:
+            break
+        keys[i], items[i], i = keys[c], items[c], c
+    keys[i], items[i] = key, item
+
+
+_sift_up: Any = _sift_up_py  # replaced by the compiled helpers in dijkstra_kernel
+_sift_down: Any = _sift_down_py
+
+
 def _dijkstra_py(
     indptr: npt.NDArray[np.integer],
     indices: npt.NDArray[np.integer],
     weights: FloatArray,
-    source: int,
+    seeds: npt.NDArray[np.int64],
+    seed_m: FloatArray,
     limit: float,
-) -> FloatArray:  # pragma: no cover - compiled by numba in bounded_dijkstra
-    """Dijkstra from `source` with a binary heap (lazy deletion); ``inf`` beyond `limit`."""
-    n = indptr.shape[0] - 1
-    dist = np.full(n, np.inf)
-    done = np.zeros(n, dtype=np.bool_)
-    keys = np.empty(indices.shape[0] + 1, dtype=np.float64)  # one push per relaxed edge
-    items = np.empty(indices.shape[0] + 1, dtype=np.int64)
-    dist[source] = 0.0
-    keys[0], items[0], size = 0.0, source, 1
-    while size > 0:
-        d, u = keys[0], items[0]
-        size -= 1
-        if size > 0:  # the last item sifts down from the root
-            key, item, i = keys[size], items[size], 0
-            while True:
-                c = 2 * i + 1
-                if c >= size:
-                    break
-                if c + 1 < size and keys[c + 1] < keys[c]:
-                    c += 1
-                if keys[c] < key:
-                    keys[i], items[i], i = keys[c], items[c], c
-                else:
-                    break
-            keys[i], items[i] = key, item
-        if done[u]:
-            continue
-        done[u] = True
-        for e in range(indptr[u], indptr[u + 1]):
-            w = indices[e]
-            nd = d + weights[e]
-            if done[w] or nd >= dist[w] or nd > limit:
-                continue
-            dist[w] = nd
-            i = size  # sift up
+    dist: FloatArray,
+    touched: npt.NDArray[np.int64],
+    keys: FloatArray,
+    items: npt.NDArray[np.int64],
+) -> int:  # pragma: no cover - compiled by numba in dijkstra_kernel
+    """Dijkstra from `seeds` at `seed_m` (binary heap, lazy deletion), up to `limit`.
+
+    `dist` must be ``inf`` at every node on entry; on return it holds the
+    distance of the first ``nt`` nodes of `touched` (the returned count) and
+    ``inf`` elsewhere. `keys`/`items` need room for one entry per matrix entry
+    plus one per seed. A seed is the relaxation of an edge from outside.
+    """
+    nt = 0
+    size = 0
+    for s in range(seeds.shape[0]):
+        if seed_m[s] <= limit and seed_m[s] < dist[seeds[s]]:
+            if dist[seeds[s]] == np.inf:
+                touched[nt] = seeds[s]
+                nt += 1
+            dist[seeds[s]] = seed_m[s]
+            _sift_up(keys, items, size, seed_m[s], seeds[s])
             size += 1
-            while i > 0:
-                p = (i - 1) // 2
-                if keys[p] > nd:
-                    keys[i], items[i], i = keys[p], items[p], p
-                else:
-                    break
-            keys[i], items[i] = nd, w
-    return dist
+    while size > 0:
+        d, x = keys[0], items[0]
+        size -= 1
+        if size > 0:
+            _sift_down(keys, items, size)
+        if d > dist[x]:  # a stale entry: x was settled nearer
+            continue
+        for k in range(indptr[x], indptr[x + 1]):
+            y = indices[k]
+            nd = d + weights[k]
+            if nd >= dist[y] or nd > limit:
+                continue
+            if dist[y] == np.inf:
+                touched[nt] = y
+                nt += 1
+            dist[y] = nd
+            _sift_up(keys, items, size, nd, y)
+            size += 1
+    return nt
+
+
+_KERNEL: list[Any] = []
+
+
+def dijkstra_kernel() -> Any:
+    """Return the compiled :func:`_dijkstra_py` (numba, releases the GIL; compiled once)."""
+    from lifecircle.fields import compiled
+
+    if not _KERNEL:
+        g = globals()  # helpers first: the loop finds them as module globals when compiled
+        g["_sift_up"] = compiled(_sift_up_py)
+        g["_sift_down"] = compiled(_sift_down_py)
+        _KERNEL.append(compiled(_dijkstra_py))
+    return _KERNEL[0]
+
+
+def check_limit(limit_m: float) -> None:
+    """Refuse a negative or NaN search limit (scipy refuses a negative one; NaN would not bound)."""
+    if not limit_m >= 0:
+        msg = f"limit must be >= 0 m, got {limit_m}"
+        raise ValueError(msg)
 
 
 def bounded_dijkstra(graph: sp.csr_matrix, source: int, limit_m: float) -> FloatArray:
@@ -90,22 +141,23 @@ def bounded_dijkstra(graph: sp.csr_matrix, source: int, limit_m: float) -> Float
     that releases the GIL, so the searches of several facility groups run on two
     threads at once (scipy's holds the GIL).
     """
-    if not limit_m >= 0:  # also NaN
-        msg = f"limit must be >= 0 m, got {limit_m}"
-        raise ValueError(msg)
-    from lifecircle.fields import compiled
-
-    kernel = compiled(_dijkstra_py)
-    return np.asarray(
-        kernel(
-            graph.indptr,
-            graph.indices,
-            graph.data.astype(np.float64, copy=False),
-            int(source),
-            float(limit_m),
-        ),
-        dtype=np.float64,
+    check_limit(limit_m)
+    n = graph.shape[0]
+    dist = np.full(n, np.inf)
+    cap = len(graph.indices) + 1
+    dijkstra_kernel()(
+        graph.indptr,
+        graph.indices,
+        graph.data.astype(np.float64, copy=False),
+        np.array([source], dtype=np.int64),
+        np.zeros(1),
+        float(limit_m),
+        dist,
+        np.empty(n, dtype=np.int64),
+        np.empty(cap, dtype=np.float64),
+        np.empty(cap, dtype=np.int64),
     )
+    return dist
 
 
 @dataclass

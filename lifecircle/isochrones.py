@@ -9,12 +9,13 @@ access leg counts too. The reachable lines are buffered by a documented
 width (default :data:`DEFAULT_BUFFER_M`) to become polygons; no convex hulls,
 which spill over rivers and blocks.
 
-Locality: each facility is searched on the nodes within ``threshold x
-stretch`` metres (straight line) of its snapped position, found in a grid
-of 250 m cells built once per network (:func:`build_node_grid`), and only
-the edges at reached nodes are scanned (:func:`local_reach`): the same
-pieces as a whole-network search, at a cost that depends on what the
-facility reaches, not on the size of the city.
+Locality: each facility's search is a compiled Dijkstra that stops at the
+threshold and touches only the nodes it reaches (its network-sized work
+arrays are allocated once per run and reset after each search), and only
+the edges at reached nodes are scanned (:func:`local_reach`, with the
+node-to-edge index of :func:`build_node_grid`): the same pieces as a
+whole-network search, at a cost that depends on what the facility reaches,
+not on the size of the city.
 
 Speed: the reachable pieces of one facility become a distance field on a
 square lattice of ``buffer_m / 5`` (5 m for the default 25 m buffer): the
@@ -50,11 +51,9 @@ import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import scipy.sparse as sp
 import shapely
-from scipy.sparse.csgraph import dijkstra
 
-from lifecircle.access import Router
+from lifecircle.access import Router, check_limit, dijkstra_kernel
 from lifecircle.fields import (
     FIELD_CELLS_PER_BUFFER,
     Field,
@@ -67,9 +66,7 @@ from lifecircle.network import WalkNetwork
 
 DEFAULT_BUFFER_M = 25.0
 EXACT_QUAD_SEGS = 8
-DEFAULT_CELL_M = 250.0
 DEFAULT_TILE_M = 2000.0
-MAX_GRID_SIDE = 4000
 FloatArray = npt.NDArray[np.float64]
 Method = Literal["fast", "exact"]
 
@@ -238,64 +235,23 @@ def segments_to_polygon(
 
 @dataclass(frozen=True)
 class NodeGrid:
-    """Network nodes bucketed in square cells, and the edges at each node.
+    """The edges at each node of a network (built once: :func:`build_node_grid`).
 
-    Built once per network (:func:`build_node_grid`); lets a search pick the
-    nodes within a straight-line radius and the edges at reached nodes
-    without touching the rest of the network.
+    The edges at node ``x`` are ``edge_ids[edge_ptr[x]:edge_ptr[x + 1]]``; a
+    search scans only the edges at the nodes it reached.
     """
 
-    cell_m: float
-    x0: float
-    y0: float
-    n_cols: int
-    n_rows: int
-    order: npt.NDArray[np.int64]
-    cell_ptr: npt.NDArray[np.int64]
     edge_ptr: npt.NDArray[np.int64]
     edge_ids: npt.NDArray[np.int64]
-    stretch: float
 
 
-def build_node_grid(net: WalkNetwork, *, cell_m: float = DEFAULT_CELL_M) -> NodeGrid:
-    """Bucket the nodes of `net` in cells of `cell_m` metres and index the edges at each node.
-
-    ``stretch`` is the largest ratio of an edge's straight-line span to its
-    length (1.0 when lengths are straight-line distances, as
-    :func:`lifecircle.network.build_walk_network` makes them): a node at
-    network distance ``d`` then lies within ``d * stretch`` in a straight
-    line, so a search radius scaled by it loses nothing.
-    """
-    span = np.hypot(net.x[net.u] - net.x[net.v], net.y[net.u] - net.y[net.v])
-    L = net.length_m
-    if np.any((L <= 0) & (span > 0)):
-        stretch = np.inf  # a zero-length edge joins distinct points: no radius is safe
-    else:
-        pos = L > 0
-        stretch = float(max(1.0, (span[pos] / L[pos]).max(initial=1.0)))
-    has_nodes = net.n_nodes > 0
-    x0 = float(net.x.min()) if has_nodes else 0.0
-    y0 = float(net.y.min()) if has_nodes else 0.0
-    extent = max(float(net.x.max()) - x0, float(net.y.max()) - y0) if has_nodes else 0.0
-    cell_m = max(cell_m, extent / MAX_GRID_SIDE)
-    col = ((net.x - x0) // cell_m).astype(np.int64)
-    row = ((net.y - y0) // cell_m).astype(np.int64)
-    n_cols, n_rows = int(col.max(initial=0)) + 1, int(row.max(initial=0)) + 1
-    key = col * n_rows + row
-    counts = np.bincount(key, minlength=n_cols * n_rows)
+def build_node_grid(net: WalkNetwork) -> NodeGrid:
+    """Index the edges at each node of `net` (:class:`NodeGrid`)."""
     ends = np.concatenate([net.u, net.v])
     by_node = np.argsort(ends, kind="stable")
     return NodeGrid(
-        cell_m=cell_m,
-        x0=x0,
-        y0=y0,
-        n_cols=n_cols,
-        n_rows=n_rows,
-        order=np.argsort(key, kind="stable"),
-        cell_ptr=np.concatenate([[0], np.cumsum(counts)]),
         edge_ptr=np.concatenate([[0], np.cumsum(np.bincount(ends, minlength=net.n_nodes))]),
         edge_ids=np.concatenate([np.arange(net.n_edges), np.arange(net.n_edges)])[by_node],
-        stretch=stretch,
     )
 
 
@@ -309,25 +265,6 @@ def _ranges(starts: npt.NDArray[np.int64], stops: npt.NDArray[np.int64]) -> npt.
     return np.asarray(shift + np.arange(total), dtype=np.int64)
 
 
-def nodes_within(
-    grid: NodeGrid, net: WalkNetwork, x: float, y: float, radius_m: float
-) -> npt.NDArray[np.int64]:
-    """Return the nodes within `radius_m` metres (straight line) of ``(x, y)``."""
-    if not np.isfinite(radius_m):
-        return np.arange(net.n_nodes)
-    c = grid.cell_m
-    c0 = max(0, int((x - radius_m - grid.x0) // c))
-    c1 = min(grid.n_cols - 1, int((x + radius_m - grid.x0) // c))
-    r0 = max(0, int((y - radius_m - grid.y0) // c))
-    r1 = min(grid.n_rows - 1, int((y + radius_m - grid.y0) // c))
-    if c1 < c0 or r1 < r0:
-        return np.zeros(0, dtype=np.int64)
-    cols = np.arange(c0, c1 + 1) * grid.n_rows
-    nodes = grid.order[_ranges(grid.cell_ptr[cols + r0], grid.cell_ptr[cols + r1 + 1])]
-    near = np.hypot(net.x[nodes] - x, net.y[nodes] - y) <= radius_m
-    return nodes[near]
-
-
 def local_reach(
     router: Router,
     grid: NodeGrid,
@@ -335,23 +272,22 @@ def local_reach(
     threshold_m: float,
     source_points: npt.NDArray[np.object_] | None = None,
     *,
-    scratch: npt.NDArray[np.int64] | None = None,
+    scratch: SearchScratch | None = None,
 ) -> Reach:
-    """Return one source's reachable street pieces, touching only the nodes near it.
+    """Return one source's reachable street pieces, touching only the nodes it reaches.
 
     Exactly :func:`reachable_segments` of a whole-network search (same
-    pieces, same order): every node within `threshold_m` of walking lies
-    within ``threshold_m * stretch`` in a straight line of the source's
-    snapped position, and so does every node on its shortest path, so the
-    search runs on the sub-network of those nodes, and only the edges at
-    reached nodes are scanned.
+    pieces, same order): a compiled Dijkstra from the source's snapped
+    position stops at `threshold_m` (:func:`local_search`), and only the
+    edges at reached nodes are scanned, so the work depends on what the
+    source reaches, not on the size of the network.
 
     Parameters
     ----------
     router
         Prepared network.
     grid
-        Its :func:`build_node_grid`.
+        Its :func:`build_node_grid` (for the edges at each node).
     source
         One snapped source (``edge >= 0``, ``along_m``, ``offset_m``).
     threshold_m
@@ -359,65 +295,117 @@ def local_reach(
     source_points
         The source's original point, for its access leg.
     scratch
-        A ``-1``-filled int array of ``n_nodes`` to reuse between calls
-        (left ``-1``-filled on return).
+        Work arrays to reuse between calls (:func:`search_scratch`).
     """
-    net, csr = router.net, router.csr
-    e = int(source["edge"].iloc[0])
-    along = float(source["along_m"].iloc[0])
-    offset = float(source["offset_m"].iloc[0])
-    loc = np.full(net.n_nodes, -1, dtype=np.int64) if scratch is None else scratch
-    sx, sy = _position(net, np.array([e]), np.array([along]))
-    radius = threshold_m * grid.stretch * (1 + 1e-9) + 1e-6
-    nodes = nodes_within(grid, net, float(sx[0]), float(sy[0]), radius)
-    m = len(nodes)
-    loc[nodes] = np.arange(m)
-    try:
-        dist = _sub_search(csr, loc, nodes, e, along, offset, net, threshold_m)
-        reached = nodes[np.isfinite(dist[:m])]
-        edges = np.unique(
-            grid.edge_ids[_ranges(grid.edge_ptr[reached], grid.edge_ptr[reached + 1])]
-        )
-        lu, lv = loc[net.u[edges]], loc[net.v[edges]]
-        du = np.where(lu >= 0, dist[lu], np.inf)
-        dv = np.where(lv >= 0, dist[lv], np.inf)
-    finally:
-        loc[nodes] = -1
-    return edge_pieces(net, edges, du, dv, threshold_m, source, source_points)
+    net = router.net
+    found = local_search(
+        router,
+        grid,
+        int(source["edge"].iloc[0]),
+        float(source["along_m"].iloc[0]),
+        float(source["offset_m"].iloc[0]),
+        threshold_m,
+        scratch=scratch,
+    )
+    return edge_pieces(net, found.edges, found.du, found.dv, threshold_m, source, source_points)
 
 
-def _sub_search(
-    csr: sp.csr_matrix,
-    loc: npt.NDArray[np.int64],
-    nodes: npt.NDArray[np.int64],
-    e: int,
-    along: float,
-    offset: float,
-    net: WalkNetwork,
+class SearchScratch(NamedTuple):
+    """Network-sized work arrays of :func:`local_search`, left as found on return."""
+
+    dist: FloatArray  # inf
+    touched: npt.NDArray[np.int64]
+    heap_keys: FloatArray
+    heap_items: npt.NDArray[np.int64]
+    edge_seen: npt.NDArray[np.bool_]  # False
+    edges: npt.NDArray[np.int64]
+
+
+def search_scratch(router: Router) -> SearchScratch:
+    """Allocate the work arrays of :func:`local_search` for `router`'s network (once per run)."""
+    n, m = router.net.n_nodes, router.net.n_edges
+    cap = len(router.csr.indices) + 2  # one heap entry per matrix entry, plus the two seeds
+    return SearchScratch(
+        dist=np.full(n, np.inf),
+        touched=np.empty(n, dtype=np.int64),
+        heap_keys=np.empty(cap, dtype=np.float64),
+        heap_items=np.empty(cap, dtype=np.int64),
+        edge_seen=np.zeros(m, dtype=bool),
+        edges=np.empty(m, dtype=np.int64),
+    )
+
+
+class LocalSearch(NamedTuple):
+    """The edges at the nodes one search reached (sorted ids), their ends' distances."""
+
+    edges: npt.NDArray[np.int64]
+    du: FloatArray
+    dv: FloatArray
+    touched: int  # nodes whose distance was set
+
+
+def local_search(
+    router: Router,
+    grid: NodeGrid,
+    edge: int,
+    along_m: float,
+    offset_m: float,
     threshold_m: float,
-) -> FloatArray:
-    """Bounded Dijkstra on the sub-network of `nodes` plus a virtual source (last index)."""
-    m = len(nodes)
-    counts = csr.indptr[nodes + 1] - csr.indptr[nodes]
-    pos = _ranges(csr.indptr[nodes].astype(np.int64), csr.indptr[nodes + 1].astype(np.int64))
-    cols = loc[csr.indices[pos]]
-    keep = cols >= 0
-    rows = np.repeat(np.arange(m), counts)[keep]
-    # the virtual source joins both ends of its edge (the shorter way if they coincide)
-    ends = np.array([loc[net.u[e]], loc[net.v[e]]])
-    w = np.array([offset + along, offset + (net.length_m[e] - along)])
-    if ends[0] == ends[1]:
-        ends, w = ends[:1], w.min(keepdims=True)
-    ends, w = ends[ends >= 0], w[ends >= 0]
-    indptr = np.concatenate(
-        [[0], np.cumsum(np.bincount(rows, minlength=m)), [keep.sum() + len(ends)]]
+    *,
+    scratch: SearchScratch | None = None,
+) -> LocalSearch:
+    """Search from one snapped position up to `threshold_m`; return the edges at reached nodes.
+
+    The start joins both ends of `edge` (the walk of ``offset_m`` plus the part
+    of the edge). Distances are those of scipy's ``dijkstra`` with
+    ``limit=threshold_m`` on the graph with a virtual source, bit for bit
+    (:func:`lifecircle.access.dijkstra_kernel`, a compiled loop); ``du``/``dv``
+    are ``inf`` at unreached ends. Only reached nodes and their edges are touched.
+    """
+    from lifecircle.fields import compiled
+
+    check_limit(threshold_m)
+    net, csr = router.net, router.csr
+    s = search_scratch(router) if scratch is None else scratch
+    a, b = int(net.u[edge]), int(net.v[edge])
+    touched = dijkstra_kernel()(
+        csr.indptr,
+        csr.indices,
+        csr.data,
+        np.array([a, b], dtype=np.int64),
+        np.array([offset_m + along_m, offset_m + (float(net.length_m[edge]) - along_m)]),
+        float(threshold_m),
+        s.dist,
+        s.touched,
+        s.heap_keys,
+        s.heap_items,
     )
-    sub = sp.csr_matrix(
-        (np.concatenate([csr.data[pos][keep], w]), np.concatenate([cols[keep], ends]), indptr),
-        shape=(m + 1, m + 1),
-    )
-    dist = dijkstra(sub, directed=True, indices=m, limit=threshold_m)  # type: ignore[call-overload]
-    return np.asarray(dist, dtype=np.float64)
+    nodes = s.touched[:touched]
+    n_edges = compiled(_edges_at_py)(grid.edge_ptr, grid.edge_ids, nodes, s.edge_seen, s.edges)
+    edges = np.sort(s.edges[:n_edges])
+    du, dv = s.dist[net.u[edges]], s.dist[net.v[edges]]
+    s.dist[nodes] = np.inf  # as found, for the next search
+    s.edge_seen[edges] = False
+    return LocalSearch(edges, du, dv, int(touched))
+
+
+def _edges_at_py(
+    edge_ptr: npt.NDArray[np.int64],
+    edge_ids: npt.NDArray[np.int64],
+    nodes: npt.NDArray[np.int64],
+    seen: npt.NDArray[np.bool_],
+    out: npt.NDArray[np.int64],
+) -> int:  # pragma: no cover - compiled by numba in local_search
+    """Write each edge at `nodes` once to `out` (marking `seen`); return how many."""
+    n = 0
+    for x in nodes:
+        for k in range(edge_ptr[x], edge_ptr[x + 1]):
+            e = edge_ids[k]
+            if not seen[e]:
+                seen[e] = True
+                out[n] = e
+                n += 1
+    return n
 
 
 class Sink(NamedTuple):
@@ -487,7 +475,7 @@ def facility_isochrones(
     ok = ok[want[ok] | feeds[ok]]
     points = facilities.geometry.to_numpy()
     grid = build_node_grid(net) if grid is None else grid
-    scratch = np.full(net.n_nodes, -1, dtype=np.int64)
+    scratch = search_scratch(router)
 
     def _job(reach: Reach, poly: bool, field: bool) -> tuple[shapely.Geometry | None, Field | None]:
         f = None

@@ -197,13 +197,13 @@ def test_local_isochrones_on_a_tiled_network_match_the_exact_method(lujiazui_net
 
 def test_local_search_handles_edges_shorter_than_their_span() -> None:
     # lengths from another source (e.g. great-circle) can be shorter than the straight line:
-    # node 1 lies 1,500 m away but 500 m of walking, so the search radius must stretch
+    # node 1 lies 1,500 m away but 500 m of walking (a search bounded by a straight-line radius
+    # would miss it; the search is bounded by walking distance only)
     from lifecircle.isochrones import build_node_grid, local_reach
 
     net = toy_network([(0, 0), (1500, 0), (1500, 300)], [(0, 1), (1, 2)], lengths=[500.0, 300.0])
     src = pd.DataFrame({"edge": [0], "along_m": [0.0], "offset_m": [0.0]})
     grid = build_node_grid(net)
-    assert grid.stretch == pytest.approx(3.0)
     reach = local_reach(Router.from_network(net), grid, src, 1000.0)
     # whole of both edges is within 800 m: both reached, plus the source's own edge
     assert sorted(reach.edge.tolist()) == [0, 0, 1]
@@ -212,27 +212,36 @@ def test_local_search_handles_edges_shorter_than_their_span() -> None:
 
 
 def test_each_facility_search_touches_only_its_neighbourhood(lujiazui_net, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    # the shortest-path searches run on graphs no larger than the nodes within the threshold
-    # (straight line) of the facility, never on the whole network (the former method did)
+    # each search sets distances only at nodes within the threshold of walking (so within it in
+    # a straight line), never across the whole network (the former method did), and leaves its
+    # network-sized work arrays as it found them
     import lifecircle.isochrones as iso
 
     net = _tiled(lujiazui_net, n=2)
-    sizes: list[int] = []
-    real = iso.dijkstra
+    touched: list[int] = []
+    real = iso.local_search
 
-    def spy(graph, *args, **kwargs):  # type: ignore[no-untyped-def]
-        sizes.append(graph.shape[0])
-        return real(graph, *args, **kwargs)
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = real(*args, **kwargs)
+        touched.append(found.touched)
+        return found
 
-    monkeypatch.setattr(iso, "dijkstra", spy)
+    monkeypatch.setattr(iso, "local_search", spy)
     fac = _street_facilities(net, 8, seed=3)
     snapped = snap_points(fac, net)
-    out = facility_isochrones(Router.from_network(net), fac, snapped, threshold_m=1000)
+    router = Router.from_network(net)
+    scratch = iso.search_scratch(router)
+    monkeypatch.setattr(iso, "search_scratch", lambda _router: scratch)
+    out = facility_isochrones(router, fac, snapped, threshold_m=1000)
     assert len(out) == 8
-    assert len(sizes) == 8
-    for size, (x, y) in zip(sizes, zip(fac.geometry.x, fac.geometry.y, strict=True), strict=True):
+    assert len(touched) == 8
+    for count, (x, y) in zip(
+        touched, zip(fac.geometry.x, fac.geometry.y, strict=True), strict=True
+    ):
         near = int((np.hypot(net.x - x, net.y - y) <= 1000 + 200).sum())
-        assert size <= near + 1 < net.n_nodes / 2
+        assert 50 < count <= near < net.n_nodes / 2
+    assert np.isinf(scratch.dist).all()
+    assert not scratch.edge_seen.any()
 
 
 def test_street_raster_inks_every_street_and_nothing_else(lujiazui_net) -> None:  # type: ignore[no-untyped-def]
