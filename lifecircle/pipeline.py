@@ -135,11 +135,19 @@ class CoverageResult:
     facilities: gpd.GeoDataFrame | None = None
 
 
-def run_fetch(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
-    """Build or reuse the processed cache of an area (the ``fetch`` step)."""
+def run_fetch(req: AreaRequest, *, rebuild: bool = False, background: bool = False) -> PreparedArea:
+    """Build or reuse the processed cache of an area (the ``fetch`` step).
+
+    With `background`, a newly built cache is written on a thread: the caller
+    must :meth:`~lifecircle.prepare.PreparedArea.wait_for_cache`.
+    """
     with step("preparing the area (reading OSM, building the walking network)"):
-        prepared = prepare_area(req, rebuild=rebuild)
-    check_nonempty(prepared)
+        prepared = prepare_area(req, rebuild=rebuild, background=background)
+    try:
+        check_nonempty(prepared)
+    except BaseException:
+        prepared.wait_for_cache()
+        raise
     return prepared
 
 
@@ -632,11 +640,13 @@ def _start_run(
     overwrite: bool,
     rebuild: bool,
     prepared: PreparedArea | None,
+    background: bool = False,
 ) -> tuple[PreparedArea, Path]:
     """Check the options and the output folder before any work, then prepare the area.
 
     An explicit `out_dir` that already holds `marker` needs `overwrite`; the
     default folder (the area's processed cache) may always be overwritten.
+    With `background`, see :func:`run_fetch`.
     """
     _targets(options)  # refuses bad options (e.g. --minutes with a tiered profile) before work
     if out_dir is not None:
@@ -652,9 +662,13 @@ def _start_run(
                 "--out, or --overwrite to replace that run too"
             )
             raise OutputError(msg)
-    prepared = prepared or run_fetch(req, rebuild=rebuild)
+    prepared = prepared or run_fetch(req, rebuild=rebuild, background=background)
     target_dir = out_dir if out_dir is not None else prepared.folder
-    io.check_writable_dir(target_dir)
+    try:
+        io.check_writable_dir(target_dir)
+    except BaseException:
+        prepared.wait_for_cache()
+        raise
     return prepared, target_dir
 
 
@@ -717,10 +731,15 @@ def run_coverage(
         overwrite=overwrite,
         rebuild=rebuild,
         prepared=prepared,
+        background=True,  # a new cache is written while the distances are computed
     )
-    if add_facilities is not None:
-        prepared = _with_added_facilities(prepared, add_facilities, out_dir)
-    frames = compute_coverage(prepared, options)
+    base = prepared
+    try:
+        if add_facilities is not None:
+            prepared = _with_added_facilities(prepared, add_facilities, out_dir)
+        frames = compute_coverage(prepared, options)
+    finally:
+        base.wait_for_cache()  # before writing (the default folder is the cache's)
     summary, residents, iso = frames.summary, frames.residents, frames.isochrones
     if add_facilities is not None:
         summary["parameters"]["added_facilities"] = str(add_facilities)

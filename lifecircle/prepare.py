@@ -30,6 +30,7 @@ import logging
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,14 @@ class PreparedArea:
     access_snap: AccessSnap | None = None
     """The ``facility_access`` layer snapped with the default limits
     (:func:`snapping.snap_access`), kept in the cache; see :meth:`access_snap_for`."""
+    cache_written: Future[None] | None = None
+    """A cache being written in the background (``prepare_area(..., background=True)``);
+    :meth:`wait_for_cache` before writing into :attr:`folder` or returning."""
+
+    def wait_for_cache(self) -> None:
+        """Wait until the processed cache is written; raise what writing it raised."""
+        if self.cache_written is not None:
+            self.cache_written.result()
 
     def resident_snap_for(self, max_snap_m: float, fragment_max_m: float) -> pd.DataFrame | None:
         """Return the cached resident snap when it was made with these limits, else None."""
@@ -699,7 +708,9 @@ def _locate_osm(req: AreaRequest, key: str, crs: str, boundary: gpd.GeoDataFrame
     )
 
 
-def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
+def prepare_area(
+    req: AreaRequest, *, rebuild: bool = False, background: bool = False
+) -> PreparedArea:
     """Build or reuse the processed cache for an area.
 
     Parameters
@@ -708,6 +719,11 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         The area and data options.
     rebuild
         Rebuild even when the cache is current.
+    background
+        Write a newly built cache on a thread and return at once: the caller
+        must call :meth:`PreparedArea.wait_for_cache` (a coverage run routes
+        meanwhile; writing takes about 1 s at 1.9M nodes). The cache folder
+        changes all at once either way.
 
     Returns
     -------
@@ -788,12 +804,14 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         "extent.gpkg": extent,
         **({"zones.gpkg": zones} if zones is not None else {}),
     }
-    with io.replaced_dir(folder) as staging:  # all or nothing: see the module docstring
-        for name, table in tables.items():
-            io.save_table(table, staging / name)
-        for name, layer in layers.items():
-            io.save_gdf(layer, staging / name)
-        io.save_json(manifest, staging / MANIFEST)
+    write = partial(_write_cache, folder, tables, layers, manifest)
+    pending = None
+    if background:
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifecircle-cache")
+        pending = pool.submit(write)
+        pool.shutdown(wait=False)  # the thread ends when the cache is written
+    else:
+        write()
     return PreparedArea(
         key=key,
         folder=folder,
@@ -809,7 +827,40 @@ def prepare_area(req: AreaRequest, *, rebuild: bool = False) -> PreparedArea:
         facility_access=access,
         resident_snap=resident_snap,
         access_snap=access_snap,
+        cache_written=pending,
     )
+
+
+def _write_cache(
+    folder: Path,
+    tables: dict[str, pd.DataFrame],
+    layers: dict[str, gpd.GeoDataFrame],
+    manifest: dict[str, Any],
+) -> None:
+    """Write the processed cache into `folder`, all or nothing (see the module docstring)."""
+    with io.replaced_dir(folder) as staging:
+        _write_files(staging, tables, layers)
+        io.save_json(manifest, staging / MANIFEST)  # last: its presence marks a whole cache
+
+
+def _write_files(
+    folder: Path, tables: dict[str, pd.DataFrame], layers: dict[str, gpd.GeoDataFrame]
+) -> None:
+    """Write the cache's tables and layers into `folder`, two at a time, largest first.
+
+    Parquet encoding and compression run in Arrow without Python's lock, so two
+    writers overlap (at 1.9M nodes the cache's 1.6 s of writing takes about 1 s).
+    The first error is raised once both writers have stopped.
+    """
+    jobs: list[tuple[int, Any, Any, Path]] = [
+        (len(t) * t.shape[1], io.save_table, t, folder / n) for n, t in tables.items()
+    ]
+    jobs += [(len(g) * g.shape[1], io.save_gdf, g, folder / n) for n, g in layers.items()]
+    jobs.sort(key=lambda job: -job[0])
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lifecircle-cache") as pool:
+        pending = [pool.submit(save, data, path) for _, save, data, path in jobs]
+    for job in pending:
+        job.result()
 
 
 def _load(

@@ -325,3 +325,52 @@ def test_a_failed_network_build_in_the_background_raises_in_the_caller() -> None
         pending_net.result(timeout=60)
     with pytest.raises(TypeError):
         pending_index.result(timeout=60)
+
+
+def test_a_cache_written_while_coverage_routes_equals_one_written_first(
+    private_cache: Path, tmp_path: Path
+) -> None:
+    """run_coverage writes a new cache on a thread while it routes: the same files, then reused."""
+    from lifecircle.pipeline import CoverageOptions, run_coverage
+    from lifecircle.prepare import CACHE_FILES
+
+    req = AreaRequest(bbox=BBOX, osm_file=LUJIAZUI, name="background")
+    opts = CoverageOptions(isochrones=False, make_map=False)
+    result = run_coverage(req, opts, out_dir=tmp_path / "out")
+    folder = result.prepared.folder
+    assert result.prepared.cache_written is not None  # it was written on the thread
+    assert result.prepared.cache_written.done()
+    written = {p.name for p in folder.iterdir()}
+    assert {n for n in CACHE_FILES if n != "zones.gpkg"} <= written
+    again = prepare_area(req)
+    assert again.manifest["created"] == result.prepared.manifest["created"]  # reused
+    tables = sorted(p.name for p in folder.glob("*.parquet"))
+    copies = {n: pd.read_parquet(folder / n) for n in tables}
+    prepare_area(req, rebuild=True)  # written in the foreground
+    for name in tables:
+        pd.testing.assert_frame_equal(pd.read_parquet(folder / name), copies[name])
+
+
+def test_a_failed_background_cache_write_fails_the_run_and_leaves_nothing(
+    private_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from lifecircle import io
+    from lifecircle.pipeline import CoverageOptions, run_coverage
+
+    real = io.save_table
+
+    def full_disk(table: pd.DataFrame, path: Path) -> Path:
+        if path.name == "network_edges.parquet":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(table, path)
+
+    monkeypatch.setattr(io, "save_table", full_disk)
+    req = AreaRequest(bbox=BBOX, osm_file=LUJIAZUI, name="diskfull")
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        run_coverage(req, CoverageOptions(isochrones=False, make_map=False), out_dir=out)
+    assert not (out / "coverage.json").exists()
+    processed = private_cache / "processed"
+    assert not [p for p in processed.iterdir() if p.name.startswith(("diskfull", "."))]
