@@ -327,6 +327,7 @@ def test_a_failed_network_build_in_the_background_raises_in_the_caller() -> None
         pending_index.result(timeout=60)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # a small bbox lacks categories
 def test_a_cache_written_while_coverage_routes_equals_one_written_first(
     private_cache: Path, tmp_path: Path
 ) -> None:
@@ -351,6 +352,7 @@ def test_a_cache_written_while_coverage_routes_equals_one_written_first(
         pd.testing.assert_frame_equal(pd.read_parquet(folder / name), copies[name])
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # a small bbox lacks categories
 def test_a_failed_background_cache_write_fails_the_run_and_leaves_nothing(
     private_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
