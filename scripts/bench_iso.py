@@ -150,7 +150,12 @@ def stage_search(which: str, work: Path, n: int = 200) -> dict:  # type: ignore[
     from scipy.sparse.csgraph import dijkstra
 
     from lifecircle.access import Router
-    from lifecircle.isochrones import build_node_grid, local_reach, reachable_segments
+    from lifecircle.isochrones import (
+        build_node_grid,
+        local_reach,
+        reachable_segments,
+        search_scratch,
+    )
     from lifecircle.snapping import snap_points
 
     net = load_network(which, work)
@@ -159,7 +164,8 @@ def stage_search(which: str, work: Path, n: int = 200) -> dict:  # type: ignore[
     snapped = snap_points(fac, net).reset_index(drop=True)
     pts = fac.geometry.to_numpy()
     grid = build_node_grid(net)
-    scratch = np.full(net.n_nodes, -1, dtype=np.int64)
+    scratch = search_scratch(router)
+    local_reach(router, grid, snapped[:1], THRESHOLD_M, pts[:1], scratch=scratch)  # compiled
     t0, c0 = time.perf_counter(), time.process_time()
     new = [
         local_reach(router, grid, snapped[i : i + 1], THRESHOLD_M, pts[[i]], scratch=scratch)
