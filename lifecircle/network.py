@@ -33,7 +33,6 @@ import pandas as pd
 import scipy.sparse as sp
 import shapely
 from pyproj import Transformer
-from scipy.sparse.csgraph import connected_components
 from shapely.geometry.base import BaseGeometry
 
 from lifecircle.errors import NoDataError
@@ -290,6 +289,8 @@ def component_labels(net: WalkNetwork) -> IntArray:
     cached = _derived(net, "components")
     if cached is not None:
         return cached.copy()  # type: ignore[no-any-return]
+    from scipy.sparse.csgraph import connected_components  # 60 ms: a cached run has the labels
+
     _, labels = connected_components(network_csr(net), directed=False)
     length_by_label = np.bincount(labels[net.u], weights=net.length_m)
     rank = np.empty(len(length_by_label), dtype=np.int64)
