@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 
+from lifecircle.errors import DataError
 from lifecircle.network import WalkNetwork, min_per_pair, network_csr
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,17 @@ def dijkstra_kernel() -> Any:
     return _KERNEL[0]
 
 
+def check_weights(lengths_m: FloatArray) -> None:
+    """Refuse negative or NaN edge lengths (the compiled search needs lengths >= 0)."""
+    bad = ~(np.asarray(lengths_m) >= 0)  # also NaN
+    if bad.any():
+        msg = (
+            f"the walking network has {int(bad.sum())} edge lengths that are negative or missing: "
+            "rebuild it (--rebuild) from an OSM extract, or fix the lengths given"
+        )
+        raise DataError(msg)
+
+
 def check_limit(limit_m: float) -> None:
     """Refuse a negative or NaN search limit (scipy refuses a negative one; NaN would not bound)."""
     if not limit_m >= 0:
@@ -142,6 +154,7 @@ def bounded_dijkstra(graph: sp.csr_matrix, source: int, limit_m: float) -> Float
     threads at once (scipy's holds the GIL).
     """
     check_limit(limit_m)
+    check_weights(graph.data)
     n = graph.shape[0]
     dist = np.full(n, np.inf)
     cap = len(graph.indices) + 1
@@ -166,6 +179,11 @@ class Router:
 
     net: WalkNetwork
     csr: sp.csr_matrix
+
+    def __post_init__(self) -> None:
+        """Refuse lengths the searches cannot use (negative or missing: not a walk)."""
+        check_weights(self.net.length_m)
+        check_weights(self.csr.data)
 
     @classmethod
     def from_network(cls, net: WalkNetwork) -> Router:

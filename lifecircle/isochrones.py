@@ -367,6 +367,9 @@ def local_search(
     check_limit(threshold_m)
     net, csr = router.net, router.csr
     s = search_scratch(router) if scratch is None else scratch
+    if len(s.dist) != net.n_nodes or len(s.edges) != net.n_edges or len(s.heap_keys) < csr.nnz + 2:
+        msg = "the search's work arrays were made for another network: use search_scratch(router)"
+        raise ValueError(msg)
     a, b = int(net.u[edge]), int(net.v[edge])
     touched = dijkstra_kernel()(
         csr.indptr,
@@ -381,11 +384,17 @@ def local_search(
         s.heap_items,
     )
     nodes = s.touched[:touched]
-    n_edges = compiled(_edges_at_py)(grid.edge_ptr, grid.edge_ids, nodes, s.edge_seen, s.edges)
-    edges = np.sort(s.edges[:n_edges])
-    du, dv = s.dist[net.u[edges]], s.dist[net.v[edges]]
-    s.dist[nodes] = np.inf  # as found, for the next search
-    s.edge_seen[edges] = False
+    edges = None
+    try:
+        n_edges = compiled(_edges_at_py)(grid.edge_ptr, grid.edge_ids, nodes, s.edge_seen, s.edges)
+        edges = np.sort(s.edges[:n_edges])
+        du, dv = s.dist[net.u[edges]], s.dist[net.v[edges]]
+    finally:  # as found, for the next search (also when interrupted)
+        s.dist[nodes] = np.inf
+        if edges is None:  # which edges were marked is not known: clear all
+            s.edge_seen[:] = False
+        else:
+            s.edge_seen[edges] = False
     return LocalSearch(edges, du, dv, int(touched))
 
 

@@ -45,7 +45,7 @@ from lifecircle.areas import area_key, boundary_to_wgs84, dissolve, parse_bbox, 
 from lifecircle.checks import no_poi_inside_message
 from lifecircle.coords import Datum
 from lifecircle.districts import District, get_district
-from lifecircle.errors import DataError, InputError, NoDataError
+from lifecircle.errors import DataError, InputError, NoDataError, OutputError
 from lifecircle.facilities import (
     CATEGORIES,
     PoiMapping,
@@ -837,10 +837,25 @@ def _write_cache(
     layers: dict[str, gpd.GeoDataFrame],
     manifest: dict[str, Any],
 ) -> None:
-    """Write the processed cache into `folder`, all or nothing (see the module docstring)."""
-    with io.replaced_dir(folder) as staging:
-        _write_files(staging, tables, layers)
-        io.save_json(manifest, staging / MANIFEST)  # last: its presence marks a whole cache
+    """Write the processed cache into `folder`, all or nothing (see the module docstring).
+
+    Raises
+    ------
+    OutputError
+        If a file cannot be written (e.g. a full disk), naming the folder and the fix.
+    """
+    try:
+        with io.replaced_dir(folder) as staging:
+            _write_files(staging, tables, layers)
+            io.save_json(manifest, staging / MANIFEST)  # last: its presence marks a whole cache
+    except OutputError:
+        raise
+    except OSError as exc:
+        msg = (
+            f"cannot write the processed cache in {folder.parent}: {exc.strerror or exc}; free "
+            "disk space there, or set LIFECIRCLE_CACHE_DIR to a folder on another disk"
+        )
+        raise OutputError(msg) from exc
 
 
 def _write_files(

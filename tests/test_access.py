@@ -161,3 +161,19 @@ def test_groups_searched_on_two_threads_equal_one_by_one(lujiazui_net) -> None: 
         np.testing.assert_array_equal(
             got[name].to_numpy(), router.distances(res, fac.loc[mask], limit_m=800)
         )
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan")])
+def test_negative_or_missing_lengths_are_refused_before_any_search(bad: float) -> None:
+    # the compiled search assumes lengths >= 0 (with a NaN or negative one it would not end)
+    from lifecircle.access import bounded_dijkstra
+    from lifecircle.errors import DataError
+
+    net = toy_network([(0, 0), (100, 0), (200, 0)], [(0, 1), (1, 2)], lengths=[100.0, bad])
+    with pytest.raises(DataError, match="1 edge lengths that are negative or missing"):
+        Router.from_network(net)
+    good = Router.from_network(toy_network([(0, 0), (100, 0)], [(0, 1)]))
+    graph = good.csr.copy()
+    graph.data[:] = bad
+    with pytest.raises(DataError, match="negative or missing"):
+        bounded_dijkstra(graph, 0, 1000.0)

@@ -323,3 +323,39 @@ def test_tiled_dissolve_is_the_global_overlay_on_lujiazui(lujiazui_net) -> None:
     assert shapely.symmetric_difference(got, want).area < 1e-6 * want.area
     one = dissolve_tiled([polys], tile_m=300.0)
     assert shapely.symmetric_difference(one, shapely.union_all(polys)).area < 1e-6 * one.area
+
+
+def test_search_work_arrays_must_fit_the_network_and_are_reset_after_an_interrupt(
+    lujiazui_net, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import lifecircle.fields as fields_module
+    import lifecircle.isochrones as iso
+
+    router, grid = Router.from_network(lujiazui_net), iso.build_node_grid(lujiazui_net)
+    small = toy_network([(0, 0), (100, 0)], [(0, 1)])
+    wrong = iso.search_scratch(Router.from_network(small))
+    with pytest.raises(ValueError, match="another network"):
+        iso.local_search(router, grid, 0, 1.0, 0.0, 1000.0, scratch=wrong)
+    scratch = iso.search_scratch(router)
+    want = iso.local_search(router, grid, 5, 1.0, 0.0, 1000.0, scratch=scratch)
+    real = fields_module.compiled
+
+    def interrupted(py):  # type: ignore[no-untyped-def]
+        if py is iso._edges_at_py:
+
+            def stop(*args):  # type: ignore[no-untyped-def]
+                real(py)(*args)  # edges marked, then the user presses Ctrl-C
+                raise KeyboardInterrupt
+
+            return stop
+        return real(py)
+
+    monkeypatch.setattr(fields_module, "compiled", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        iso.local_search(router, grid, 5, 1.0, 0.0, 1000.0, scratch=scratch)
+    monkeypatch.setattr(fields_module, "compiled", real)
+    assert np.isinf(scratch.dist).all()
+    assert not scratch.edge_seen.any()
+    again = iso.local_search(router, grid, 5, 1.0, 0.0, 1000.0, scratch=scratch)
+    np.testing.assert_array_equal(again.edges, want.edges)
+    np.testing.assert_array_equal(again.du, want.du)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import shapely
 
 from lifecircle.areas import boundary_to_wgs84
-from lifecircle.errors import CRSError
+from lifecircle.errors import CRSError, OutputError
 from lifecircle.io import read_raster_cells
 from lifecircle.prepare import AreaRequest, PoiSource, prepare_area
 from tests.conftest import LUJIAZUI
@@ -346,10 +347,19 @@ def test_a_cache_written_while_coverage_routes_equals_one_written_first(
     again = prepare_area(req)
     assert again.manifest["created"] == result.prepared.manifest["created"]  # reused
     tables = sorted(p.name for p in folder.glob("*.parquet"))
+    layers = sorted(p.name for p in folder.glob("*.gpkg"))
     copies = {n: pd.read_parquet(folder / n) for n in tables}
+    copies |= {n: gpd.read_file(folder / n) for n in layers}
+    manifest = json.loads((folder / "manifest.json").read_text())
     prepare_area(req, rebuild=True)  # written in the foreground
     for name in tables:
         pd.testing.assert_frame_equal(pd.read_parquet(folder / name), copies[name])
+    for name in layers:
+        pd.testing.assert_frame_equal(gpd.read_file(folder / name), copies[name])
+    again_manifest = json.loads((folder / "manifest.json").read_text())
+    assert {k: v for k, v in again_manifest.items() if k != "created"} == {
+        k: v for k, v in manifest.items() if k != "created"
+    }
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # a small bbox lacks categories
@@ -371,7 +381,7 @@ def test_a_failed_background_cache_write_fails_the_run_and_leaves_nothing(
     monkeypatch.setattr(io, "save_table", full_disk)
     req = AreaRequest(bbox=BBOX, osm_file=LUJIAZUI, name="diskfull")
     out = tmp_path / "out"
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OutputError, match="No space left on device; free disk space"):
         run_coverage(req, CoverageOptions(isochrones=False, make_map=False), out_dir=out)
     assert not (out / "coverage.json").exists()
     processed = private_cache / "processed"
