@@ -878,45 +878,57 @@ def _write_files(
         job.result()
 
 
+def _read_files(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """Read the cache's tables and layers by file name, two at a time, largest first.
+
+    Parquet decoding and the geometry parsing run without Python's lock, so two
+    readers overlap. The first error is raised once both readers have stopped.
+    """
+    tables = [NETWORK_ADJACENCY, "network_edges.parquet", "network_nodes.parquet"]
+    tables += [NETWORK_PER_NODE]
+    tables += [RESIDENT_SNAP] if manifest.get("resident_snap") is not None else []
+    tables += [ACCESS_SNAP] if manifest.get("access_snap") is not None else []
+    layers = ["residents.parquet", "facilities.gpkg", "facility_access.gpkg"]
+    layers += ["zones.gpkg"] if manifest.get("zones") else []
+    layers += ["boundary.gpkg", "extent.gpkg"]
+    jobs = [(n, io.load_gdf) for n in layers[:1]] + [(n, io.load_table) for n in tables]
+    jobs += [(n, io.load_gdf) for n in layers[1:]]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lifecircle-load") as pool:
+        pending = {name: pool.submit(read, folder / name) for name, read in jobs}
+    return {name: job.result() for name, job in pending.items()}
+
+
 def _load(
     folder: Path, key: str, crs: str, manifest: dict[str, Any], district: District | None
 ) -> PreparedArea:
-    net = network_from_tables(
-        io.load_table(folder / "network_nodes.parquet"),
-        io.load_table(folder / "network_edges.parquet"),
-        crs=crs,
-    )
-    attach_derived(
-        net, io.load_table(folder / NETWORK_PER_NODE), io.load_table(folder / NETWORK_ADJACENCY)
-    )
-    residents = io.load_gdf(folder / "residents.parquet")
+    f = _read_files(folder, manifest)
+    net = network_from_tables(f["network_nodes.parquet"], f["network_edges.parquet"], crs=crs)
+    attach_derived(net, f[NETWORK_PER_NODE], f[NETWORK_ADJACENCY])
+    residents = f["residents.parquet"]
     if "resident_id" in residents.columns:
         residents = residents.set_index("resident_id")
     residents.attrs["weight_unit"] = manifest["residents"]["weight_unit"]
-    facilities = io.load_gdf(folder / "facilities.gpkg")
+    facilities = f["facilities.gpkg"]
     if "facility_id" in facilities.columns:
         facilities = facilities.set_index("facility_id")
-    zones = io.load_gdf(folder / "zones.gpkg") if manifest.get("zones") else None
-    access = io.load_gdf(folder / "facility_access.gpkg")
+    access = f["facility_access.gpkg"]
     snap = None
-    if manifest.get("resident_snap") is not None:
-        snap = io.load_table(folder / RESIDENT_SNAP).set_index("resident_id")
+    if RESIDENT_SNAP in f:
+        snap = f[RESIDENT_SNAP].set_index("resident_id")
         snap.index = residents.index if len(snap) == len(residents) else snap.index
-    access_snap = None
-    if manifest.get("access_snap") is not None:
-        access_snap = AccessSnap(access, io.load_table(folder / ACCESS_SNAP))
+    access_snap = AccessSnap(access, f[ACCESS_SNAP]) if ACCESS_SNAP in f else None
     return PreparedArea(
         key=key,
         folder=folder,
         crs=crs,
-        boundary=io.load_gdf(folder / "boundary.gpkg"),
+        boundary=f["boundary.gpkg"],
         network=net,
         facilities=facilities,
         residents=residents,
-        extent=io.load_gdf(folder / "extent.gpkg"),
+        extent=f["extent.gpkg"],
         manifest=manifest,
         district=district,
-        zones=zones,
+        zones=f.get("zones.gpkg"),
         facility_access=access,
         resident_snap=snap,
         access_snap=access_snap,
