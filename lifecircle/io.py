@@ -647,7 +647,7 @@ def _overpass_answer(
         problem_text = answer_problem(answer)
         if problem_text is not None:
             raise _PieceFailedError(problem_text)
-        ensure_writable_dir(cached.parent)
+        ensure_writable_dir(cached.parent, fix=CACHE_FIX)
         with _atomic_path(cached) as tmp:
             tmp.write_bytes(response.content)
         return answer, len(response.content), False
@@ -813,7 +813,7 @@ def download_osm(
     pieces = overpass.split_area(polygon, piece_km2=piece_km2 or overpass.PIECE_KM2)
     url = settings.overpass_url().rstrip("/")
     progress.info("Overpass: %.0f km² in %d pieces from %s", km2, len(pieces), url)
-    ensure_writable_dir(out_path.parent)
+    ensure_writable_dir(out_path.parent, fix=CACHE_FIX)
     with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".overpass-pieces-") as folder:
         try:
             found = _download_pieces(
@@ -1223,24 +1223,32 @@ def read_raster_cells(path: Path, *, area: BaseGeometry | None = None) -> gpd.Ge
 # --------------------------------------------------------------------------- writing
 
 
-def ensure_writable_dir(folder: Path) -> Path:
-    """Create `folder` if needed and check that files can be written in it."""
+OUT_FIX = "choose a writable folder with --out"
+CACHE_FIX = "set LIFECIRCLE_CACHE_DIR to a writable folder"
+
+
+def ensure_writable_dir(folder: Path, *, fix: str = OUT_FIX) -> Path:
+    """Create `folder` if needed and check that files can be written in it.
+
+    `fix` ends the error: the outputs' (:data:`OUT_FIX`) or the caches' (:data:`CACHE_FIX`).
+    """
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
             pass
     except OSError as exc:
-        msg = f"cannot write to {folder} ({exc.strerror}): choose a writable folder with --out"
+        msg = f"cannot write to {folder} ({exc.strerror}): {fix}"
         raise OutputError(msg) from exc
     return folder
 
 
-def check_writable_dir(folder: Path) -> Path:
+def check_writable_dir(folder: Path, *, fix: str = OUT_FIX) -> Path:
     """Check that `folder` can be written, or created, without creating anything.
 
     The nearest existing ancestor must be a writable folder. Used before a
-    run starts, so that a refused output folder leaves nothing behind.
+    run starts, so that a refused output folder leaves nothing behind; `fix`
+    ends the error (:func:`ensure_writable_dir`).
     """
     folder = Path(folder).absolute()
     probe = folder
@@ -1256,7 +1264,7 @@ def check_writable_dir(folder: Path) -> Path:
         except OSError as exc:
             problem = str(exc.strerror)
     if problem is not None:
-        msg = f"cannot write to {folder} ({problem}): choose a writable folder with --out"
+        msg = f"cannot write to {folder} ({problem}): {fix}"
         raise OutputError(msg)
     return folder
 
@@ -1298,7 +1306,7 @@ def replaced_dir(target: Path) -> Iterator[Path]:
         The folder to (re)create, e.g. ``<cache>/processed/<key>``.
     """
     target = Path(target).absolute()
-    ensure_writable_dir(target.parent)
+    ensure_writable_dir(target.parent, fix=CACHE_FIX)  # the processed cache's folder
     tmp = _fresh_dir(target.parent, f".{target.name}.building-")
     try:
         yield tmp

@@ -751,6 +751,7 @@ def prepare_area(
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("processed cache in %s is unreadable (%s): rebuilding", folder, exc)
 
+    io.check_writable_dir(folder, fix=io.CACHE_FIX)  # before the work, not after it
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         net, facilities, access, residents, extent, info, pending_index = _build(

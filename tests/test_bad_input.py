@@ -512,3 +512,20 @@ def test_a_folder_as_osm_file_is_named_as_such(tmp_path: Path) -> None:
     """Review of issue 9: a folder was reported as a missing file."""
     result = CliRunner().invoke(main, ["fetch", *PUDONG, "--osm-file", str(tmp_path)])
     assert_refused(result, "is a folder")
+
+
+def test_an_unwritable_cache_folder_names_the_cache_setting_not_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--out is writable but the processed cache is not: the fix is LIFECIRCLE_CACHE_DIR."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("LIFECIRCLE_CACHE_DIR", str(blocker / "cache"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["coverage", *PUDONG, "--out", str(out), "--no-map", "--no-isochrones"]
+    )
+    assert_refused(result, "set LIFECIRCLE_CACHE_DIR to a writable folder")
+    assert "--out" not in result.output
+    assert not out.exists()
+    assert blocker.read_text() == "x"
