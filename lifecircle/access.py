@@ -111,19 +111,16 @@ def _dijkstra_py(
     return nt
 
 
-_KERNEL: list[Any] = []
+_KERNELS: dict[str, Any] = {}
 
 
 def dijkstra_kernel() -> Any:
     """Return the compiled :func:`_dijkstra_py` (numba, releases the GIL; compiled once)."""
-    from lifecircle.fields import compiled
+    from lifecircle.fields import compiled_loops
 
-    if not _KERNEL:
-        g = globals()  # helpers first: the loop finds them as module globals when compiled
-        g["_sift_up"] = compiled(_sift_up_py)
-        g["_sift_down"] = compiled(_sift_down_py)
-        _KERNEL.append(compiled(_dijkstra_py))
-    return _KERNEL[0]
+    helpers = {"_sift_up": _sift_up_py, "_sift_down": _sift_down_py}
+    loops = {"dijkstra": _dijkstra_py}
+    return (_KERNELS or compiled_loops(_KERNELS, globals(), helpers, loops))["dijkstra"]
 
 
 def check_weights(lengths_m: FloatArray) -> None:
@@ -153,17 +150,29 @@ def bounded_dijkstra(graph: sp.csr_matrix, source: int, limit_m: float) -> Float
     that releases the GIL, so the searches of several facility groups run on two
     threads at once (scipy's holds the GIL).
     """
-    check_limit(limit_m)
     check_weights(graph.data)
+    return seeded_dijkstra(graph, np.array([source], dtype=np.int64), np.zeros(1), limit_m)
+
+
+def seeded_dijkstra(
+    graph: sp.csr_matrix, seeds: npt.NDArray[np.int64], seed_m: FloatArray, limit_m: float
+) -> FloatArray:
+    """Return the distance to every node from the nearest seed, starting at `seed_m`.
+
+    A seed at ``w`` metres is the edge of a virtual source of weight ``w``:
+    the same distances as :func:`bounded_dijkstra` on the matrix with that
+    source appended, without copying the matrix.
+    """
+    check_limit(limit_m)
     n = graph.shape[0]
     dist = np.full(n, np.inf)
-    cap = len(graph.indices) + 1
+    cap = len(graph.indices) + len(seeds)
     dijkstra_kernel()(
         graph.indptr,
         graph.indices,
         graph.data.astype(np.float64, copy=False),
-        np.array([source], dtype=np.int64),
-        np.zeros(1),
+        np.asarray(seeds, dtype=np.int64),
+        np.asarray(seed_m, dtype=np.float64),
         float(limit_m),
         dist,
         np.empty(n, dtype=np.int64),
@@ -171,6 +180,21 @@ def bounded_dijkstra(graph: sp.csr_matrix, source: int, limit_m: float) -> Float
         np.empty(cap, dtype=np.int64),
     )
     return dist
+
+
+def edge_seeds(
+    net: WalkNetwork, edge: npt.NDArray[np.int64], along_m: FloatArray, offset_m: FloatArray
+) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Return the nodes a point on each `edge` reaches first, and the walk to them.
+
+    A point ``along_m`` metres from ``u`` and ``offset_m`` off the street reaches
+    ``u`` after ``offset_m + along_m`` and ``v`` after ``offset_m + (L - along_m)``:
+    all the ``u`` ends, then all the ``v`` ends.
+    """
+    return (
+        np.concatenate([net.u[edge], net.v[edge]]),
+        np.concatenate([offset_m + along_m, offset_m + (net.length_m[edge] - along_m)]),
+    )
 
 
 @dataclass
@@ -206,9 +230,7 @@ class Router:
         offset = sources["offset_m"].to_numpy()[ok]
         which = np.arange(len(e)) if separate else np.zeros(len(e), dtype=np.int64)
         rows, cols, w = min_per_pair(
-            np.concatenate([which, which]),
-            np.concatenate([net.u[e], net.v[e]]),
-            np.concatenate([offset + along, offset + (net.length_m[e] - along)]),
+            np.concatenate([which, which]), *edge_seeds(net, e, along, offset)
         )
         k = int(which.max()) + 1 if len(which) else 0
         base = self.csr
@@ -235,12 +257,14 @@ class Router:
         ndarray
             One distance per network node, metres.
         """
-        n = self.net.n_nodes
-        if not (sources["edge"].to_numpy() >= 0).any():
-            return np.full(n, np.inf)
-        graph = self.with_sources(sources)
-        dist = bounded_dijkstra(graph, n, limit_m)
-        return np.asarray(dist[:n], dtype=np.float64)
+        ok = sources["edge"].to_numpy() >= 0
+        seeds, seed_m = edge_seeds(
+            self.net,
+            sources["edge"].to_numpy()[ok],
+            sources["along_m"].to_numpy()[ok],
+            sources["offset_m"].to_numpy()[ok],
+        )
+        return seeded_dijkstra(self.csr, seeds, seed_m, limit_m)  # the matrix is not copied
 
     def point_distances(
         self,

@@ -78,23 +78,32 @@ def compiled(py: Any) -> Any:
         return _COMPILED[py]
 
 
+def compiled_loops(
+    kernels: dict[str, Any], module: dict[str, Any], helpers: dict[str, Any], loops: dict[str, Any]
+) -> dict[str, Any]:
+    """Fill `kernels` with the compiled `loops` on first use, and return it.
+
+    The `helpers` are compiled first and set in the `module`'s globals under
+    their names, where the loops find them when numba compiles them.
+    """
+    with _COMPILE_LOCK:
+        if not kernels:
+            for name, py in helpers.items():
+                module[name] = compiled(py)
+            kernels.update({name: compiled(py) for name, py in loops.items()})
+    return kernels
+
+
 def _kernel(name: str) -> Any:
     """Return one of this module's compiled loops, compiling all of them on first use."""
-    if not _KERNELS:
-        with _COMPILE_LOCK:
-            if not _KERNELS:
-                g = globals()
-                # helpers first: the loops find them as module globals when compiled
-                g["_side"] = compiled(_side_py)
-                g["_case_nb"] = compiled(_case)
-                g["_neighbour"] = compiled(_neighbour_py)
-                _KERNELS.update(
-                    min_distance=compiled(_min_distance_py),
-                    march=compiled(_march_py),
-                    follow=compiled(_follow_py),
-                    collinear=compiled(_collinear_py),
-                )
-    return _KERNELS[name]
+    helpers = {"_side": _side_py, "_case_nb": _case, "_neighbour": _neighbour_py}
+    loops = {
+        "min_distance": _min_distance_py,
+        "march": _march_py,
+        "follow": _follow_py,
+        "collinear": _collinear_py,
+    }
+    return (_KERNELS or compiled_loops(_KERNELS, globals(), helpers, loops))[name]
 
 
 def _min_distance_py(

@@ -203,8 +203,12 @@ def read_osm(path: Path) -> OSMData:
         nodes, entrances = tagged_nodes_from_opl(data)
         ways = highway_ways_from_opl(data)
         del data
-    parts = [f for f in (nodes, areas) if len(f)]  # nodes first: file order in a sorted file
-    features = pd.concat(parts, ignore_index=True) if len(parts) == 2 else (parts or [areas])[0]
+    # nodes first: file order in a sorted file (concat only when both have rows)
+    features = (
+        pd.concat([nodes, areas], ignore_index=True)
+        if len(nodes) and len(areas)
+        else (nodes if len(nodes) else areas)
+    )
     if len(ways) == 0 and features.empty:
         msg = f"OSM file {path} holds no highways and no tagged features: give a non-empty extract"
         raise DataError(msg)
@@ -516,12 +520,7 @@ def _opl_tag_dicts(tag_tokens: list[bytes]) -> npt.NDArray[np.object_]:
     shared: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
     dicts = np.empty(len(fields), dtype=object)
     for i, field in enumerate(fields):
-        kept: dict[str, str] = {}
-        for pair in field[1:].decode("utf-8").split(",") if len(field) > 1 else []:
-            key, _, value = pair.partition("=")
-            key = _opl_unescape(key)
-            if key in keys:
-                kept[key] = _opl_unescape(value)
+        kept = {k: v for k, v in _opl_all_tags(field).items() if k in keys}
         dicts[i] = shared.setdefault(tuple(sorted(kept.items())), kept)
     return dicts[codes]
 

@@ -53,7 +53,7 @@ import numpy.typing as npt
 import pandas as pd
 import shapely
 
-from lifecircle.access import Router, check_limit, dijkstra_kernel
+from lifecircle.access import Router, check_limit, dijkstra_kernel, edge_seeds
 from lifecircle.fields import (
     FIELD_CELLS_PER_BUFFER,
     Field,
@@ -370,13 +370,13 @@ def local_search(
     if len(s.dist) != net.n_nodes or len(s.edges) != net.n_edges or len(s.heap_keys) < csr.nnz + 2:
         msg = "the search's work arrays were made for another network: use search_scratch(router)"
         raise ValueError(msg)
-    a, b = int(net.u[edge]), int(net.v[edge])
+    seeds, seed_m = edge_seeds(net, np.array([edge]), np.array([along_m]), np.array([offset_m]))
     touched = dijkstra_kernel()(
         csr.indptr,
         csr.indices,
         csr.data,
-        np.array([a, b], dtype=np.int64),
-        np.array([offset_m + along_m, offset_m + (float(net.length_m[edge]) - along_m)]),
+        seeds,
+        seed_m,
         float(threshold_m),
         s.dist,
         s.touched,

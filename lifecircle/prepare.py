@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -868,15 +869,24 @@ def _write_files(
     writers overlap (at 1.9M nodes the cache's 1.6 s of writing takes about 1 s).
     The first error is raised once both writers have stopped.
     """
-    jobs: list[tuple[int, Any, Any, Path]] = [
-        (len(t) * t.shape[1], io.save_table, t, folder / n) for n, t in tables.items()
-    ]
-    jobs += [(len(g) * g.shape[1], io.save_gdf, g, folder / n) for n, g in layers.items()]
-    jobs.sort(key=lambda job: -job[0])
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lifecircle-cache") as pool:
-        pending = [pool.submit(save, data, path) for _, save, data, path in jobs]
-    for job in pending:
-        job.result()
+    writes: dict[str, Callable[[], Any]] = {
+        n: partial(io.save_table, t, folder / n) for n, t in tables.items()
+    }
+    writes |= {n: partial(io.save_gdf, g, folder / n) for n, g in layers.items()}
+    size = {n: len(f) * f.shape[1] for n, f in (tables | layers).items()}
+    _two_at_a_time({n: writes[n] for n in sorted(writes, key=lambda n: -size[n])})
+
+
+def _two_at_a_time(calls: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run the calls on two threads, in order; return their results by name.
+
+    For reading and writing the cache's files: Arrow and GEOS work without
+    Python's lock, so two overlap. The first error is raised once both threads
+    have stopped.
+    """
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lifecircle-files") as pool:
+        pending = {name: pool.submit(call) for name, call in calls.items()}
+    return {name: job.result() for name, job in pending.items()}
 
 
 def _read_files(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -892,11 +902,10 @@ def _read_files(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     layers = ["residents.parquet", "facilities.gpkg", "facility_access.gpkg"]
     layers += ["zones.gpkg"] if manifest.get("zones") else []
     layers += ["boundary.gpkg", "extent.gpkg"]
-    jobs = [(n, io.load_gdf) for n in layers[:1]] + [(n, io.load_table) for n in tables]
-    jobs += [(n, io.load_gdf) for n in layers[1:]]
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="lifecircle-load") as pool:
-        pending = {name: pool.submit(read, folder / name) for name, read in jobs}
-    return {name: job.result() for name, job in pending.items()}
+    reads: dict[str, Callable[[], Any]] = {layers[0]: partial(io.load_gdf, folder / layers[0])}
+    reads |= {n: partial(io.load_table, folder / n) for n in tables}
+    reads |= {n: partial(io.load_gdf, folder / n) for n in layers[1:]}
+    return _two_at_a_time(reads)
 
 
 def _load(
